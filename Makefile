@@ -1,0 +1,106 @@
+# luacap: build, install dependencies, test, demo, bench, memcheck.
+# The one list of sources: every .c under csrc/ (the rockspec calls this Makefile).
+
+# Knobs -------------------------------------------------------------------------
+# LuaJIT headers (tier 2 only); from pkg-config when available.
+LUAJIT_INC ?= $(shell pkg-config --cflags luajit 2>/dev/null || echo -I/usr/include/luajit-2.1)
+# OpenBLAS by name: Debian's generic -lblas may be the 35x slower reference BLAS.
+BLAS_CFLAGS ?= -I/usr/include/x86_64-linux-gnu/openblas-pthread
+BLAS_LIBS ?= -lopenblas
+# Image codecs.
+JPEG_LIBS ?= -ljpeg
+PNG_CFLAGS ?= $(shell pkg-config --cflags libpng 2>/dev/null)
+PNG_LIBS ?= $(shell pkg-config --libs libpng 2>/dev/null || echo -lpng)
+# HDF5 (Debian's serial build lives in its own folder).
+HDF5_CFLAGS ?= $(shell pkg-config --cflags hdf5 2>/dev/null || echo -I/usr/include/hdf5/serial)
+HDF5_LIBS ?= $(shell pkg-config --libs hdf5 2>/dev/null || echo -L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5)
+# 1: parallel loops with OpenMP beside OpenBLAS' own threads.
+OPENMP ?= 0
+# 1: -O0 -g.   SANITIZE=1: AddressSanitizer + UBSan (run with LD_PRELOAD, see memcheck).
+DEBUG ?= 0
+SANITIZE ?= 0
+# Where `make install` (and luarocks) put the module and the Lua files.
+LUA_LIBDIR ?= /usr/local/lib/lua/5.1
+LUA_SHAREDIR ?= /usr/local/share/lua/5.1
+# How busted runs the specs.
+BUSTED ?= busted --lua=luajit
+LUAJIT ?= luajit
+
+CC ?= cc
+CFLAGS_BASE = -std=c99 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -fPIC \
+              -fvisibility=hidden -funwind-tables
+ifeq ($(DEBUG),1)
+  OPT = -O0 -g
+else
+  OPT = -O2 -g
+endif
+ifeq ($(SANITIZE),1)
+  OPT += -fsanitize=address,undefined -fno-omit-frame-pointer
+  LDSAN = -fsanitize=address,undefined
+endif
+ifeq ($(OPENMP),1)
+  OPT += -fopenmp
+  LDOMP = -fopenmp
+endif
+ALL_CFLAGS = $(CFLAGS_BASE) $(OPT) $(BLAS_CFLAGS) $(PNG_CFLAGS) $(HDF5_CFLAGS) $(CFLAGS)
+LIBS = $(BLAS_LIBS) $(JPEG_LIBS) $(PNG_LIBS) $(HDF5_LIBS) -lm
+
+BUILD = build
+SRC = $(wildcard csrc/*.c csrc/*/*.c)
+OBJ = $(SRC:csrc/%.c=$(BUILD)/%.o)
+SO = lua/luacap/core.so
+
+.PHONY: all deps test demo bench memcheck lint clean install links check-deps
+
+all: $(SO) links
+
+$(BUILD)/bind/%.o: csrc/bind/%.c csrc/luacap.h csrc/bind/bind.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LUAJIT_INC) -c $< -o $@
+
+$(BUILD)/%.o: csrc/%.c csrc/luacap.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(SO): $(OBJ)
+	$(CC) -shared -o $@ $(OBJ) $(LDSAN) $(LDOMP) $(LDFLAGS) $(LIBS)
+
+# `require 'luacap'` from the repository root: LuaJIT's default path has ./?.lua and
+# ./?.so but not lua/, so two links (ignored by git) point into lua/.
+links:
+	@test -e luacap || ln -s lua/luacap luacap
+	@test -e luacap.lua || ln -s lua/luacap/init.lua luacap.lua
+
+# Debian packages luacap needs; apt-get installs the missing ones (root only).
+DEB_PKGS = build-essential pkg-config luajit libluajit-5.1-dev libopenblas-dev libjpeg-dev \
+           libpng-dev libhdf5-dev libcairo2-dev fonts-dejavu-core lua-busted lua-cjson \
+           lua-argparse valgrind
+deps:
+	@sh tools/deps.sh $(DEB_PKGS)
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	$(BUSTED) spec
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	$(LUAJIT) examples/train.lua $(DEMO_ARGS)
+
+bench: all
+	$(LUAJIT) bench/run.lua
+
+# Every C-facing spec under valgrind's memcheck; fails on an invalid access or a leak
+# in luacap's own code (suppressions cover LuaJIT, OpenBLAS and HDF5 internals).
+memcheck: all
+	sh tools/memcheck.sh
+
+lint:
+	luacheck lua spec examples bench
+
+install: all
+	mkdir -p $(LUA_LIBDIR)/luacap $(LUA_SHAREDIR)
+	cp $(SO) $(LUA_LIBDIR)/luacap/core.so
+	cd lua && find luacap -name '*.lua' -exec install -D -m 644 {} $(LUA_SHAREDIR)/{} \;
+
+clean:
+	rm -rf $(BUILD) $(SO) luacap luacap.lua

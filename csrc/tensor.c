@@ -1,0 +1,41 @@
+/* tensor.c: refcounted float storage for lc_tensor.
+ * Not a tensor library: shapes, views and checks live in the binding (bind/tensor.c).
+ * Storage is 64-byte aligned so vector loads and OpenBLAS see aligned rows. */
+#include "luacap.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define LC_ALIGN 64
+
+lc_storage *lc_storage_new(size_t n) {
+  lc_storage *s = malloc(sizeof *s);
+  if (!s) return NULL;
+  size_t bytes = n * sizeof(float);
+  if (bytes == 0) bytes = LC_ALIGN;   /* a valid pointer even for an empty tensor */
+  void *p = NULL;
+  if (posix_memalign(&p, LC_ALIGN, bytes) != 0) { free(s); return NULL; }
+  s->data = p;
+  memset(s->data, 0, bytes);
+  s->n = n;
+  s->refcount = 1;
+  return s;
+}
+
+void lc_storage_retain(lc_storage *s) { s->refcount++; }
+
+void lc_storage_release(lc_storage *s) {
+  if (!s) return;
+  if (--s->refcount == 0) {
+    free(s->data);
+    free(s);
+  }
+}
+
+size_t lc_shape_numel(int ndim, const int64_t *shape) {
+  size_t n = 1;
+  for (int d = 0; d < ndim; d++) n *= (size_t)shape[d];
+  return n;
+}
+
+size_t lc_numel(const lc_tensor *t) { return lc_shape_numel(t->ndim, t->shape); }

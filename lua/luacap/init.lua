@@ -1,0 +1,39 @@
+-- luacap: image captioning with C kernels and Lua workflow.
+-- The public entry: `local luacap = require 'luacap'`. Tensor constructors live here;
+-- families load on first use (luacap.image, luacap.h5, luacap.data, luacap.nn, ...).
+local core = require 'luacap.core'
+local tensor = require 'luacap.tensor'
+
+local luacap = {
+  core = core,
+  Tensor = core.Tensor,
+  _VERSION = '0.1.0',
+}
+
+for k, v in pairs(tensor) do luacap[k] = v end
+
+-- luacap.seed(n): the one random generator (C-side xoshiro256**), used by every
+-- initialiser, dropout mask, shuffle and synthetic image.
+luacap.seed = core.seed
+luacap.random = core.random
+luacap.set_threads = core.set_threads
+luacap.get_threads = core.get_threads
+
+-- Families load lazily so that `require 'luacap'` stays fast and a missing optional
+-- part (cairo for plots) does not stop the rest.
+local lazy = {
+  image = 'luacap.image', h5 = 'luacap.h5', data = 'luacap.data', nn = 'luacap.nn',
+  models = 'luacap.models', encoders = 'luacap.encoders', features = 'luacap.features',
+  train = 'luacap.train', eval = 'luacap.eval', report = 'luacap.report', util = 'luacap.util',
+}
+setmetatable(luacap, {
+  __index = function(t, k)
+    local name = lazy[k]
+    if not name then return nil end
+    local mod = require(name)
+    rawset(t, k, mod)
+    return mod
+  end,
+})
+
+return luacap

@@ -1,0 +1,128 @@
+-- Specs for luacap tensors: constructors, views, reductions, errors, the generator.
+local luacap = require 'luacap'
+
+describe('tensor', function()
+  it('round-trips nested tables and reports its shape', function()
+    local t = luacap.tensor{{1, 2, 3}, {4, 5, 6}}
+    assert.same({2, 3}, t:shape())
+    assert.equal(3, t:size(2))
+    assert.equal(6, t:numel())
+    assert.same({{1, 2, 3}, {4, 5, 6}}, t:totable())
+  end)
+
+  it('stores token ids exactly up to 2^24', function()
+    local t = luacap.tensor{16777216, 8485, 0}
+    assert.same({16777216, 8485, 0}, t:totable())
+  end)
+
+  it('makes zeros, ones, arange and full', function()
+    assert.same({0, 0, 0}, luacap.zeros(3):totable())
+    assert.same({{1, 1}}, luacap.ones(1, 2):totable())
+    assert.same({0, 1, 2, 3}, luacap.arange(4):totable())
+    assert.same({2, 4, 6}, luacap.arange(2, 8, 2):totable())
+    assert.same({7, 7}, luacap.full(7, {2}):totable())
+  end)
+
+  it('gets and sets elements 1-based', function()
+    local t = luacap.zeros(2, 3)
+    t:set(2, 3, 9.5)
+    assert.equal(9.5, t:get(2, 3))
+    assert.equal(9.5, t:flat()[6])
+  end)
+
+  it('reduces: sum, mean, max, min, argmax along a dim, norm', function()
+    local t = luacap.tensor{{1, 7, 3}, {9, 2, 9}}
+    assert.equal(31, t:sum())
+    assert.near(31 / 6, t:mean(), 1e-12)
+    local v, i = t:max()
+    assert.equal(9, v); assert.equal(4, i)          -- the first 9, at flat position 4
+    assert.equal(1, (t:min()))
+    assert.same({2, 1}, t:argmax(2):totable())       -- ties go to the first
+    assert.same({2, 1, 2}, t:argmax(1):totable())
+    assert.near(math.sqrt(1 + 49 + 9 + 81 + 4 + 81), t:norm(), 1e-5)
+  end)
+
+  it('adds, multiplies and scales in place', function()
+    local a = luacap.tensor{1, 2, 3}
+    a:add(luacap.tensor{10, 20, 30}, 0.5)           -- 1+5, 2+10, 3+15
+    assert.same({6, 12, 18}, a:totable())
+    a:mul(luacap.tensor{1, 0, -1}):add(1):scale(2)  -- (6+1)*2, (0+1)*2, (-18+1)*2
+    assert.same({14, 2, -34}, a:totable())
+  end)
+
+  it('reshapes and narrows as views that share storage', function()
+    local t = luacap.arange(6)
+    local v = t:reshape(2, -1)
+    assert.same({2, 3}, v:shape())
+    v:set(2, 1, 100)
+    assert.equal(100, t:get(4))
+    local row = v:narrow(2, 1)
+    assert.same({{100, 4, 5}}, row:totable())
+    local c = t:clone():fill(0)
+    assert.equal(100, t:get(4)); assert.equal(0, c:sum())
+    c:copy(t)
+    assert.equal(t:sum(), c:sum())
+  end)
+
+  it('prints values and size the way Torch does', function()
+    local s = tostring(luacap.tensor{{1, 2}, {3, 4}})
+    assert.equal('  1  2\n  3  4\n[luacap.Tensor of size 2x2]', s)
+    assert.matches('%(2,%.,%.%) = ', tostring(luacap.zeros(2, 1, 1)))
+  end)
+
+  it('raises clear errors on wrong calls', function()
+    local t = luacap.zeros(2, 3)
+    assert.has_error(function() t:get(3, 1) end,
+      'get: index 3 out of range 1..2 in dim 1 of a tensor of shape (2, 3)')
+    assert.has_error(function() luacap.zeros(-1) end,
+      'zeros: size 1 must be a non-negative integer, got -1')
+    assert.has_error(function() t:reshape(4, 2) end,
+      'reshape: cannot view (2, 3) (6 elements) as (4, 2)')
+    assert.has_error(function() t:add(luacap.zeros(3)) end,
+      'add: self has shape (2, 3) but other has shape (3), expected them equal')
+    assert.has_error(function() luacap.tensor{{1, 2}, {3}} end)
+    assert.has_error(function() t:size(3) end, 'size: dim 3 out of range for a 2-d tensor')
+    assert.has_error(function() t.sum('x') end)
+  end)
+
+  it('refuses use after free, and free twice is harmless', function()
+    local t = luacap.ones(4)
+    local v = t:reshape(2, 2)
+    t:free(); t:free()
+    assert.has_error(function() t:sum() end, 'bad argument #1: tensor was freed')
+    assert.equal(4, v:sum())   -- the view keeps its own reference to the storage
+  end)
+
+  it('seeds one generator: same seed, same numbers', function()
+    luacap.seed(42)
+    local a = luacap.randn(5):totable()
+    local r1 = luacap.random(10)
+    luacap.seed(42)
+    local b = luacap.randn(5):totable()
+    assert.same(a, b)
+    assert.equal(r1, luacap.random(10))
+    luacap.seed(43)
+    assert.are_not.same(a, luacap.randn(5):totable())
+  end)
+
+  it('draws uniform and normal numbers with the right moments', function()
+    luacap.seed(7)
+    local u = luacap.rand(20000)
+    assert.near(0.5, u:mean(), 0.01)
+    assert.is_true(u:min() >= 0 and u:max() < 1)
+    local n = luacap.randn(20000)
+    assert.near(0, n:mean(), 0.03)
+    local sq = n:clone():mul(n)
+    assert.near(1, sq:mean(), 0.05)
+  end)
+
+  it('multiplies matrices through OpenBLAS sgemm', function()
+    -- [1 2; 3 4] @ [5 6; 7 8] = [19 22; 43 50]
+    local a, b = luacap.tensor{{1, 2}, {3, 4}}, luacap.tensor{{5, 6}, {7, 8}}
+    local c = luacap.zeros(2, 2)
+    luacap.core.sgemm(c, a, b)
+    assert.same({{19, 22}, {43, 50}}, c:totable())
+    luacap.core.sgemm(c, a, b, true, false)          -- A^T @ B = [26 30; 38 44]
+    assert.same({{26, 30}, {38, 44}}, c:totable())
+  end)
+end)
