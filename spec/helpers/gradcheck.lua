@@ -1,0 +1,92 @@
+-- gradcheck: compares analytic gradients with central differences (STYLE.md §6.2).
+-- With a fixed random R shaped like the output, L = sum(out * R) (accumulated in double)
+-- checks the whole Jacobian through one scalar: backward(R) must give dL/dx.
+-- float32 steps follow ggml: eps about 1e-2..1e-3 times max(1, |x|); relative error
+-- |a - n| / max(|a| + |n|, 1e-6) below tol (1e-2 by default).
+local luacap = require 'luacap'
+
+local M = {}
+
+-- L = sum(out * R) in double precision.
+function M.dot(out, R)
+  local a, b = out:flat(), R:flat()
+  local s = 0
+  for i = 1, #a do s = s + a[i] * b[i] end
+  return s
+end
+
+-- check{forward = fn() -> out, backward = fn(R) -> {name = analytic grad tensor},
+--       wrt = {name = value tensor}, coords = 30 (per tensor; all when smaller),
+--       eps = 1e-2, tol = 1e-2, seed = 1}
+-- Returns ok, report (worst relative error per tensor and the failing coordinates).
+function M.check(opts)
+  local eps, tol, coords = opts.eps or 1e-2, opts.tol or 1e-2, opts.coords or 30
+  local out = opts.forward()
+  luacap.seed(opts.seed or 1234)
+  local R = luacap.randn(out:shape())
+  local analytic = opts.backward(R)
+  local ok, lines = true, {}
+  local names = {}
+  for name in pairs(opts.wrt) do names[#names + 1] = name end
+  table.sort(names)
+  for _, name in ipairs(names) do
+    local x = opts.wrt[name]
+    local g = assert(analytic[name], 'gradcheck: backward gave no gradient for ' .. name)
+    assert(g:numel() == x:numel(), 'gradcheck: gradient of ' .. name .. ' has the wrong size')
+    local gflat = g:flat()
+    local n = x:numel()
+    local flat_view = x:reshape(n)
+    local picks = {}
+    if n <= coords then
+      for i = 1, n do picks[i] = i end
+    else
+      for i = 1, coords do picks[i] = luacap.random(n) end
+    end
+    local worst = 0
+    for _, i in ipairs(picks) do
+      local orig = flat_view:get(i)
+      local h = eps * math.max(1, math.abs(orig))
+      flat_view:set(i, orig + h)
+      local lp = M.dot(opts.forward(), R)
+      flat_view:set(i, orig - h)
+      local lm = M.dot(opts.forward(), R)
+      flat_view:set(i, orig)
+      -- the step actually taken in float32
+      local numeric = (lp - lm) / ((orig + h) - (orig - h))
+      local a = gflat[i]
+      local rel = math.abs(a - numeric) / math.max(math.abs(a) + math.abs(numeric), 1e-6)
+      -- tiny gradients drown in float32 rounding: also accept a small absolute error
+      if rel > tol and math.abs(a - numeric) > (opts.atol or 1e-4) then
+        ok = false
+        lines[#lines + 1] = string.format('  %s[%d]: analytic %.6g numeric %.6g (rel %.3g)',
+          name, i, a, numeric, rel)
+      end
+      if rel > worst then worst = rel end
+    end
+    lines[#lines + 1] = string.format('%s: worst relative error %.3g over %d coords', name, worst, #picks)
+  end
+  opts.forward()  -- leave the module's caches as they were for the unperturbed input
+  return ok, table.concat(lines, '\n')
+end
+
+-- Convenience for a layer with one tensor input: checks dx and every parameter.
+--   layer_check(layer, x, {coords=, eps=, tol=})
+function M.layer_check(layer, x, opts)
+  opts = opts or {}
+  local wrt = {input = x}
+  for _, p in ipairs(layer:parameters()) do wrt[p.name] = p.value end
+  return M.check{
+    eps = opts.eps, tol = opts.tol, coords = opts.coords, atol = opts.atol,
+    forward = function() return layer:forward(x) end,
+    backward = function(R)
+      layer:forward(x)
+      layer:zero_grad()
+      local res = {input = layer:backward(x, R):clone()}
+      for _, p in ipairs(layer:parameters()) do res[p.name] = p.grad:clone() end
+      return res
+    end,
+    wrt = wrt,
+  }
+end
+
+return M
