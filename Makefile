@@ -14,6 +14,9 @@ PNG_LIBS ?= $(shell pkg-config --libs libpng 2>/dev/null || echo -lpng)
 # HDF5 (Debian's serial build lives in its own folder).
 HDF5_CFLAGS ?= $(shell pkg-config --cflags hdf5 2>/dev/null || echo -I/usr/include/hdf5/serial)
 HDF5_LIBS ?= $(shell pkg-config --libs hdf5 2>/dev/null || echo -L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5)
+# cairo, for plots and captioned image grids.
+CAIRO_CFLAGS ?= $(shell pkg-config --cflags cairo 2>/dev/null || echo -I/usr/include/cairo)
+CAIRO_LIBS ?= $(shell pkg-config --libs cairo 2>/dev/null || echo -lcairo)
 # 1: parallel loops with OpenMP beside OpenBLAS' own threads.
 OPENMP ?= 0
 # 1: -O0 -g.   SANITIZE=1: AddressSanitizer + UBSan (run with LD_PRELOAD, see memcheck).
@@ -42,11 +45,12 @@ ifeq ($(OPENMP),1)
   OPT += -fopenmp
   LDOMP = -fopenmp
 endif
-ALL_CFLAGS = $(CFLAGS_BASE) $(OPT) $(BLAS_CFLAGS) $(PNG_CFLAGS) $(HDF5_CFLAGS) $(CFLAGS)
-LIBS = $(BLAS_LIBS) $(JPEG_LIBS) $(PNG_LIBS) $(HDF5_LIBS) -lm
+ALL_CFLAGS = $(CFLAGS_BASE) $(OPT) $(BLAS_CFLAGS) $(PNG_CFLAGS) $(HDF5_CFLAGS) $(CAIRO_CFLAGS) $(CFLAGS)
+LIBS = $(BLAS_LIBS) $(JPEG_LIBS) $(PNG_LIBS) $(HDF5_LIBS) $(CAIRO_LIBS) -lm
 
 BUILD = build
 SRC = $(wildcard csrc/*.c csrc/*/*.c)
+HDR = $(wildcard csrc/*.h csrc/*/*.h)
 OBJ = $(SRC:csrc/%.c=$(BUILD)/%.o)
 SO = lua/luacap/core.so
 
@@ -54,11 +58,11 @@ SO = lua/luacap/core.so
 
 all: $(SO) links
 
-$(BUILD)/bind/%.o: csrc/bind/%.c csrc/luacap.h csrc/bind/bind.h
+$(BUILD)/bind/%.o: csrc/bind/%.c $(HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LUAJIT_INC) -c $< -o $@
 
-$(BUILD)/%.o: csrc/%.c csrc/luacap.h
+$(BUILD)/%.o: csrc/%.c $(HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 

@@ -16,5 +16,7 @@ LC_EXPORT int luaopen_luacap_core(lua_State *L) {
   lcb_open_conv(L);
   lcb_open_rnn(L);
   lcb_open_text(L);
+  lcb_open_nn(L);
+  lcb_open_draw(L);
   return 1;
 }
