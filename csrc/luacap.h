@@ -62,12 +62,133 @@ void lc_set_threads(int n);                    /* OpenBLAS and OpenMP together *
 int lc_get_threads(void);
 
 /* ---------------------------------------------------------------- image/ */
-/* (image codecs: jpeg.c, png.c, resize.c, preprocess.c) */
+/* Image codecs (jpeg.c, png.c), resize.c, preprocess.c. A decoded image is
+ * malloc'd bytes pix (H, W, 3), RGB interleaved, row-major; the caller frees it.
+ * Decoders never raise or exit: bad data gives LC_EDATA and a reason in msg. */
+#define LC_IMAGE_MAX_PIXELS ((int64_t)1 << 28)   /* refuse larger: 3 GiB as floats */
+enum { LC_IMG_UNKNOWN = 0, LC_IMG_JPEG = 1, LC_IMG_PNG = 2 };
+int lc_image_sniff(const unsigned char *buf, size_t n);   /* from the magic bytes */
+/* Decode buf (n bytes). pix NULL: read the header only. C: channels stored in the
+ * file (1 grey, 2 grey+alpha, 3 colour, 4 RGBA or CMYK); *pix is always (H, W, 3). */
+int lc_jpeg_decode(unsigned char **pix, int *H, int *W, int *C,
+                   const unsigned char *buf, size_t n, char *msg, size_t msgn);
+int lc_png_decode(unsigned char **pix, int *H, int *W, int *C,
+                  const unsigned char *buf, size_t n, char *msg, size_t msgn);
+/* Encode pix (H, W, C), C 1 (grey) or 3 (RGB), into *out (malloc'd, *outn bytes). */
+int lc_jpeg_encode(unsigned char **out, size_t *outn, const unsigned char *pix,
+                   int H, int W, int C, int quality, char *msg, size_t msgn);
+int lc_png_encode(unsigned char **out, size_t *outn, const unsigned char *pix,
+                  int H, int W, int C, char *msg, size_t msgn);
+/* out (OH, OW, C) from img (IH, IW, C) as Pillow's Image.resize(NEAREST). */
+void resize_nearest_forward(float *out, const float *img, int IH, int IW, int OH, int OW, int C);
+/* out (OH, OW, C) from img (IH, IW, C) as Pillow's Image.resize(BILINEAR): a triangle
+ * filter whose support widens by the scale factor when shrinking (antialiased). Returns
+ * LC_ENOMEM when its coefficient tables cannot be allocated. */
+int resize_bilinear_forward(float *out, const float *img, int IH, int IW, int OH, int OW, int C);
+/* out (H, W, 3) BGR minus the ImageNet means from img (H, W, 3) RGB: Keras' 'caffe' mode. */
+void vgg_preprocess_forward(float *out, const float *img, int H, int W);
 
 /* ---------------------------------------------------------------- io/ */
-/* (hdf5 named tensors: h5.c) */
+/* h5.c: named float32 tensors and string attributes in HDF5 files (libhdf5, 1.8 format).
+ * A handle owns one open file. A writer writes to "<path>.tmp.<pid>" and only
+ * lc_h5_close(h, 1, ...) renames it over path, so a crash never leaves half a file.
+ * Names are HDF5 paths ("/encoder/dense/kernel", leading '/' optional). Results of
+ * lc_h5_list / lc_h5_attrs live in the handle's scratch arena until the next such call
+ * or close. Failures return LC_EDATA (bad file or missing object), LC_EIO, LC_ENOMEM or
+ * LC_EARG and write a reason (without the file's path) into err (n bytes). */
+typedef struct lc_h5 lc_h5;
+enum { LC_H5_NONE = 0, LC_H5_GROUP = 1, LC_H5_DATASET = 2, LC_H5_OTHER = 3 };
+enum { LC_H5_STRING = 1, LC_H5_NUMBER = 2 };
+typedef struct lc_h5_attr {
+  const char *name;
+  int type;               /* LC_H5_STRING or LC_H5_NUMBER */
+  int is_array;           /* 0: a scalar attribute; 1: an array (flattened row-major) */
+  size_t count;           /* number of values; 1 for a scalar */
+  const char **strs;      /* (count) NUL-terminated, for LC_H5_STRING */
+  const size_t *lens;     /* (count) byte lengths of strs */
+  const double *nums;     /* (count) for LC_H5_NUMBER */
+} lc_h5_attr;
+
+int lc_h5_open(lc_h5 **out, const char *path, int writable, char *err, size_t n);
+/* Closes every HDF5 handle and frees h. Writer: commit 1 flushes, fsyncs and renames the
+ * temporary file over path; commit 0 (or any failure) removes it. */
+int lc_h5_close(lc_h5 *h, int commit, char *err, size_t n);
+int lc_h5_kind(lc_h5 *h, const char *name);    /* LC_H5_NONE / GROUP / DATASET / OTHER */
+/* Shape of a float dataset (float32, float64, ... converted on read); ndim 0 for a scalar. */
+int lc_h5_dataset_shape(lc_h5 *h, const char *name, int *ndim, int64_t *shape,
+                        char *err, size_t n);
+/* out (numel) = the dataset's values as float32; numel must match its shape. */
+int lc_h5_read(lc_h5 *h, const char *name, float *out, size_t numel, char *err, size_t n);
+/* data (shape) written as a float32 dataset; missing groups on the way are created. */
+int lc_h5_write(lc_h5 *h, const char *name, const float *data, int ndim,
+                const int64_t *shape, char *err, size_t n);
+/* Members of a group: names (count) and kinds (count), in the group's creation order
+ * when it tracks one, else in name order (HDF5's default, and h5py's). */
+int lc_h5_list(lc_h5 *h, const char *group, const char ***names, const int **kinds,
+               size_t *count, char *err, size_t n);
+/* Every attribute of an object (group or dataset): attrs (count), in name order. */
+int lc_h5_attrs(lc_h5 *h, const char *obj, const lc_h5_attr **attrs, size_t *count,
+                char *err, size_t n);
+/* A string attribute on obj (created as a group when missing), replacing any old one:
+ * is_array 0 writes strs[0] as a scalar fixed-length string, is_array 1 writes strs
+ * (count) as a 1-d array of fixed-length, NUL-padded strings, as h5py writes numpy 'S'
+ * arrays (Keras' layer_names, weight_names). */
+int lc_h5_write_attr(lc_h5 *h, const char *obj, const char *name, const char *const *strs,
+                     const size_t *lens, size_t count, int is_array, char *err, size_t n);
 
 /* ---------------------------------------------------------------- nn/: dense, conv2d, pool */
+/* Images and feature maps are channels-last, NHWC: x (B, IH, IW, C), as Keras stores
+ * them and as luacap.image gives (H, W, 3). Weights keep Keras' layouts: a Dense kernel
+ * (C, OC), a conv kernel (KH, KW, C, OC), biases (OC); Keras files load without copies.
+ * Backward functions ADD into every gradient (callers zero them once per step). */
+
+/* dense.c.  out (N, OC) = act(x (N, C) @ kernel (C, OC) + bias (OC)); bias may be NULL;
+ * relu != 0 fuses max(., 0). N counts rows: B, or B*T for sequences. */
+void dense_forward(float *out, const float *x, const float *kernel, const float *bias,
+                   int N, int C, int OC, int relu);
+void dense_forward_ref(float *out, const float *x, const float *kernel, const float *bias,
+                       int N, int C, int OC, int relu);
+/* Adds into dx (N, C) (NULL: skipped), dkernel (C, OC), dbias (OC) (NULL: skipped).
+ * dpre (N, OC): scratch, needed only when relu != 0; out (N, OC) is forward's output. */
+void dense_backward(float *dx, float *dkernel, float *dbias, float *dpre,
+                    const float *dout, const float *out, const float *x, const float *kernel,
+                    int N, int C, int OC, int relu);
+
+/* activation.c.  out (n) = max(x, 0) (out may alias x); dx (n) += dout * (out > 0). */
+void relu_forward(float *out, const float *x, size_t n);
+void relu_backward(float *dx, const float *dout, const float *out, size_t n);
+
+/* conv2d.c.  Geometry of one 2-d convolution or pooling window, NHWC. */
+typedef struct lc_conv_geom {
+  int B, IH, IW, C;       /* input (B, IH, IW, C) */
+  int OC;                 /* output channels (pooling: OC = C) */
+  int KH, KW, SH, SW;     /* window and strides */
+  int pad_top, pad_left;  /* zero rows/columns before the image ('same'); 0 for 'valid' */
+  int OH, OW;             /* output (B, OH, OW, OC) */
+} lc_conv_geom;
+/* Fills g for padding 'valid' (same = 0) or 'same' (same = 1) with Keras/TF's rule:
+ * OH = ceil(IH / SH), pad_total = max((OH - 1) * SH + KH - IH, 0), pad_top = pad_total / 2.
+ * 'valid': OH = floor((IH - KH) / SH) + 1. Returns LC_EARG when the output would be empty. */
+int lc_conv_geom_init(lc_conv_geom *g, int B, int IH, int IW, int C, int OC, int KH, int KW,
+                      int SH, int SW, int same);
+/* out (B, OH, OW, OC) = conv(x (B, IH, IW, C), weight (KH, KW, C, OC)) + bias (OC or NULL),
+ * then max(., 0) when relu. im2col in bounded chunks of output pixels + one sgemm per chunk.
+ * Returns LC_ENOMEM when the column buffer cannot be allocated. */
+int conv2d_forward(float *out, const float *x, const float *weight, const float *bias,
+                   const lc_conv_geom *g, int relu);
+/* The direct seven-loop convolution, for specs. */
+void conv2d_forward_ref(float *out, const float *x, const float *weight, const float *bias,
+                        const lc_conv_geom *g, int relu);
+/* Adds into dx (B, IH, IW, C) (NULL: skipped), dweight (KH, KW, C, OC), dbias (OC or NULL)
+ * from dout (B, OH, OW, OC), the gradient before any fused relu (mask it first). */
+int conv2d_backward(float *dx, float *dweight, float *dbias, const float *dout,
+                    const float *x, const float *weight, const lc_conv_geom *g);
+
+/* pool.c.  Max pooling, 'valid' windows, g from lc_conv_geom_init(.., OC = C, .., 0).
+ * out (B, OH, OW, C) = max over each KH x KW window of x (B, IH, IW, C). */
+void maxpool2d_forward(float *out, const float *x, const lc_conv_geom *g);
+/* dx (B, IH, IW, C) += dout routed to each window's maximum (the first one on ties). */
+void maxpool2d_backward(float *dx, const float *dout, const float *x, const lc_conv_geom *g);
 
 /* ---------------------------------------------------------------- nn/: lstm, attention */
 

@@ -1,0 +1,656 @@
+/* h5.c: named float32 tensors and string attributes in HDF5 files, on libhdf5's C API.
+ * Tier 1: never includes lua.h, never prints (HDF5's own error printing is switched off;
+ * its innermost message goes into the caller's err buffer instead). Not a general HDF5
+ * library: datasets are read as float32 and written as float32, attributes are strings.
+ *
+ * Keras' weight files (keras/saving/hdf5_format.py, later legacy_h5_format.py:
+ * save_weights_to_hdf5_group, save_attributes_to_hdf5_group, load_weights_from_hdf5_group),
+ * e.g. vgg16_weights_tf_dim_ordering_tf_kernels.h5, are laid out as:
+ *   /                      attrs layer_names = 1-d array of fixed-length byte strings
+ *                          ('S<max len>', NUL-padded: numpy's asarray of bytes),
+ *                          backend, keras_version = scalar byte strings
+ *   /block1_conv1          one group per layer; attr weight_names = 1-d 'S' array, e.g.
+ *                          ['block1_conv1_W_1:0', 'block1_conv1_b_1:0']; a layer without
+ *                          weights (input_1, block1_pool) has an empty array, which
+ *                          numpy makes float64 (shape (0,)), not strings
+ *   /block1_conv1/block1_conv1_W_1:0   float32 dataset (K, K, C, OC); a weight name with
+ *                          '/' in it ('dense/kernel:0') becomes a nested group
+ * An attribute too big for an object header (64 KiB) is split by Keras into name0,
+ * name1, ...; the caller joins those. h5py writes Python str lists as variable-length
+ * strings instead, so readers take both forms. */
+#include "../luacap.h"
+
+#include <hdf5.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Scratch memory for results handed to the caller (names, attributes): a chain of
+ * blocks freed all at once by the next list/attrs call or by close. */
+typedef struct scratch_block {
+  struct scratch_block *next;
+  double data[];       /* double-aligned, enough for pointers, sizes and doubles */
+} scratch_block;
+
+struct lc_h5 {
+  hid_t file;          /* the open file */
+  hid_t lcpl;          /* writer: link creation with intermediate groups; else -1 */
+  int writable;
+  char *path;          /* the target path */
+  char *tmp;           /* writer: "<path>.tmp.<pid>", the file actually written */
+  scratch_block *scratch;
+};
+
+/* ------------------------------------------------------------ errors and scratch */
+
+static void set_err(char *err, size_t n, const char *fmt, ...) {
+  if (!err || n == 0) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, n, fmt, ap);
+  va_end(ap);
+}
+
+/* The innermost message on HDF5's error stack: the most specific reason
+ * ("truncated file: eof = 1024, ..."). Walked upward, the first entry is the innermost. */
+static herr_t first_desc(unsigned nth, const H5E_error2_t *e, void *data) {
+  char *buf = data;
+  if (nth == 0 && e->desc) snprintf(buf, 256, "%s", e->desc);
+  return 0;
+}
+
+static int h5_err(char *err, size_t n, int code, const char *what) {
+  char desc[256] = "";
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, first_desc, desc);
+  H5Eclear2(H5E_DEFAULT);
+  if (desc[0]) set_err(err, n, "%s (%s)", what, desc);
+  else set_err(err, n, "%s", what);
+  return code;
+}
+
+static void scratch_reset(lc_h5 *h) {
+  while (h->scratch) {
+    scratch_block *next = h->scratch->next;
+    free(h->scratch);
+    h->scratch = next;
+  }
+}
+
+static void *scratch_alloc(lc_h5 *h, size_t bytes) {
+  scratch_block *b = malloc(sizeof *b + (bytes ? bytes : 1));
+  if (!b) return NULL;
+  b->next = h->scratch;
+  h->scratch = b;
+  return b->data;
+}
+
+static char *scratch_strdup(lc_h5 *h, const char *s, size_t len) {
+  char *c = scratch_alloc(h, len + 1);
+  if (!c) return NULL;
+  memcpy(c, s, len);
+  c[len] = '\0';
+  return c;
+}
+
+/* "/a/b" for messages, whether or not the caller wrote the leading '/'. */
+static const char *slash(const char *name) { return name[0] == '/' ? "" : "/"; }
+
+/* ------------------------------------------------------------ open and close */
+
+int lc_h5_open(lc_h5 **out, const char *path, int writable, char *err, size_t n) {
+  *out = NULL;
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);   /* our message, not HDF5's stderr dump */
+  if (!writable) {
+    struct stat st;
+    if (stat(path, &st) != 0) {
+      set_err(err, n, "%s", strerror(errno));
+      return LC_EIO;
+    }
+    if (S_ISDIR(st.st_mode)) {
+      set_err(err, n, "is a directory, not an HDF5 file");
+      return LC_EIO;
+    }
+    htri_t ok = H5Fis_hdf5(path);
+    if (ok == 0) {
+      set_err(err, n, "not an HDF5 file (no HDF5 signature)");
+      H5Eclear2(H5E_DEFAULT);
+      return LC_EDATA;
+    }
+    if (ok < 0) return h5_err(err, n, LC_EDATA, "cannot read the file as HDF5");
+  }
+  lc_h5 *h = calloc(1, sizeof *h);
+  if (!h) goto nomem;
+  h->file = -1;
+  h->lcpl = -1;
+  h->writable = writable;
+  h->path = malloc(strlen(path) + 1);
+  if (!h->path) goto nomem;
+  strcpy(h->path, path);
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  if (fapl < 0) { lc_h5_close(h, 0, NULL, 0); return h5_err(err, n, LC_ENOMEM, "H5Pcreate failed"); }
+  /* STRONG: H5Fclose closes every object still open, so nothing outlives close. */
+  H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
+  if (writable) {
+    size_t len = strlen(path) + 32;
+    h->tmp = malloc(len);
+    if (!h->tmp) { H5Pclose(fapl); goto nomem; }
+    snprintf(h->tmp, len, "%s.tmp.%ld", path, (long)getpid());
+    /* The 1.8 format: dense attribute storage (attributes over 64 KiB, long JSON
+     * configs) and still readable by every h5py and HDF5 since 2008. */
+    H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18);
+    h->file = H5Fcreate(h->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    if (h->file >= 0) {
+      h->lcpl = H5Pcreate(H5P_LINK_CREATE);
+      if (h->lcpl >= 0) H5Pset_create_intermediate_group(h->lcpl, 1);
+    }
+  } else {
+    h->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+  }
+  H5Pclose(fapl);
+  if (h->file < 0 || (writable && h->lcpl < 0)) {
+    int code = h5_err(err, n, writable ? LC_EIO : LC_EDATA,
+                      writable ? "cannot create the temporary file" : "cannot open as HDF5");
+    if (writable && h->tmp && err) {   /* name the file actually tried */
+      size_t used = strlen(err);
+      snprintf(err + used, n - used, ": %s", h->tmp);
+    }
+    lc_h5_close(h, 0, NULL, 0);
+    return code;
+  }
+  *out = h;
+  return LC_OK;
+nomem:
+  if (h) lc_h5_close(h, 0, NULL, 0);
+  set_err(err, n, "out of memory");
+  return LC_ENOMEM;
+}
+
+int lc_h5_close(lc_h5 *h, int commit, char *err, size_t n) {
+  if (!h) return LC_OK;
+  int rc = LC_OK;
+  scratch_reset(h);
+  if (h->lcpl >= 0) H5Pclose(h->lcpl);
+  if (h->file >= 0) {
+    if (commit && H5Fflush(h->file, H5F_SCOPE_GLOBAL) < 0)
+      rc = h5_err(err, n, LC_EIO, "cannot flush the temporary file");
+    if (H5Fclose(h->file) < 0 && rc == LC_OK)
+      rc = h5_err(err, n, LC_EIO, "cannot close the file");
+    H5Eclear2(H5E_DEFAULT);
+  }
+  if (h->writable && h->tmp) {
+    if (commit && rc == LC_OK) {
+      /* fsync before rename: after a crash the target is the old file or the new one. */
+      int fd = open(h->tmp, O_RDONLY);
+      if (fd < 0 || fsync(fd) != 0) {
+        set_err(err, n, "cannot sync %s: %s", h->tmp, strerror(errno));
+        rc = LC_EIO;
+      }
+      if (fd >= 0) close(fd);
+      if (rc == LC_OK && rename(h->tmp, h->path) != 0) {
+        set_err(err, n, "cannot rename %s over it: %s", h->tmp, strerror(errno));
+        rc = LC_EIO;
+      }
+    }
+    if (!commit || rc != LC_OK) unlink(h->tmp);
+  }
+  free(h->tmp);
+  free(h->path);
+  free(h);
+  return rc;
+}
+
+/* ------------------------------------------------------------ objects */
+
+/* Walks name one component at a time, so a missing parent is "no such object" rather
+ * than an HDF5 error. Returns an open object (caller closes with H5Oclose) or -1. */
+static hid_t open_object(lc_h5 *h, const char *name) {
+  while (*name == '/') name++;
+  if (*name == '\0') return H5Oopen(h->file, "/", H5P_DEFAULT);
+  size_t len = strlen(name);
+  char *buf = malloc(len + 1);
+  if (!buf) return -1;
+  memcpy(buf, name, len + 1);
+  for (size_t i = 0; i <= len; i++) {
+    if (buf[i] != '/' && buf[i] != '\0') continue;
+    char keep = buf[i];
+    buf[i] = '\0';
+    htri_t ex = i > 0 && buf[i - 1] != '/' ? H5Lexists(h->file, buf, H5P_DEFAULT) : 1;
+    buf[i] = keep;
+    if (ex <= 0) { free(buf); H5Eclear2(H5E_DEFAULT); return -1; }
+  }
+  hid_t obj = H5Oopen(h->file, buf, H5P_DEFAULT);
+  free(buf);
+  if (obj < 0) H5Eclear2(H5E_DEFAULT);
+  return obj;
+}
+
+static int kind_of(hid_t obj) {
+  switch (H5Iget_type(obj)) {
+    case H5I_GROUP: return LC_H5_GROUP;
+    case H5I_DATASET: return LC_H5_DATASET;
+    default: return LC_H5_OTHER;
+  }
+}
+
+int lc_h5_kind(lc_h5 *h, const char *name) {
+  hid_t obj = open_object(h, name);
+  if (obj < 0) return LC_H5_NONE;
+  int k = kind_of(obj);
+  H5Oclose(obj);
+  return k;
+}
+
+/* Opens a dataset; on failure writes "no dataset '/x'" or "'/x' is a group". */
+static hid_t open_dataset(lc_h5 *h, const char *name, char *err, size_t n) {
+  hid_t obj = open_object(h, name);
+  if (obj < 0) {
+    set_err(err, n, "no dataset '%s%s'", slash(name), name);
+    return -1;
+  }
+  if (kind_of(obj) != LC_H5_DATASET) {
+    set_err(err, n, "'%s%s' is a %s, not a dataset", slash(name), name,
+            kind_of(obj) == LC_H5_GROUP ? "group" : "named type");
+    H5Oclose(obj);
+    return -1;
+  }
+  return obj;
+}
+
+static const char *class_name(H5T_class_t c) {
+  switch (c) {
+    case H5T_INTEGER: return "integers";
+    case H5T_FLOAT: return "floats";
+    case H5T_STRING: return "strings";
+    case H5T_BITFIELD: return "bitfields";
+    case H5T_OPAQUE: return "opaque data";
+    case H5T_COMPOUND: return "compound records";
+    case H5T_REFERENCE: return "references";
+    case H5T_ENUM: return "enums";
+    case H5T_VLEN: return "variable-length sequences";
+    case H5T_ARRAY: return "arrays";
+    default: return "data of an unknown type";
+  }
+}
+
+int lc_h5_dataset_shape(lc_h5 *h, const char *name, int *ndim, int64_t *shape,
+                        char *err, size_t n) {
+  hid_t ds = open_dataset(h, name, err, n);
+  if (ds < 0) return LC_EDATA;
+  int rc = LC_OK;
+  hid_t type = H5Dget_type(ds), space = H5Dget_space(ds);
+  if (type < 0 || space < 0) {
+    rc = h5_err(err, n, LC_EDATA, "cannot read the dataset's header");
+    goto done;
+  }
+  H5T_class_t cls = H5Tget_class(type);
+  if (cls != H5T_FLOAT) {
+    set_err(err, n, "dataset '%s%s' holds %d-byte %s, expected float32 or float64",
+            slash(name), name, (int)H5Tget_size(type), class_name(cls));
+    rc = LC_EDATA;
+    goto done;
+  }
+  int rank = H5Sget_simple_extent_ndims(space);
+  if (rank < 0) {
+    rc = h5_err(err, n, LC_EDATA, "cannot read the dataset's shape");
+    goto done;
+  }
+  if (rank > LC_MAXDIM) {
+    set_err(err, n, "dataset '%s%s' has %d dims, luacap tensors hold at most %d",
+            slash(name), name, rank, LC_MAXDIM);
+    rc = LC_EDATA;
+    goto done;
+  }
+  hsize_t dims[LC_MAXDIM];
+  H5Sget_simple_extent_dims(space, dims, NULL);
+  if (H5Sget_simple_extent_type(space) == H5S_NULL) {   /* no data at all: (0) */
+    rank = 1;
+    dims[0] = 0;
+  }
+  *ndim = rank;
+  for (int d = 0; d < rank; d++) shape[d] = (int64_t)dims[d];
+done:
+  if (type >= 0) H5Tclose(type);
+  if (space >= 0) H5Sclose(space);
+  H5Dclose(ds);
+  return rc;
+}
+
+int lc_h5_read(lc_h5 *h, const char *name, float *out, size_t numel, char *err, size_t n) {
+  int ndim;
+  int64_t shape[LC_MAXDIM];
+  int rc = lc_h5_dataset_shape(h, name, &ndim, shape, err, n);
+  if (rc != LC_OK) return rc;
+  if (lc_shape_numel(ndim, shape) != numel) {
+    set_err(err, n, "dataset '%s%s' has %zu values, the buffer %zu", slash(name), name,
+            lc_shape_numel(ndim, shape), numel);
+    return LC_EARG;
+  }
+  if (numel == 0) return LC_OK;
+  hid_t ds = open_dataset(h, name, err, n);
+  if (ds < 0) return LC_EDATA;
+  /* HDF5 converts float64 (or any float format) to native float32 on the way. */
+  if (H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0) {
+    char what[300];
+    snprintf(what, sizeof what, "cannot read dataset '%s%s'", slash(name), name);
+    rc = h5_err(err, n, LC_EDATA, what);
+  }
+  H5Dclose(ds);
+  return rc;
+}
+
+int lc_h5_write(lc_h5 *h, const char *name, const float *data, int ndim,
+                const int64_t *shape, char *err, size_t n) {
+  if (!h->writable) {
+    set_err(err, n, "the file is open for reading");
+    return LC_EARG;
+  }
+  hsize_t dims[LC_MAXDIM];
+  for (int d = 0; d < ndim; d++) dims[d] = (hsize_t)shape[d];
+  hid_t space = ndim == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(ndim, dims, NULL);
+  if (space < 0) return h5_err(err, n, LC_ENOMEM, "cannot make a dataspace");
+  hid_t ds = H5Dcreate2(h->file, name, H5T_IEEE_F32LE, space, h->lcpl, H5P_DEFAULT,
+                        H5P_DEFAULT);
+  int rc = LC_OK;
+  char what[300];
+  if (ds < 0) {
+    snprintf(what, sizeof what, "cannot create dataset '%s%s'", slash(name), name);
+    rc = h5_err(err, n, LC_EARG, what);
+  } else if (lc_shape_numel(ndim, shape) > 0 &&
+             H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
+    snprintf(what, sizeof what, "cannot write dataset '%s%s'", slash(name), name);
+    rc = h5_err(err, n, LC_EIO, what);
+  }
+  if (ds >= 0) H5Dclose(ds);
+  H5Sclose(space);
+  return rc;
+}
+
+/* ------------------------------------------------------------ listing */
+
+typedef struct {
+  lc_h5 *h;
+  const char **names;
+  int *kinds;
+  size_t count, cap;
+  int failed;
+} list_state;
+
+static herr_t list_one(hid_t g, const char *name, const H5L_info_t *info, void *data) {
+  list_state *s = data;
+  (void)info;
+  if (s->count == s->cap) {
+    size_t cap = s->cap ? 2 * s->cap : 16;
+    const char **names = scratch_alloc(s->h, cap * sizeof *names);
+    int *kinds = scratch_alloc(s->h, cap * sizeof *kinds);
+    if (!names || !kinds) { s->failed = 1; return -1; }
+    if (s->count) {
+      memcpy(names, s->names, s->count * sizeof *names);
+      memcpy(kinds, s->kinds, s->count * sizeof *kinds);
+    }
+    s->names = names;
+    s->kinds = kinds;
+    s->cap = cap;
+  }
+  char *copy = scratch_strdup(s->h, name, strlen(name));
+  if (!copy) { s->failed = 1; return -1; }
+  hid_t obj = H5Oopen(g, name, H5P_DEFAULT);   /* a dangling soft link fails: "other" */
+  s->kinds[s->count] = obj >= 0 ? kind_of(obj) : LC_H5_OTHER;
+  if (obj >= 0) H5Oclose(obj);
+  H5Eclear2(H5E_DEFAULT);
+  s->names[s->count++] = copy;
+  return 0;
+}
+
+int lc_h5_list(lc_h5 *h, const char *group, const char ***names, const int **kinds,
+               size_t *count, char *err, size_t n) {
+  scratch_reset(h);
+  *count = 0;
+  hid_t g = open_object(h, group);
+  if (g < 0 || kind_of(g) != LC_H5_GROUP) {
+    set_err(err, n, "no group '%s%s'", slash(group), group);
+    if (g >= 0) H5Oclose(g);
+    return LC_EDATA;
+  }
+  H5_index_t order = H5_INDEX_NAME;
+  hid_t gcpl = H5Gget_create_plist(g);
+  unsigned flags = 0;
+  if (gcpl >= 0 && H5Pget_link_creation_order(gcpl, &flags) >= 0 &&
+      (flags & H5P_CRT_ORDER_INDEXED))
+    order = H5_INDEX_CRT_ORDER;
+  if (gcpl >= 0) H5Pclose(gcpl);
+  list_state s = {h, NULL, NULL, 0, 0, 0};
+  hsize_t idx = 0;
+  herr_t st = H5Literate(g, order, H5_ITER_INC, &idx, list_one, &s);
+  H5Oclose(g);
+  if (s.failed) {
+    scratch_reset(h);
+    set_err(err, n, "out of memory");
+    return LC_ENOMEM;
+  }
+  if (st < 0) {
+    char what[300];
+    snprintf(what, sizeof what, "cannot list group '%s%s'", slash(group), group);
+    return h5_err(err, n, LC_EDATA, what);
+  }
+  *names = s.names;
+  *kinds = s.kinds;
+  *count = s.count;
+  return LC_OK;
+}
+
+/* ------------------------------------------------------------ attributes */
+
+typedef struct {
+  lc_h5 *h;
+  lc_h5_attr *attrs;
+  size_t count, cap;
+  int rc;
+  char *err;
+  size_t n;
+} attr_state;
+
+/* Strings of one attribute, fixed-length or variable-length, into the arena. */
+static int read_strings(lc_h5 *h, hid_t a, hid_t ftype, size_t count, lc_h5_attr *out) {
+  const char **strs = scratch_alloc(h, count * sizeof *strs);
+  size_t *lens = scratch_alloc(h, count * sizeof *lens);
+  if (!strs || !lens) return LC_ENOMEM;
+  out->strs = strs;
+  out->lens = lens;
+  if (count == 0) return LC_OK;
+  int rc = LC_OK;
+  hid_t mtype = H5Tcopy(H5T_C_S1);
+  if (mtype < 0) return LC_ENOMEM;
+  if (H5Tis_variable_str(ftype) > 0) {
+    H5Tset_size(mtype, H5T_VARIABLE);
+    H5Tset_cset(mtype, H5Tget_cset(ftype));
+    char **buf = calloc(count, sizeof *buf);
+    if (!buf) { H5Tclose(mtype); return LC_ENOMEM; }
+    if (H5Aread(a, mtype, buf) < 0) {
+      rc = LC_EDATA;
+    } else {
+      for (size_t i = 0; i < count && rc == LC_OK; i++) {
+        size_t len = buf[i] ? strlen(buf[i]) : 0;
+        strs[i] = scratch_strdup(h, buf[i] ? buf[i] : "", len);
+        lens[i] = len;
+        if (!strs[i]) rc = LC_ENOMEM;
+      }
+      hid_t space = H5Aget_space(a);   /* give HDF5's strings back */
+      H5Dvlen_reclaim(mtype, space, H5P_DEFAULT, buf);
+      H5Sclose(space);
+    }
+    free(buf);
+  } else {
+    size_t size = H5Tget_size(ftype);
+    H5T_str_t pad = H5Tget_strpad(ftype);
+    H5Tset_size(mtype, size);
+    H5Tset_strpad(mtype, pad);
+    H5Tset_cset(mtype, H5Tget_cset(ftype));
+    char *buf = malloc(count * size);
+    if (!buf) { H5Tclose(mtype); return LC_ENOMEM; }
+    if (H5Aread(a, mtype, buf) < 0) {
+      rc = LC_EDATA;
+    } else {
+      for (size_t i = 0; i < count && rc == LC_OK; i++) {
+        const char *s = buf + i * size;
+        size_t len = 0;
+        while (len < size && s[len] != '\0') len++;
+        if (pad == H5T_STR_SPACEPAD)
+          while (len > 0 && s[len - 1] == ' ') len--;
+        strs[i] = scratch_strdup(h, s, len);
+        lens[i] = len;
+        if (!strs[i]) rc = LC_ENOMEM;
+      }
+    }
+    free(buf);
+  }
+  H5Tclose(mtype);
+  return rc;
+}
+
+static herr_t attr_one(hid_t loc, const char *name, const H5A_info_t *info, void *data) {
+  attr_state *s = data;
+  (void)info;
+  if (s->count == s->cap) {
+    size_t cap = s->cap ? 2 * s->cap : 8;
+    lc_h5_attr *attrs = scratch_alloc(s->h, cap * sizeof *attrs);
+    if (!attrs) { s->rc = LC_ENOMEM; return -1; }
+    if (s->count) memcpy(attrs, s->attrs, s->count * sizeof *attrs);
+    s->attrs = attrs;
+    s->cap = cap;
+  }
+  lc_h5_attr *out = &s->attrs[s->count];
+  memset(out, 0, sizeof *out);
+  out->name = scratch_strdup(s->h, name, strlen(name));
+  if (!out->name) { s->rc = LC_ENOMEM; return -1; }
+  hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+  hid_t type = a >= 0 ? H5Aget_type(a) : -1, space = a >= 0 ? H5Aget_space(a) : -1;
+  if (a < 0 || type < 0 || space < 0) {
+    char what[300];
+    snprintf(what, sizeof what, "cannot open attribute '%s'", name);
+    s->rc = h5_err(s->err, s->n, LC_EDATA, what);
+    goto done;
+  }
+  H5S_class_t sc = H5Sget_simple_extent_type(space);
+  hssize_t npoints = sc == H5S_NULL ? 0 : H5Sget_simple_extent_npoints(space);
+  out->count = npoints > 0 ? (size_t)npoints : 0;
+  out->is_array = sc != H5S_SCALAR;
+  H5T_class_t cls = H5Tget_class(type);
+  if (cls == H5T_STRING) {
+    out->type = LC_H5_STRING;
+    s->rc = read_strings(s->h, a, type, out->count, out);
+  } else if (cls == H5T_INTEGER || cls == H5T_FLOAT) {
+    out->type = LC_H5_NUMBER;
+    double *nums = scratch_alloc(s->h, out->count * sizeof *nums);
+    out->nums = nums;
+    if (!nums) s->rc = LC_ENOMEM;
+    else if (out->count && H5Aread(a, H5T_NATIVE_DOUBLE, nums) < 0) s->rc = LC_EDATA;
+  } else {
+    set_err(s->err, s->n, "attribute '%s' holds %s, expected strings or numbers", name,
+            class_name(cls));
+    s->rc = LC_EDATA;
+    goto done;
+  }
+  if (s->rc == LC_ENOMEM) set_err(s->err, s->n, "out of memory");
+  else if (s->rc != LC_OK) {
+    char what[300];
+    snprintf(what, sizeof what, "cannot read attribute '%s'", name);
+    h5_err(s->err, s->n, s->rc, what);
+  }
+done:
+  if (type >= 0) H5Tclose(type);
+  if (space >= 0) H5Sclose(space);
+  if (a >= 0) H5Aclose(a);
+  if (s->rc != LC_OK) return -1;
+  s->count++;
+  return 0;
+}
+
+int lc_h5_attrs(lc_h5 *h, const char *obj, const lc_h5_attr **attrs, size_t *count,
+                char *err, size_t n) {
+  scratch_reset(h);
+  *count = 0;
+  hid_t o = open_object(h, obj);
+  if (o < 0) {
+    set_err(err, n, "no object '%s%s'", slash(obj), obj);
+    return LC_EDATA;
+  }
+  attr_state s = {h, NULL, 0, 0, LC_OK, err, n};
+  hsize_t idx = 0;
+  herr_t st = H5Aiterate2(o, H5_INDEX_NAME, H5_ITER_INC, &idx, attr_one, &s);
+  H5Oclose(o);
+  if (s.rc != LC_OK) {
+    scratch_reset(h);
+    return s.rc;
+  }
+  if (st < 0) {
+    char what[300];
+    snprintf(what, sizeof what, "cannot read the attributes of '%s%s'", slash(obj), obj);
+    return h5_err(err, n, LC_EDATA, what);
+  }
+  *attrs = s.attrs;
+  *count = s.count;
+  return LC_OK;
+}
+
+int lc_h5_write_attr(lc_h5 *h, const char *obj, const char *name, const char *const *strs,
+                     const size_t *lens, size_t count, int is_array, char *err, size_t n) {
+  if (!h->writable) {
+    set_err(err, n, "the file is open for reading");
+    return LC_EARG;
+  }
+  if (!is_array && count != 1) {
+    set_err(err, n, "a scalar attribute takes one string, got %zu", count);
+    return LC_EARG;
+  }
+  hid_t o = open_object(h, obj);
+  if (o < 0) {   /* attributes for a group that holds no datasets (Keras' input_1) */
+    const char *p = obj;
+    while (*p == '/') p++;
+    o = H5Gcreate2(h->file, p, h->lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    if (o < 0) {
+      char what[300];
+      snprintf(what, sizeof what, "cannot create group '%s%s'", slash(obj), obj);
+      return h5_err(err, n, LC_EARG, what);
+    }
+  }
+  size_t size = 1;   /* HDF5 fixed-length strings need at least one byte */
+  for (size_t i = 0; i < count; i++)
+    if (lens[i] > size) size = lens[i];
+  char *buf = calloc(count ? count : 1, size);
+  hid_t type = H5Tcopy(H5T_C_S1);
+  hsize_t dims[1] = {count};
+  hid_t space = is_array ? H5Screate_simple(1, dims, NULL) : H5Screate(H5S_SCALAR);
+  hid_t a = -1;
+  int rc = LC_OK;
+  char what[300];
+  if (!buf || type < 0 || space < 0) {
+    set_err(err, n, "out of memory");
+    rc = LC_ENOMEM;
+    goto done;
+  }
+  for (size_t i = 0; i < count; i++) memcpy(buf + i * size, strs[i], lens[i]);
+  H5Tset_size(type, size);
+  H5Tset_strpad(type, H5T_STR_NULLPAD);   /* numpy 'S' strings: padded, no terminator */
+  if (H5Aexists(o, name) > 0) H5Adelete(o, name);
+  a = H5Acreate2(o, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+  if (a < 0) {
+    snprintf(what, sizeof what, "cannot create attribute '%s' on '%s%s'", name, slash(obj), obj);
+    rc = h5_err(err, n, LC_EIO, what);
+  } else if (H5Awrite(a, type, buf) < 0) {
+    snprintf(what, sizeof what, "cannot write attribute '%s' on '%s%s'", name, slash(obj), obj);
+    rc = h5_err(err, n, LC_EIO, what);
+  }
+done:
+  if (a >= 0) H5Aclose(a);
+  if (space >= 0) H5Sclose(space);
+  if (type >= 0) H5Tclose(type);
+  free(buf);
+  H5Oclose(o);
+  return rc;
+}
