@@ -116,6 +116,17 @@ describe('tensor', function()
     assert.near(1, sq:mean(), 0.05)
   end)
 
+  it('gathers rows by 1-based number', function()
+    local src = luacap.tensor{{1, 2}, {3, 4}, {5, 6}}
+    local dst = luacap.zeros(3, 2)
+    luacap.core.gather(dst, src, {3, 1, 3})
+    assert.same({{5, 6}, {1, 2}, {5, 6}}, dst:totable())
+    assert.has_error(function() luacap.core.gather(dst, src, {1, 4, 1}) end,
+      'gather: row 4 at position 2 out of range 1..3')
+    assert.has_error(function() luacap.core.gather(luacap.zeros(2, 2), src, {1, 2, 3}) end,
+      'gather: dst has shape (2, 2), expected (3, 2)')
+  end)
+
   it('multiplies matrices through OpenBLAS sgemm', function()
     -- [1 2; 3 4] @ [5 6; 7 8] = [19 22; 43 50]
     local a, b = luacap.tensor{{1, 2}, {3, 4}}, luacap.tensor{{5, 6}, {7, 8}}

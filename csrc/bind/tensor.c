@@ -129,6 +129,35 @@ static int l_sgemm(lua_State *L) {
   return 0;
 }
 
+/* gather(dst, src, rows): dst[i] = src[rows[i]] for 1-based row numbers along dim 1.
+ * src (N, ...), dst (#rows, ...): a batch assembled from a dataset matrix. */
+static int l_gather(lua_State *L) {
+  lc_tensor *dst = lcb_check(L, 1), *src = lcb_check(L, 2);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  int n = (int)lua_objlen(L, 3);
+  if (src->ndim < 1) return luaL_error(L, "gather: src has no dims");
+  int64_t want[LC_MAXDIM];
+  for (int d = 0; d < src->ndim; d++) want[d] = src->shape[d];
+  want[0] = n;
+  lcb_expect_shape(L, "gather", "dst", dst, src->ndim, want, NULL);
+  size_t row = src->shape[0] ? lc_numel(src) / (size_t)src->shape[0] : 0;
+  for (int i = 1; i <= n; i++) {   /* validate every index before copying */
+    lua_rawgeti(L, 3, i);
+    lua_Number r = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    if (r != floor(r) || r < 1 || r > (lua_Number)src->shape[0])
+      return luaL_error(L, "gather: row %g at position %d out of range 1..%d", r, i,
+                        (int)src->shape[0]);
+  }
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, 3, i);
+    size_t r = (size_t)lua_tonumber(L, -1) - 1;
+    lua_pop(L, 1);
+    memcpy(dst->data + (size_t)(i - 1) * row, src->data + r * row, row * sizeof(float));
+  }
+  return 0;
+}
+
 /* ------------------------------------------------------------ methods */
 
 static int m_gc(lua_State *L) {      /* safe to run twice, and after free() */
@@ -549,7 +578,7 @@ static const luaL_Reg methods[] = {
 static const luaL_Reg functions[] = {
   {"zeros", t_empty}, {"full", t_full}, {"from_flat", t_from_flat}, {"rand", t_rand},
   {"randn", t_randn}, {"arange", t_arange}, {"seed", l_seed}, {"random", l_random},
-  {"set_threads", l_set_threads}, {"get_threads", l_get_threads}, {"sgemm", l_sgemm},
+  {"gather", l_gather}, {"set_threads", l_set_threads}, {"get_threads", l_get_threads}, {"sgemm", l_sgemm},
   {NULL, NULL}
 };
 
