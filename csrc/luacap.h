@@ -193,10 +193,66 @@ void maxpool2d_backward(float *dx, const float *dout, const float *x, const lc_c
 /* ---------------------------------------------------------------- nn/: lstm, attention */
 
 /* ---------------------------------------------------------------- nn/: embedding, dropout, xent, adam */
+/* Token ids ride as floats; the binding has checked them (integers in range) first.
+ * Kernels for input gradients (dx) write; kernels for parameter gradients add. */
+/* embedding.c: out (N, D) = weight (V, D) rows at ids (N); mask (N) or NULL gets
+ * 1 where id != 0, else 0 (Keras mask_zero; row 0 is still looked up). */
+void embedding_forward(float *out, float *mask, const float *ids, const float *weight,
+                       int N, int D);
+/* Adds dout (N, D) into dweight (V, D) rows at ids (N): a scatter-add. */
+void embedding_backward(float *dweight, const float *dout, const float *ids, int N, int D);
+/* dropout.c: out (n) = x * mask, mask (n) drawn from lc_rng: 1/(1-p) kept, 0 dropped. */
+void dropout_forward(float *out, float *mask, const float *x, size_t n, float p);
+void dropout_backward(float *dx, const float *dout, const float *mask, size_t n);
+/* elementwise.c: out (B, T, C) = x (B, C) repeated; dx (B, C) = sum over T of dout. */
+void repeat_forward(float *out, const float *x, int B, int T, int C);
+void repeat_backward(float *dx, const float *dout, int B, int T, int C);
+/* out (N, CT) columns [off, off+C) = x (N, C); dx (N, C) = those columns of dout. */
+void concat_forward(float *out, const float *x, int N, int C, int CT, int off);
+void concat_backward(float *dx, const float *dout, int N, int C, int CT, int off);
+/* xent.c: probs (N, V) = softmax(logits (N, V)); with targets (N): returns the sum over
+ * rows of w_i * -log probs[i, t_i] (w = mask (N) or 1) and *count = sum of w. */
+double xent_forward(float *probs, double *count, const float *logits, const float *targets,
+                    const float *mask, int N, int V);
+/* dlogits (N, V) = w_i * (probs - onehot(t_i)) / count; zeros when count is 0. */
+void xent_backward(float *dlogits, const float *probs, const float *targets, const float *mask,
+                   double count, int N, int V);
+/* adam.c: m, v moments and param (n) updated with lr_t = lr sqrt(1-b2^t)/(1-b1^t):
+ * param -= lr_t m / (sqrt(v) + eps), Keras/TF's "epsilon hat" form. */
+void adam_update(float *param, float *m, float *v, const float *grad, size_t n, float lr_t,
+                 float beta1, float beta2, float eps);
 
 /* ---------------------------------------------------------------- text/ */
 /* (bleu) */
 
 /* ---------------------------------------------------------------- report/ (cairo drawing) */
+/* draw.c: a canvas (a cairo ARGB32 surface and its context, W x H pixels, origin top-left,
+ * y down) that the Lua report code draws plots and caption grids on. The canvas owns its
+ * surface and context; lc_canvas_free releases both. Colours r, g, b, a in [0, 1].
+ * Images img (H, W, C) floats in [0, 255], C 3 (RGB) or 1 (grey). Fonts: "DejaVu Sans". */
+typedef struct lc_canvas lc_canvas;
+int lc_canvas_new(lc_canvas **out, int W, int H, char *msg, size_t n);  /* white */
+int lc_canvas_load_png(lc_canvas **out, const char *path, char *msg, size_t n);
+void lc_canvas_free(lc_canvas *c);
+int lc_canvas_width(const lc_canvas *c);
+int lc_canvas_height(const lc_canvas *c);
+int lc_canvas_status(const lc_canvas *c, char *msg, size_t n);  /* LC_EDATA once in error */
+void lc_canvas_color(lc_canvas *c, double r, double g, double b, double a);
+void lc_canvas_line_width(lc_canvas *c, double w);
+void lc_canvas_dash(lc_canvas *c, const double *dashes, int n);  /* n 0: solid */
+void lc_canvas_clip(lc_canvas *c, double x, double y, double w, double h);
+void lc_canvas_unclip(lc_canvas *c);
+void lc_canvas_rect(lc_canvas *c, double x, double y, double w, double h, int fill);
+void lc_canvas_polyline(lc_canvas *c, const double *xy, int n, int fill);  /* xy (n, 2) */
+void lc_canvas_circle(lc_canvas *c, double x, double y, double r, int fill);
+void lc_canvas_font(lc_canvas *c, double size, int bold);
+void lc_canvas_measure(lc_canvas *c, const char *s, double *width, double *ascent,
+                       double *descent);
+void lc_canvas_text(lc_canvas *c, double x, double y, const char *s, double angle);
+int lc_canvas_image(lc_canvas *c, const float *img, int H, int W, int C, double x, double y,
+                    double w, double h, char *msg, size_t n);
+void lc_canvas_pixels(lc_canvas *c, float *out);                 /* out (H, W, 3) */
+int lc_canvas_write_png(lc_canvas *c, const char *path, char *msg, size_t n);
+int lc_mkdir_p(const char *path, char *msg, size_t n);           /* for report folders */
 
 #endif
