@@ -1,0 +1,88 @@
+-- Dense: Keras' fully connected layer, out = act(x @ kernel + bias), on csrc/nn/dense.c.
+-- Weights as Keras stores them (kernel (C, OC), bias (OC)); x (B, C) or (B, T, C).
+-- Not a general activation zoo: relu (fused) or none; softmax belongs to the loss.
+local core = require 'luacap.core'
+local T = require 'luacap.tensor'
+local Module = require 'luacap.nn.Module'
+
+local Dense = Module:extend('Dense')
+
+local ACTIVATIONS = {relu = true, linear = false}
+
+-- Dense(C, OC, {activation = 'relu' | 'linear' | nil, name = 'dense', use_bias = true})
+function Dense:init(C, OC, opts)
+  opts = opts or {}
+  assert(type(C) == 'number' and C >= 1 and C % 1 == 0,
+    'Dense: in-features C must be a positive integer, got ' .. tostring(C))
+  assert(type(OC) == 'number' and OC >= 1 and OC % 1 == 0,
+    'Dense: out-features OC must be a positive integer, got ' .. tostring(OC))
+  local act = opts.activation
+  if act ~= nil and ACTIVATIONS[act] == nil then
+    error("Dense: activation must be 'relu', 'linear' or nil, got '" .. tostring(act) .. "'", 3)
+  end
+  self.C, self.OC = C, OC
+  self.relu = ACTIVATIONS[act] or false
+  self.activation = act
+  self.name = opts.name or 'dense'
+  self.use_bias = opts.use_bias ~= false
+  self.kernel, self.dkernel = self:add_param('kernel', T.zeros(C, OC))   -- (C, OC)
+  if self.use_bias then
+    self.bias, self.dbias = self:add_param('bias', T.zeros(OC))          -- (OC)
+  end
+  self:reset()
+end
+
+-- Glorot-uniform kernel (Keras' default): U(-l, l), l = sqrt(6 / (C + OC)); zero bias.
+-- Draws from luacap's seeded generator, so luacap.seed(n) fixes the weights.
+function Dense:reset()
+  local limit = math.sqrt(6 / (self.C + self.OC))
+  self.kernel:copy(core.rand(-limit, limit, self.C, self.OC))
+  if self.bias then self.bias:zero() end
+  return self
+end
+
+-- (B, C) -> (B, C) rows; (B, T, C) -> (B*T, C) rows and the shape to restore.
+local function rows(self, x, what)
+  local d = x:dim()
+  if (d ~= 2 and d ~= 3) or x:size(d) ~= self.C then
+    error(string.format('%s %s: %s has shape (%s), expected (B, %d) or (B, T, %d)',
+      self.__name, self.name, what, table.concat(x:shape(), ', '), self.C, self.C), 3)
+  end
+  if d == 2 then return x, nil end
+  return x:reshape(x:size(1) * x:size(2), self.C), {x:size(1), x:size(2)}
+end
+
+function Dense:forward(x)                 -- x (B, C) -> (B, OC); (B, T, C) -> (B, T, OC)
+  local x2, bt = rows(self, x, 'x')
+  self.out = T.ensure(self.out, x2:size(1), self.OC)
+  core.dense_forward(self.out, x2, self.kernel, self.bias, self.relu)
+  if bt then return self.out:reshape(bt[1], bt[2], self.OC) end
+  return self.out
+end
+
+-- Returns dx shaped like x; adds into dkernel and dbias. Uses the output kept by forward,
+-- so call it after forward(x) on the same x.
+function Dense:backward(x, dout)
+  local x2, bt = rows(self, x, 'x')
+  local N = x2:size(1)
+  if dout:numel() ~= N * self.OC then
+    error(string.format('%s %s: dout has shape (%s), expected %d rows of %d', self.__name,
+      self.name, table.concat(dout:shape(), ', '), N, self.OC), 2)
+  end
+  if not self.out or self.out:size(1) ~= N then
+    error(self.__name .. ' ' .. self.name .. ': backward before forward on this batch', 2)
+  end
+  self.dx = T.ensure_zeroed(self.dx, N, self.C)
+  core.dense_backward(self.dx, self.dkernel, self.dbias, dout:reshape(N, self.OC), self.out,
+    x2, self.kernel, self.relu)
+  if bt then return self.dx:reshape(bt[1], bt[2], self.C) end
+  return self.dx
+end
+
+-- The layer's constructor arguments, for models that save their structure.
+function Dense:config()
+  return {C = self.C, OC = self.OC, activation = self.activation, name = self.name,
+          use_bias = self.use_bias}
+end
+
+return Dense
