@@ -1,0 +1,24 @@
+/* adam.c: the per-tensor Adam update in the form Keras (TF2 optimizer_v2) and TF's
+ * ResourceApplyAdam use: the bias corrections are folded into the step size lr_t, and
+ * epsilon is added to sqrt(v) uncorrected ("epsilon hat", the formula just before §2.1
+ * of Kingma & Ba 2014, not Algorithm 1's epsilon). Sources: the tf.keras.optimizers.Adam
+ * docs (tensorflow.org/versions/r2.8/api_docs/python/tf/keras/optimizers/Adam, "epsilon")
+ * and the discussion in tensorflow/tensorflow#9047. Not AMSGrad, not weight decay. */
+#include "luacap.h"
+
+#include <math.h>
+
+/* param, m, v, grad: n floats each. The caller computes, in double, once per step t:
+ *   lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t)
+ * and this applies
+ *   m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;
+ *   param -= lr_t * m / (sqrt(v) + eps) */
+void adam_update(float *param, float *m, float *v, const float *grad, size_t n, float lr_t,
+                 float beta1, float beta2, float eps) {
+  for (size_t i = 0; i < n; i++) {
+    float g = grad[i];
+    m[i] = beta1 * m[i] + (1.0f - beta1) * g;
+    v[i] = beta2 * v[i] + (1.0f - beta2) * g * g;
+    param[i] -= lr_t * m[i] / (sqrtf(v[i]) + eps);
+  }
+}

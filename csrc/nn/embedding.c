@@ -1,0 +1,32 @@
+/* embedding.c: table lookup of token ids into rows of a weight matrix (Keras Embedding).
+ * Not a sparse-gradient layer: backward adds into a dense dweight (V, D).
+ * Shapes: N = B*T lookups, V vocabulary, D embedding width. Ids ride as floats; the
+ * binding has checked that every id is an integer in [0, V-1]. */
+#include "luacap.h"
+
+#include <string.h>
+
+/* out (N, D) = weight[ids[i]] for each i; ids (N), weight (V, D).
+ * mask (N) or NULL: 1 where id != 0, 0 where id == 0 (Keras mask_zero). Row 0 is still
+ * looked up, as Keras does: it is an ordinary trainable row that downstream layers
+ * ignore through the mask. */
+void embedding_forward(float *out, float *mask, const float *ids, const float *weight,
+                       int N, int D) {
+  for (int i = 0; i < N; i++) {
+    size_t id = (size_t)ids[i];
+    memcpy(out + (size_t)i * D, weight + id * (size_t)D, (size_t)D * sizeof(float));
+    if (mask) mask[i] = ids[i] != 0.0f ? 1.0f : 0.0f;
+  }
+}
+
+/* Adds into dweight (V, D) from dout (N, D) and ids (N): a scatter-add, so an id that
+ * appears k times receives the sum of its k output gradients.
+ *   forward:  out[i, :] = weight[ids[i], :]
+ *   backward: dweight[ids[i], :] += dout[i, :] */
+void embedding_backward(float *dweight, const float *dout, const float *ids, int N, int D) {
+  for (int i = 0; i < N; i++) {
+    float *dw_row = dweight + (size_t)ids[i] * (size_t)D;
+    const float *dout_i = dout + (size_t)i * D;
+    for (int d = 0; d < D; d++) dw_row[d] += dout_i[d];
+  }
+}
