@@ -25,6 +25,7 @@ local lazy = {
   image = 'luacap.image', h5 = 'luacap.h5', data = 'luacap.data', nn = 'luacap.nn',
   models = 'luacap.models', encoders = 'luacap.encoders', features = 'luacap.features',
   train = 'luacap.train', eval = 'luacap.eval', report = 'luacap.report', util = 'luacap.util',
+  optim = 'luacap.optim', metrics = 'luacap.eval.metrics', checkpoint = 'luacap.train.checkpoint',
 }
 setmetatable(luacap, {
   __index = function(t, k)

@@ -1,0 +1,174 @@
+-- The notebook's captioner: a BiLSTM image branch and a BiLSTM caption branch joined by
+-- dot-product attention, then an LSTM decoder that predicts the next word of a prefix.
+-- Written out by hand (forward in order, backward in reverse), no autograd; sizes default
+-- to the notebook's (Keras counts 15,122,049 parameters at vocab 8485, max_len 35).
+local nn = require 'luacap.nn'
+local Module = require 'luacap.nn.Module'
+
+local Seed = Module:extend('SeedCaptioner')
+
+Seed.defaults = {
+  feat_dim = 4096,     -- image feature width (VGG16 fc2)
+  img_dense = 512,     -- Dense(512, relu) on the features
+  embed_dim = 300,     -- Embedding width
+  units = 256,         -- LSTM units per direction of both BiLSTMs
+  dec_units = nil,     -- decoder LSTM units (default 2 * units, as the notebook)
+  dec_dense = 512,     -- Dense(512, relu) after the decoder
+  dropout = 0.5,       -- all three Dropout layers
+}
+
+local function with_defaults(cfg)
+  local c = {}
+  for k, v in pairs(Seed.defaults) do c[k] = v end
+  for k, v in pairs(cfg or {}) do c[k] = v end
+  if not c.vocab_size then error("seed model: missing required option 'vocab_size'", 3) end
+  if not c.max_len then error("seed model: missing required option 'max_len'", 3) end
+  c.dec_units = c.dec_units or 2 * c.units
+  c.model = 'seed'
+  return c
+end
+
+-- cfg: vocab_size, max_len (required) and any of Seed.defaults.
+function Seed:init(cfg)
+  local c = with_defaults(cfg)
+  self.cfg = c
+  local H2 = 2 * c.units
+  -- image branch: (B, F) -> (B, T, 2U)
+  self.img_drop = nn.Dropout(c.dropout)
+  self.img_dense = nn.Dense(c.feat_dim, c.img_dense, {activation = 'relu'})
+  self.repeat_vec = nn.RepeatVector(c.max_len)
+  self.img_lstm = nn.Bidirectional(c.img_dense, c.units, {return_sequences = true})
+  -- caption branch: (B, T) ids -> (B, T, 2U), zeros at padded steps
+  self.embed = nn.Embedding(c.vocab_size, c.embed_dim, {mask_zero = true})
+  self.cap_drop = nn.Dropout(c.dropout)
+  self.cap_lstm = nn.Bidirectional(c.embed_dim, c.units, {return_sequences = true})
+  -- attention and decoder
+  self.attn = nn.Attention()
+  self.concat = nn.Concat()
+  self.dec_lstm = nn.LSTM(2 * H2, c.dec_units, {return_sequences = false})
+  self.dec_drop = nn.Dropout(c.dropout)
+  self.dec_dense = nn.Dense(c.dec_units, c.dec_dense, {activation = 'relu'})
+  self.out = nn.Dense(c.dec_dense, c.vocab_size)
+  -- named children, in Keras' layer order (parameter names, summary, checkpoints)
+  self.layers = {
+    {'img_dense', self.img_dense}, {'embed', self.embed}, {'img_lstm', self.img_lstm},
+    {'cap_lstm', self.cap_lstm}, {'dec_lstm', self.dec_lstm},
+    {'dec_dense', self.dec_dense}, {'out', self.out},
+  }
+  self.children = {self.img_drop, self.img_dense, self.repeat_vec, self.img_lstm, self.embed,
+    self.cap_drop, self.cap_lstm, self.attn, self.concat, self.dec_lstm, self.dec_drop,
+    self.dec_dense, self.out}
+end
+
+function Seed:config()
+  local c = {}
+  for k, v in pairs(self.cfg) do c[k] = v end
+  return c
+end
+
+function Seed:parameters()
+  local out = {}
+  for _, l in ipairs(self.layers) do
+    for _, p in ipairs(Module.prefixed(l[1], l[2])) do out[#out + 1] = p end
+  end
+  return out
+end
+
+-- Image branch alone: feats (B, F) -> image sequence (B, T, 2U). Decoding computes it
+-- once per image and reuses it for every step.
+function Seed:forward_image(feats)
+  self.fe1 = self.img_drop:forward(feats)
+  self.fe2 = self.img_dense:forward(self.fe1)
+  self.fe3 = self.repeat_vec:forward(self.fe2)
+  self.fe4 = self.img_lstm:forward(self.fe3)
+  return self.fe4
+end
+
+-- Caption branch, attention and decoder: image sequence (B, T, 2U), ids (B, T) -> logits (B, V).
+function Seed:forward_caption(fe4, ids)
+  self.fe4_in = fe4
+  self.se1 = self.embed:forward(ids)
+  self.mask = self.embed.mask
+  self.se2 = self.cap_drop:forward(self.se1)
+  self.se3 = self.cap_lstm:forward(self.se2, self.mask)
+  self.ctx = self.attn:forward({self.se3, fe4})
+  self.dec_in = self.concat:forward({self.ctx, self.se3})
+  self.h = self.dec_lstm:forward(self.dec_in, self.mask)
+  self.h2 = self.dec_drop:forward(self.h)
+  self.d1 = self.dec_dense:forward(self.h2)
+  self.logits = self.out:forward(self.d1)
+  return self.logits
+end
+
+-- feats (B, F), ids (B, T) pre-padded prefixes -> logits (B, V) for the next word.
+function Seed:forward(feats, ids)
+  self.feats, self.ids = feats, ids
+  return self:forward_caption(self:forward_image(feats), ids)
+end
+
+-- dlogits (B, V) -> dfeats (B, F); adds into every parameter gradient.
+function Seed:backward(dlogits)
+  local dd1 = self.out:backward(self.d1, dlogits)
+  local dh2 = self.dec_dense:backward(self.h2, dd1)
+  local dh = self.dec_drop:backward(self.h, dh2)
+  local ddec_in = self.dec_lstm:backward(self.dec_in, dh)
+  local dcat = self.concat:backward({self.ctx, self.se3}, ddec_in)
+  local dattn = self.attn:backward({self.se3, self.fe4_in}, dcat[1])
+  -- se3 feeds both the attention query and the concatenation: gradients add
+  local dse3 = dattn[1]:clone():add(dcat[2])
+  local dse2 = self.cap_lstm:backward(self.se2, dse3)
+  local dse1 = self.cap_drop:backward(self.se1, dse2)
+  self.embed:backward(self.ids, dse1)
+  local dfe3 = self.img_lstm:backward(self.fe3, dattn[2])
+  local dfe2 = self.repeat_vec:backward(self.fe2, dfe3)
+  local dfe1 = self.img_dense:backward(self.fe1, dfe2)
+  return self.img_drop:backward(self.feats, dfe1)
+end
+
+-- Keras-like table of layers, output shapes and parameter counts; returns the text.
+function Seed:summary(print_fn)
+  local c = self.cfg
+  local T, U2 = c.max_len, 2 * c.units
+  local rows = {
+    {'image_features (Input)', string.format('(None, %d)', c.feat_dim), 0},
+    {'dropout (Dropout)', string.format('(None, %d)', c.feat_dim), 0},
+    {'caption_input (Input)', string.format('(None, %d)', T), 0},
+    {'dense (Dense, relu)', string.format('(None, %d)', c.img_dense), self.img_dense:num_params()},
+    {'embedding (Embedding)', string.format('(None, %d, %d)', T, c.embed_dim), self.embed:num_params()},
+    {'repeat_vector (RepeatVector)', string.format('(None, %d, %d)', T, c.img_dense), 0},
+    {'dropout_1 (Dropout)', string.format('(None, %d, %d)', T, c.embed_dim), 0},
+    {'bidirectional (Bidirectional)', string.format('(None, %d, %d)', T, U2), self.img_lstm:num_params()},
+    {'bidirectional_1 (Bidirectional)', string.format('(None, %d, %d)', T, U2), self.cap_lstm:num_params()},
+    {'attention_scores (Dot)', string.format('(None, %d, %d)', T, T), 0},
+    {'attention_weights (Activation)', string.format('(None, %d, %d)', T, T), 0},
+    {'context_vector (Lambda)', string.format('(None, %d, %d)', T, U2), 0},
+    {'decoder_concat (Concatenate)', string.format('(None, %d, %d)', T, 2 * U2), 0},
+    {'lstm (LSTM)', string.format('(None, %d)', c.dec_units), self.dec_lstm:num_params()},
+    {'dropout_2 (Dropout)', string.format('(None, %d)', c.dec_units), 0},
+    {'dense_1 (Dense, relu)', string.format('(None, %d)', c.dec_dense), self.dec_dense:num_params()},
+    {'word_predictions (Dense)', string.format('(None, %d)', c.vocab_size), self.out:num_params()},
+  }
+  local function commas(n)
+    local s = tostring(n)
+    repeat
+      local k
+      s, k = s:gsub('^(%d+)(%d%d%d)', '%1,%2')
+    until k == 0
+    return s
+  end
+  local lines = {'Model: "seed_captioner"', string.rep('_', 78),
+    string.format('%-40s %-24s %12s', 'Layer (type)', 'Output Shape', 'Param #'), string.rep('=', 78)}
+  for _, r in ipairs(rows) do
+    lines[#lines + 1] = string.format('%-40s %-24s %12s', r[1], r[2], commas(r[3]))
+  end
+  lines[#lines + 1] = string.rep('=', 78)
+  lines[#lines + 1] = 'Total params: ' .. commas(self:num_params())
+  lines[#lines + 1] = 'Trainable params: ' .. commas(self:num_params())
+  lines[#lines + 1] = 'Non-trainable params: 0'
+  lines[#lines + 1] = string.rep('_', 78)
+  local text = table.concat(lines, '\n')
+  if print_fn ~= false then (print_fn or print)(text) end
+  return text
+end
+
+return Seed

@@ -1,0 +1,219 @@
+-- Training callbacks with Keras' semantics (tf.keras 2.x): ModelCheckpoint,
+-- ReduceLROnPlateau, EarlyStopping, CSVLogger, and a user callback from plain functions.
+-- A callback only has side effects through named hooks that receive the fit `state`
+-- (state.model, state.optimizer, state.epoch (1-based), state.logs, state.history,
+-- state.save(path), state.get_weights(), state.set_weights(w)); it asks to stop by setting
+-- state.stop = true. Not a place for control flow of the loop itself.
+local M = {}
+
+local function say(cb, fmt, ...)
+  if cb.verbose and cb.verbose > 0 then
+    io.stderr:write(string.format(fmt, ...), '\n')
+  end
+end
+
+local function is_number(v) return type(v) == 'number' and v == v end
+
+-- Shortest decimal that reads back as the same double (Python's repr of a float).
+function M.repr(v)
+  if type(v) ~= 'number' then return tostring(v) end
+  if v ~= v then return 'nan' end
+  if v == math.huge then return 'inf' end
+  if v == -math.huge then return '-inf' end
+  if v == math.floor(v) and math.abs(v) < 1e16 then return string.format('%.1f', v) end
+  for prec = 1, 17 do
+    local s = string.format('%.' .. prec .. 'g', v)
+    if tonumber(s) == v then return s end
+  end
+  return string.format('%.17g', v)
+end
+
+---------------------------------------------------------------- ModelCheckpoint
+-- ModelCheckpoint{path=, monitor='val_loss', mode='min', save_best_only=true, verbose=1}
+-- Saves when the monitored value improves on the best so far (strictly, no min_delta,
+-- as Keras); without save_best_only, saves every epoch.
+function M.ModelCheckpoint(opts)
+  local cb = {name = 'ModelCheckpoint', path = assert(opts.path, 'ModelCheckpoint: path is required'),
+    monitor = opts.monitor or 'val_loss', mode = opts.mode or 'min',
+    save_best_only = opts.save_best_only ~= false, verbose = opts.verbose or 1}
+  cb.best = cb.mode == 'min' and math.huge or -math.huge
+  local function better(a, b) if cb.mode == 'min' then return a < b end return a > b end
+  function cb.on_epoch_end(state)
+    local current = state.logs[cb.monitor]
+    if not cb.save_best_only then
+      state.save(cb.path)
+      return
+    end
+    if not is_number(current) then
+      say(cb, 'Can save best model only with %s available, skipping.', cb.monitor)
+      return
+    end
+    if better(current, cb.best) then
+      say(cb, 'Epoch %05d: %s improved from %s to %.5f, saving model to %s', state.epoch,
+        cb.monitor, cb.best == math.huge and 'inf' or string.format('%.5f', cb.best), current, cb.path)
+      cb.best = current
+      state.save(cb.path)
+    else
+      say(cb, 'Epoch %05d: %s did not improve from %.5f', state.epoch, cb.monitor, cb.best)
+    end
+  end
+  function cb.get_state() return {best = cb.best} end
+  function cb.set_state(s) cb.best = s.best end
+  return cb
+end
+
+---------------------------------------------------------------- ReduceLROnPlateau
+-- ReduceLROnPlateau{monitor='val_loss', factor=0.5, patience=3, min_delta=1e-4,
+--   cooldown=0, min_lr=0, verbose=1}. Keras: logs.lr is the rate used in this epoch;
+-- improvement means current < best - min_delta; after `patience` epochs without one,
+-- lr = max(lr * factor, min_lr) when lr > min_lr (compared in float32, as Keras).
+function M.ReduceLROnPlateau(opts)
+  opts = opts or {}
+  local cb = {name = 'ReduceLROnPlateau', monitor = opts.monitor or 'val_loss',
+    factor = opts.factor or 0.5, patience = opts.patience or 3,
+    min_delta = opts.min_delta or 1e-4, cooldown = opts.cooldown or 0,
+    min_lr = opts.min_lr or 0, verbose = opts.verbose or 1}
+  if cb.factor >= 1 then error('ReduceLROnPlateau does not support a factor >= 1', 2) end
+  cb.best, cb.wait, cb.cooldown_counter = math.huge, 0, 0
+  function cb.on_train_begin()
+    cb.best, cb.wait, cb.cooldown_counter = math.huge, 0, 0
+  end
+  function cb.on_epoch_end(state)
+    local opt = state.optimizer
+    state.logs.lr = opt.lr
+    local current = state.logs[cb.monitor]
+    if not is_number(current) then return end
+    local in_cooldown = cb.cooldown_counter > 0
+    if in_cooldown then
+      cb.cooldown_counter = cb.cooldown_counter - 1
+      cb.wait = 0
+    end
+    if current < cb.best - cb.min_delta then
+      cb.best = current
+      cb.wait = 0
+    elseif not (cb.cooldown_counter > 0) then
+      cb.wait = cb.wait + 1
+      if cb.wait >= cb.patience then
+        local old = opt.lr
+        if old > cb.min_lr then
+          local new = math.max(old * cb.factor, cb.min_lr)
+          opt.lr = new
+          say(cb, 'Epoch %05d: ReduceLROnPlateau reducing learning rate to %s.', state.epoch, M.repr(new))
+          cb.cooldown_counter = cb.cooldown
+          cb.wait = 0
+        end
+      end
+    end
+  end
+  function cb.get_state() return {best = cb.best, wait = cb.wait, cooldown_counter = cb.cooldown_counter} end
+  function cb.set_state(s) cb.best, cb.wait, cb.cooldown_counter = s.best, s.wait, s.cooldown_counter end
+  return cb
+end
+
+---------------------------------------------------------------- EarlyStopping
+-- EarlyStopping{monitor='val_loss', patience=6, min_delta=0, restore_best_weights=true,
+--   verbose=1}. Keras 2.x: wait counts epochs since the last improvement; stopping is
+-- checked only after the first epoch; best weights are restored when it stops (not when
+-- training simply runs out of epochs).
+function M.EarlyStopping(opts)
+  opts = opts or {}
+  local cb = {name = 'EarlyStopping', monitor = opts.monitor or 'val_loss',
+    patience = opts.patience or 6, min_delta = math.abs(opts.min_delta or 0),
+    restore_best_weights = opts.restore_best_weights ~= false, verbose = opts.verbose or 1}
+  cb.wait, cb.best, cb.best_epoch, cb.stopped_epoch = 0, math.huge, 0, 0
+  function cb.on_train_begin()
+    if cb.resumed then return end
+    cb.wait, cb.best, cb.best_weights, cb.best_epoch, cb.stopped_epoch = 0, math.huge, nil, 0, 0
+  end
+  function cb.on_epoch_end(state)
+    local current = state.logs[cb.monitor]
+    if not is_number(current) then return end
+    if cb.restore_best_weights and cb.best_weights == nil then
+      cb.best_weights = state.get_weights()   -- progress never made: restore the first epoch
+    end
+    cb.wait = cb.wait + 1
+    if current - cb.min_delta < cb.best then
+      cb.best = current
+      cb.best_epoch = state.epoch
+      if cb.restore_best_weights then cb.best_weights = state.get_weights() end
+      cb.wait = 0
+    end
+    if cb.wait >= cb.patience and state.epoch > 1 then
+      cb.stopped_epoch = state.epoch
+      state.stop = true
+      state.stop_reason = string.format('early stopping: %s did not improve for %d epochs',
+        cb.monitor, cb.patience)
+      if cb.restore_best_weights and cb.best_weights then
+        say(cb, 'Restoring model weights from the end of the best epoch: %d.', cb.best_epoch)
+        state.set_weights(cb.best_weights)
+      end
+    end
+  end
+  function cb.on_train_end()
+    if cb.stopped_epoch > 0 then say(cb, 'Epoch %05d: early stopping', cb.stopped_epoch) end
+  end
+  function cb.get_state()
+    return {wait = cb.wait, best = cb.best, best_epoch = cb.best_epoch}
+  end
+  function cb.set_state(s)
+    cb.wait, cb.best, cb.best_epoch, cb.resumed = s.wait, s.best, s.best_epoch, true
+  end
+  return cb
+end
+
+---------------------------------------------------------------- CSVLogger
+-- CSVLogger{path=, separator=',', append=false}: Keras' layout: a header 'epoch,<sorted
+-- keys>' and one row per epoch with the 0-based epoch number and Python-style floats.
+function M.CSVLogger(opts)
+  local cb = {name = 'CSVLogger', path = assert(opts.path, 'CSVLogger: path is required'),
+    sep = opts.separator or ',', append = opts.append or false}
+  function cb.on_train_begin()
+    local exists = io.open(cb.path, 'r')
+    cb.header_written = cb.append and exists ~= nil and exists:read(1) ~= nil
+    if exists then exists:close() end
+    local f, err = io.open(cb.path, cb.append and 'a' or 'w')
+    if not f then error('CSVLogger: ' .. tostring(err), 0) end
+    cb.file = f
+  end
+  function cb.on_epoch_end(state)
+    if not cb.file then cb.on_train_begin() end
+    local keys = {}
+    for k in pairs(state.logs) do keys[#keys + 1] = k end
+    table.sort(keys)
+    if not cb.header_written then
+      cb.keys = keys
+      cb.file:write('epoch', cb.sep, table.concat(keys, cb.sep), '\n')
+      cb.header_written = true
+    end
+    local row = {tostring(state.epoch - 1)}
+    for _, k in ipairs(cb.keys or keys) do
+      local v = state.logs[k]
+      row[#row + 1] = v == nil and 'NA' or M.repr(v)
+    end
+    cb.file:write(table.concat(row, cb.sep), '\n')
+    cb.file:flush()
+  end
+  function cb.on_train_end()
+    if cb.file then cb.file:close(); cb.file = nil end
+  end
+  return cb
+end
+
+---------------------------------------------------------------- LambdaCallback
+-- Lambda{on_train_begin=fn, on_epoch_begin=fn, on_epoch_end=fn, on_batch_begin=fn,
+--   on_batch_end=fn, on_train_end=fn}: a user's own hooks, each called with the state.
+function M.Lambda(hooks)
+  local cb = {name = 'Lambda'}
+  for k, v in pairs(hooks) do cb[k] = v end
+  return cb
+end
+
+-- Calls hook `name` of every callback in order.
+function M.call(list, name, state)
+  for _, cb in ipairs(list or {}) do
+    local f = cb[name]
+    if f then f(state) end
+  end
+end
+
+return M

@@ -1,0 +1,223 @@
+-- fit: the training loop, read top to bottom: for each epoch, for each batch:
+-- batch -> encoder? -> model forward -> loss -> backward -> update -> log; then
+-- validation, callbacks, history. Keras' fit semantics (per-epoch logs loss, val_loss, lr;
+-- callbacks with named hooks). Not a scheduler framework: callbacks only set state.
+local luacap = require 'luacap'
+local callbacks = require 'luacap.train.callbacks'
+
+local M = {}
+
+-- A source of batches: n pairs, and get(list of pair numbers) -> {ids=(B,T), y=(B), rows={..}}
+-- where rows are 1-based rows of the inputs tensor (image features or images).
+
+local function fmt_time(s)
+  s = math.max(0, math.floor(s + 0.5))
+  return string.format('%d:%02d:%02d', math.floor(s / 3600), math.floor(s / 60) % 60, s % 60)
+end
+
+-- Progress on stderr: overwritten in place on a terminal, one line every few seconds when not.
+local function progress(opts)
+  local is_tty = os.getenv('TERM') ~= nil and os.getenv('CI') == nil and opts.tty ~= false
+  local last = -math.huge
+  return function(step, steps, loss, pairs_per_s, elapsed, final)
+    if opts.verbose == 0 then return end
+    local now = os.clock()
+    if not final and not is_tty and elapsed - last < (opts.log_every or 10) then return end
+    if not final and is_tty and now - (opts._last_draw or 0) < 0.2 then return end
+    opts._last_draw = now
+    last = elapsed
+    local eta = pairs_per_s > 0 and (steps - step) * (elapsed / math.max(step, 1)) or 0
+    local line = string.format('  %d/%d - loss %.4f - %.0f pairs/s - %s %s', step, steps, loss,
+      pairs_per_s, final and 'took' or 'ETA', fmt_time(final and elapsed or eta))
+    if is_tty then
+      io.stderr:write('\r', line, final and '\n' or '')
+    else
+      io.stderr:write(line, '\n')
+    end
+    io.stderr:flush()
+  end
+end
+
+local function now() return require('luacap.util').now() end
+
+local function identity(n)
+  local t = {}
+  for i = 1, n do t[i] = i end
+  return t
+end
+
+-- Fisher-Yates with luacap's seeded generator: the same seed gives the same order.
+local function shuffle(n)
+  local t = identity(n)
+  for i = n, 2, -1 do
+    local j = luacap.random(i)
+    t[i], t[j] = t[j], t[i]
+  end
+  return t
+end
+M.shuffle = shuffle
+
+-- Copies of every parameter value (EarlyStopping's best weights), and back.
+local function get_weights(params)
+  local w = {}
+  for i, p in ipairs(params) do w[i] = p.value:clone() end
+  return w
+end
+local function set_weights(params, w)
+  for i, p in ipairs(params) do p.value:copy(w[i]) end
+end
+
+-- One forward pass of the model on a batch; returns logits. The encoder, when given,
+-- turns the gathered images into features first.
+local function forward_batch(ctx, b)
+  local X = luacap.util.ensure_rows(ctx, 'Xbuf', ctx.inputs, #b.rows)
+  luacap.core.gather(X, ctx.inputs, b.rows)
+  ctx.X = X
+  local feats = ctx.encoder and ctx.encoder:forward(X) or X
+  return ctx.model:forward(feats, b.ids)
+end
+
+-- Mean loss over a batch source (evaluation mode, no gradients); steps optional.
+function M.evaluate(ctx, source, batch_size, steps, cursor)
+  ctx.model:evaluate()
+  if ctx.encoder then ctx.encoder:train(false) end
+  local n = source.n
+  local total_steps = steps or math.ceil(n / batch_size)
+  local sum, count = 0, 0
+  local pos = cursor and cursor.pos or 0
+  for _ = 1, total_steps do
+    local idx = {}
+    for i = 1, batch_size do
+      if not steps and pos >= n then break end
+      idx[i] = (pos % n) + 1
+      pos = pos + 1
+    end
+    if #idx == 0 then break end
+    local b = source.get(idx)
+    local logits = forward_batch(ctx, b)
+    local loss = ctx.crit:forward(logits, b.y)
+    sum = sum + loss * #idx
+    count = count + #idx
+  end
+  if cursor then cursor.pos = pos % math.max(n, 1) end
+  return count > 0 and sum / count or 0 / 0
+end
+
+-- fit{model=, encoder= (optional; trained when encoder.trainable), inputs = tensor (N, ...),
+--   train = source, val = source (optional), epochs = 50, batch_size = 32,
+--   optimizer = luacap.optim.Adam{...}, callbacks = {...}, steps_per_epoch, validation_steps,
+--   shuffle = true, initial_epoch = 0, save = function(path, state) (for checkpoints),
+--   verbose = 1, max_loss_factor = 10}
+-- Returns history {loss = {...}, val_loss = {...}, lr = {...}} and the final state.
+function M.fit(opts)
+  local model = assert(opts.model, 'fit: model is required')
+  local train = assert(opts.train, 'fit: train batches are required')
+  local inputs = assert(opts.inputs, 'fit: inputs (features or images) are required')
+  local epochs, bs = opts.epochs or 50, opts.batch_size or 32
+  local optimizer = opts.optimizer or luacap.optim.Adam{}
+  local crit = opts.criterion or luacap.nn.SoftmaxCrossEntropy()
+  local encoder = opts.encoder
+  local train_encoder = encoder and encoder.trainable
+  local cbs = opts.callbacks or {}
+  local params = model:parameters()
+  if train_encoder then
+    for _, p in ipairs(require('luacap.nn.Module').prefixed('encoder', encoder)) do params[#params + 1] = p end
+  end
+  local ctx = {model = model, encoder = encoder, inputs = inputs, crit = crit}
+  local history = opts.history or {loss = {}, val_loss = {}, lr = {}}
+  local state = {model = model, encoder = encoder, optimizer = optimizer, history = history,
+    params = params, stop = false, logs = {}}
+  state.get_weights = function() return get_weights(params) end
+  state.set_weights = function(w) set_weights(params, w) end
+  state.save = function(path)
+    if opts.save then opts.save(path, state) end
+  end
+  local show = progress(opts)
+  local steps_per_epoch = opts.steps_per_epoch or math.ceil(train.n / bs)
+  -- With steps_per_epoch the pass over the data continues across epochs, as a Keras
+  -- generator does; otherwise each epoch is one full, freshly shuffled pass.
+  local cursor = opts.cursor or {pos = 0, order = nil}
+  local val_cursor = opts.val_cursor or {pos = 0}
+  local first_loss
+
+  callbacks.call(cbs, 'on_train_begin', state)
+  for epoch = (opts.initial_epoch or 0) + 1, epochs do
+    state.epoch = epoch
+    state.logs = {}
+    if opts.verbose ~= 0 then io.stderr:write(string.format('Epoch %d/%d\n', epoch, epochs)) end
+    callbacks.call(cbs, 'on_epoch_begin', state)
+    model:train(true)
+    if encoder then encoder:train(train_encoder and true or false) end
+    local t0 = now()
+    local loss_sum, seen = 0, 0
+    for step = 1, steps_per_epoch do
+      if cursor.order == nil or cursor.pos >= train.n then
+        cursor.order = opts.shuffle == false and identity(train.n) or shuffle(train.n)
+        cursor.pos = 0
+      end
+      local idx = {}
+      for i = 1, bs do
+        if cursor.pos >= train.n then break end
+        cursor.pos = cursor.pos + 1
+        idx[i] = cursor.order[cursor.pos]
+      end
+      local b = train.get(idx)
+      state.batch = step
+      callbacks.call(cbs, 'on_batch_begin', state)
+      local logits = forward_batch(ctx, b)
+      local loss = crit:forward(logits, b.y)
+      if loss ~= loss or loss == math.huge then
+        state.stop, state.stop_reason = true, string.format('loss is %s at epoch %d step %d', tostring(loss), epoch, step)
+        break
+      end
+      first_loss = first_loss or loss
+      if loss > (opts.max_loss_factor or 10) * first_loss and step > 1 then
+        state.stop = true
+        state.stop_reason = string.format('loss %.4g exploded to more than %gx the first loss %.4g',
+          loss, opts.max_loss_factor or 10, first_loss)
+        break
+      end
+      for _, p in ipairs(params) do p.grad:zero() end
+      local dfeats = model:backward(crit:backward())
+      if train_encoder then encoder:backward(ctx.X, dfeats) end
+      if opts.clip_norm then luacap.optim.clip_grad_norm(params, opts.clip_norm) end
+      optimizer:step(params)
+      loss_sum, seen = loss_sum + loss * #idx, seen + #idx
+      state.logs.batch_loss = loss
+      callbacks.call(cbs, 'on_batch_end', state)
+      local el = now() - t0
+      show(step, steps_per_epoch, loss_sum / seen, seen / math.max(el, 1e-9), el, false)
+      if step % 20 == 0 then collectgarbage('step', 1000) end
+    end
+    state.logs.batch_loss = nil
+    if state.stop and seen == 0 then break end
+    local elapsed = now() - t0
+    state.logs.loss = loss_sum / math.max(seen, 1)
+    state.pairs_per_s = seen / math.max(elapsed, 1e-9)
+    show(steps_per_epoch, steps_per_epoch, state.logs.loss, state.pairs_per_s, elapsed, true)
+    if opts.val then
+      state.logs.val_loss = M.evaluate(ctx, opts.val, bs, opts.validation_steps,
+        opts.validation_steps and val_cursor or nil)
+    end
+    callbacks.call(cbs, 'on_epoch_end', state)
+    state.logs.lr = state.logs.lr or optimizer.lr
+    for k, v in pairs(state.logs) do
+      history[k] = history[k] or {}
+      history[k][#history[k] + 1] = v
+    end
+    if opts.verbose ~= 0 then
+      io.stderr:write(string.format('  loss: %.4f%s - lr: %s\n', state.logs.loss,
+        state.logs.val_loss and string.format(' - val_loss: %.4f', state.logs.val_loss) or '',
+        callbacks.repr(state.logs.lr)))
+    end
+    if opts.on_epoch_saved then opts.on_epoch_saved(state, cursor, val_cursor) end
+    if state.stop then break end
+  end
+  if state.stop_reason and opts.verbose ~= 0 then
+    io.stderr:write('Training stopped: ', state.stop_reason, '\n')
+  end
+  callbacks.call(cbs, 'on_train_end', state)
+  return history, state
+end
+
+return M

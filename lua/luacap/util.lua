@@ -1,0 +1,98 @@
+-- luacap.util: small helpers shared by the workflow scripts (time, files, JSON, buffers).
+-- Not a general utility belt: each helper here has at least two callers.
+local M = {}
+
+local ffi_ok, ffi = pcall(require, 'ffi')
+if ffi_ok then
+  pcall(ffi.cdef, [[
+    typedef struct { long tv_sec; long tv_nsec; } lc_timespec;
+    int clock_gettime(int clk_id, lc_timespec *tp);
+  ]])
+end
+
+-- Wall-clock seconds (monotonic), for rates and ETAs.
+function M.now()
+  if ffi_ok then
+    local ts = ffi.new('lc_timespec')
+    ffi.C.clock_gettime(1, ts)
+    return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9
+  end
+  return os.time()
+end
+
+-- A buffer of rows x (inputs' row shape) kept in ctx[key], reallocated when the batch size changes.
+function M.ensure_rows(ctx, key, inputs, rows)
+  local shape = inputs:shape()
+  shape[1] = rows
+  local t = ctx[key]
+  if t and t:size(1) == rows then return t end
+  t = require('luacap.core').zeros(shape)
+  ctx[key] = t
+  return t
+end
+
+-- Shell-quotes a string for os.execute / io.popen.
+function M.shell_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+function M.mkdir_p(path)
+  return os.execute('mkdir -p ' .. M.shell_quote(path)) == 0 or os.execute('mkdir -p ' .. M.shell_quote(path)) == true
+end
+
+function M.exists(path)
+  local f = io.open(path, 'rb')
+  if f then f:close() return true end
+  return false
+end
+
+function M.read_file(path)
+  local f, err = io.open(path, 'rb')
+  if not f then return nil, err end
+  local s = f:read('*a')
+  f:close()
+  return s
+end
+
+-- Writes a whole file through a temporary name and a rename, so readers never see half of it.
+function M.write_file(path, s)
+  local tmp = path .. '.tmp'
+  local f, err = io.open(tmp, 'wb')
+  if not f then return nil, err end
+  f:write(s)
+  f:close()
+  local ok, rerr = os.rename(tmp, path)
+  if not ok then os.remove(tmp) return nil, rerr end
+  return true
+end
+
+-- JSON with sorted keys and indentation (cjson does neither), for files people read.
+function M.json_pretty(v, indent)
+  local cjson = require 'cjson'
+  indent = indent or ''
+  local t = type(v)
+  if t ~= 'table' then
+    if t == 'number' and (v ~= v or v == math.huge or v == -math.huge) then return 'null' end
+    if t == 'number' then return require('luacap.train.callbacks').repr(v) end
+    return cjson.encode(v)
+  end
+  local inner = indent .. '  '
+  if #v > 0 or next(v) == nil then
+    if next(v) == nil then return '[]' end
+    local parts = {}
+    for i = 1, #v do parts[i] = inner .. M.json_pretty(v[i], inner) end
+    return '[\n' .. table.concat(parts, ',\n') .. '\n' .. indent .. ']'
+  end
+  local keys = {}
+  for k in pairs(v) do keys[#keys + 1] = tostring(k) end
+  table.sort(keys)
+  local parts = {}
+  for _, k in ipairs(keys) do
+    local val = v[k]
+    if val == nil then val = v[tonumber(k)] end
+    parts[#parts + 1] = inner .. cjson.encode(k) .. ': ' .. M.json_pretty(val, inner)
+  end
+  return '{\n' .. table.concat(parts, ',\n') .. '\n' .. indent .. '}'
+end
+
+return M
