@@ -191,6 +191,62 @@ void maxpool2d_forward(float *out, const float *x, const lc_conv_geom *g);
 void maxpool2d_backward(float *dx, const float *dout, const float *x, const lc_conv_geom *g);
 
 /* ---------------------------------------------------------------- nn/: lstm, attention */
+/* lstm.c: Keras LSTM (gates i, f, c, o) over a whole sequence; see the file's header.
+ *   x (B, T, C)  mask (B, T) 1/0 or NULL  kernel (C, 4H)  rkernel (H, 4H)  bias (4H)
+ *   h0, c0 (B, H) or NULL   out (B, T, H) when return_sequences (processing order), else (B, H)
+ *   caches by processing step: gates (T, B, 4H) post-activation, cs, hs (T, B, H)
+ *   zx (B, T, 4H) forward scratch; dz (T, B, 4H), dzx (B, T, 4H) backward scratch
+ * backward writes dx (B, T, C) (and dh0, dc0 (B, H) unless NULL), ADDS into dkernel,
+ * drkernel, dbias. *_ref: plain loops, same arguments (scratch unused). Return LC_OK or
+ * LC_ENOMEM. */
+int lstm_forward(float *out, float *gates, float *cs, float *hs, float *zx,
+                 const float *x, const float *mask, const float *kernel, const float *rkernel,
+                 const float *bias, const float *h0, const float *c0,
+                 int B, int T, int C, int H, int go_backwards, int return_sequences,
+                 int zero_output_for_mask);
+int lstm_forward_ref(float *out, float *gates, float *cs, float *hs, float *zx,
+                     const float *x, const float *mask, const float *kernel,
+                     const float *rkernel, const float *bias, const float *h0, const float *c0,
+                     int B, int T, int C, int H, int go_backwards, int return_sequences,
+                     int zero_output_for_mask);
+int lstm_backward(float *dx, float *dkernel, float *drkernel, float *dbias, float *dh0,
+                  float *dc0, float *dz, float *dzx, const float *dout, const float *x,
+                  const float *mask, const float *kernel, const float *rkernel,
+                  const float *gates, const float *cs, const float *hs, const float *h0,
+                  const float *c0, int B, int T, int C, int H, int go_backwards,
+                  int return_sequences, int zero_output_for_mask);
+int lstm_backward_ref(float *dx, float *dkernel, float *drkernel, float *dbias, float *dh0,
+                      float *dc0, float *dz, float *dzx, const float *dout, const float *x,
+                      const float *mask, const float *kernel, const float *rkernel,
+                      const float *gates, const float *cs, const float *hs, const float *h0,
+                      const float *c0, int B, int T, int C, int H, int go_backwards,
+                      int return_sequences, int zero_output_for_mask);
+/* One decoding step, no cache: x (B, C), h_prev, c_prev (B, H) or NULL -> h, c (B, H);
+ * gates (B, 4H) scratch. */
+void lstm_step(float *h, float *c, float *gates, const float *x, const float *h_prev,
+               const float *c_prev, const float *kernel, const float *rkernel,
+               const float *bias, int B, int C, int H);
+/* out (N, M) = Keras Orthogonal: QR of a normal (max, min) draw, sign-fixed, transposed
+ * when N < M (rows orthonormal then). LC_OK, LC_ENOMEM or LC_EARG (rank deficient). */
+int orthogonal_init(float *out, int N, int M);
+/* Bidirectional concat: out (B, T, 2H) = [fwd, bwd (time-reversed when reverse)], and the
+ * split back: dfwd, dbwd (B, T, H) from dout (B, T, 2H). */
+void bidir_concat_forward(float *out, const float *fwd, const float *bwd, int B, int T, int H,
+                          int reverse);
+void bidir_concat_backward(float *dfwd, float *dbwd, const float *dout, int B, int T, int H,
+                           int reverse);
+/* attention.c: q (B, Tq, D), v (B, Tv, D); weights (B, Tq, Tv) = softmax_Tv(q v^T);
+ * ctx (B, Tq, D) = weights @ v. backward writes dq, dv; dscores (B, Tq, Tv) scratch. */
+void attention_forward(float *ctx, float *weights, const float *q, const float *v,
+                       int B, int Tq, int Tv, int D);
+void attention_forward_ref(float *ctx, float *weights, const float *q, const float *v,
+                           int B, int Tq, int Tv, int D);
+void attention_backward(float *dq, float *dv, float *dscores, const float *dctx,
+                        const float *q, const float *v, const float *weights,
+                        int B, int Tq, int Tv, int D);
+void attention_backward_ref(float *dq, float *dv, float *dscores, const float *dctx,
+                            const float *q, const float *v, const float *weights,
+                            int B, int Tq, int Tv, int D);
 
 /* ---------------------------------------------------------------- nn/: embedding, dropout, xent, adam */
 /* Token ids ride as floats; the binding has checked them (integers in range) first.
@@ -223,7 +279,29 @@ void adam_update(float *param, float *m, float *v, const float *grad, size_t n, 
                  float beta1, float beta2, float eps);
 
 /* ---------------------------------------------------------------- text/ */
-/* (bleu) */
+/* Caption metrics over token ids (bleu.c, cider.c, rouge.c). S hypotheses (one per image),
+ * R references in all, N the highest n-gram order. Ids are any int32 values: equal id,
+ * equal word. Hypothesis s has references ref_first[s] .. ref_first[s+1]-1. */
+typedef struct lc_corpus {
+  int S;
+  const int32_t *hyp;         /* every hypothesis' ids, concatenated */
+  const int64_t *hyp_off;     /* (S+1) hypothesis s is hyp[hyp_off[s] .. hyp_off[s+1]) */
+  const int32_t *ref;         /* every reference's ids, concatenated */
+  const int64_t *ref_off;     /* (R+1) reference j is ref[ref_off[j] .. ref_off[j+1]) */
+  const int64_t *ref_first;   /* (S+1) */
+} lc_corpus;
+uint64_t lc_ngram_hash(const int32_t *ids, int n);
+/* bleu.c (nltk 3.8 corpus_bleu, no smoothing). Writes num, den (S, N) clipped matches and
+ * max(1, L-n+1); hyp_len, ref_len (S) length and closest reference length (ties shorter). */
+int bleu_stats_forward(int64_t *num, int64_t *den, int64_t *hyp_len, int64_t *ref_len,
+                       const lc_corpus *corpus, int N);
+/* num, den, w (N) summed over the corpus; c, r total lengths. 0 when num[0] = 0. */
+double bleu_from_stats(const int64_t *num, const int64_t *den, int64_t c, int64_t r,
+                       const double *w, int N);
+/* cider.c (coco-caption CIDEr-D): scores (S), each x10; tf-idf over the references. */
+int cider_d_forward(double *scores, const lc_corpus *corpus, int N, double sigma);
+/* rouge.c (coco-caption ROUGE-L): scores (S), F with max precision, max recall over refs. */
+int rouge_l_forward(double *scores, const lc_corpus *corpus, double beta);
 
 /* ---------------------------------------------------------------- report/ (cairo drawing) */
 /* draw.c: a canvas (a cairo ARGB32 surface and its context, W x H pixels, origin top-left,

@@ -1,7 +1,266 @@
-/* rnn.c (binding): Lua functions of the rnn kernel family. */
+/* rnn.c (binding): Lua functions of the recurrent and attention family (nn/lstm.c,
+ * nn/attention.c). Every tensor is checked for its shape before a kernel runs; the
+ * kernels' own (B, H) temporaries are freed before any error is raised. Not a layer:
+ * the buffers are owned and reused by the Lua layers (nn/LSTM.lua, nn/Attention.lua). */
 #include "bind.h"
 
+/* Sizes of one LSTM call, read from x (B, T, C) and kernel (C, 4H). */
+typedef struct {
+  int64_t B, T, C, H;
+} lstm_dims;
+
+static lstm_dims lstm_check_weights(lua_State *L, const char *fn, const lc_tensor *x,
+                                    const lc_tensor *kernel, const lc_tensor *rkernel,
+                                    const lc_tensor *bias) {
+  lstm_dims d;
+  int64_t wx[3] = {-1, -1, -1};
+  lcb_expect_shape(L, fn, "x", x, 3, wx, "(B, T, C)");
+  d.B = x->shape[0]; d.T = x->shape[1]; d.C = x->shape[2];
+  int64_t wk[2] = {d.C, -1};
+  lcb_expect_shape(L, fn, "kernel", kernel, 2, wk, "(C, 4H)");
+  if (kernel->shape[1] % 4 != 0 || kernel->shape[1] == 0)
+    luaL_error(L, "%s: kernel has %d columns, expected a positive multiple of 4 (4H)", fn,
+               (int)kernel->shape[1]);
+  d.H = kernel->shape[1] / 4;
+  int64_t wr[2] = {d.H, 4 * d.H}, wb[1] = {4 * d.H};
+  lcb_expect_shape(L, fn, "recurrent_kernel", rkernel, 2, wr, "(H, 4H)");
+  lcb_expect_shape(L, fn, "bias", bias, 1, wb, "(4H)");
+  return d;
+}
+
+static void lstm_check_state(lua_State *L, const char *fn, const lstm_dims *d,
+                             const lc_tensor *mask, const lc_tensor *h0, const lc_tensor *c0) {
+  int64_t wm[2] = {d->B, d->T}, ws[2] = {d->B, d->H};
+  if (mask) lcb_expect_shape(L, fn, "mask", mask, 2, wm, "(B, T)");
+  if (h0) lcb_expect_shape(L, fn, "h0", h0, 2, ws, "(B, H)");
+  if (c0) lcb_expect_shape(L, fn, "c0", c0, 2, ws, "(B, H)");
+}
+
+static void lstm_check_caches(lua_State *L, const char *fn, const lstm_dims *d,
+                              const lc_tensor *gates, const lc_tensor *cs, const lc_tensor *hs) {
+  int64_t wg[3] = {d->T, d->B, 4 * d->H}, wc[3] = {d->T, d->B, d->H};
+  lcb_expect_shape(L, fn, "gates", gates, 3, wg, "(T, B, 4H)");
+  lcb_expect_shape(L, fn, "cs", cs, 3, wc, "(T, B, H)");
+  lcb_expect_shape(L, fn, "hs", hs, 3, wc, "(T, B, H)");
+}
+
+static void lstm_check_out(lua_State *L, const char *fn, const char *arg, const lstm_dims *d,
+                           const lc_tensor *out, int return_sequences) {
+  int64_t wseq[3] = {d->B, d->T, d->H}, wlast[2] = {d->B, d->H};
+  if (return_sequences) lcb_expect_shape(L, fn, arg, out, 3, wseq, "(B, T, H)");
+  else lcb_expect_shape(L, fn, arg, out, 2, wlast, "(B, H)");
+}
+
+#define DATA(t) ((t) ? (t)->data : NULL)
+
+/* lstm_forward(out, gates, cs, hs, zx, x, mask|nil, kernel, recurrent_kernel, bias,
+ *              h0|nil, c0|nil, go_backwards, return_sequences, zero_output_for_mask) */
+static int forward_impl(lua_State *L, const char *fn, int ref) {
+  lc_tensor *out = lcb_check(L, 1), *gates = lcb_check(L, 2), *cs = lcb_check(L, 3);
+  lc_tensor *hs = lcb_check(L, 4), *zx = lcb_check(L, 5), *x = lcb_check(L, 6);
+  lc_tensor *mask = lcb_opt(L, 7), *kernel = lcb_check(L, 8), *rkernel = lcb_check(L, 9);
+  lc_tensor *bias = lcb_check(L, 10), *h0 = lcb_opt(L, 11), *c0 = lcb_opt(L, 12);
+  int go_backwards = lua_toboolean(L, 13), return_sequences = lua_toboolean(L, 14);
+  int zero_output = lua_toboolean(L, 15);
+  lstm_dims d = lstm_check_weights(L, fn, x, kernel, rkernel, bias);
+  lstm_check_state(L, fn, &d, mask, h0, c0);
+  lstm_check_caches(L, fn, &d, gates, cs, hs);
+  lstm_check_out(L, fn, "out", &d, out, return_sequences);
+  int64_t wz[3] = {d.B, d.T, 4 * d.H};
+  lcb_expect_shape(L, fn, "zx", zx, 3, wz, "(B, T, 4H)");
+  int rc = (ref ? lstm_forward_ref : lstm_forward)(
+      out->data, gates->data, cs->data, hs->data, zx->data, x->data, DATA(mask), kernel->data,
+      rkernel->data, bias->data, DATA(h0), DATA(c0), (int)d.B, (int)d.T, (int)d.C, (int)d.H,
+      go_backwards, return_sequences, zero_output);
+  if (rc != LC_OK) return luaL_error(L, "%s: out of memory", fn);
+  return 0;
+}
+
+static int l_lstm_forward(lua_State *L) { return forward_impl(L, "lstm_forward", 0); }
+static int l_lstm_forward_ref(lua_State *L) { return forward_impl(L, "lstm_forward_ref", 1); }
+
+/* lstm_backward(dx, dkernel, drecurrent_kernel, dbias, dh0|nil, dc0|nil, dz, dzx, dout,
+ *               x, mask|nil, kernel, recurrent_kernel, gates, cs, hs, h0|nil, c0|nil,
+ *               go_backwards, return_sequences, zero_output_for_mask) */
+static int backward_impl(lua_State *L, const char *fn, int ref) {
+  lc_tensor *dx = lcb_check(L, 1), *dkernel = lcb_check(L, 2), *drkernel = lcb_check(L, 3);
+  lc_tensor *dbias = lcb_check(L, 4), *dh0 = lcb_opt(L, 5), *dc0 = lcb_opt(L, 6);
+  lc_tensor *dz = lcb_check(L, 7), *dzx = lcb_check(L, 8), *dout = lcb_check(L, 9);
+  lc_tensor *x = lcb_check(L, 10), *mask = lcb_opt(L, 11), *kernel = lcb_check(L, 12);
+  lc_tensor *rkernel = lcb_check(L, 13), *gates = lcb_check(L, 14), *cs = lcb_check(L, 15);
+  lc_tensor *hs = lcb_check(L, 16), *h0 = lcb_opt(L, 17), *c0 = lcb_opt(L, 18);
+  int go_backwards = lua_toboolean(L, 19), return_sequences = lua_toboolean(L, 20);
+  int zero_output = lua_toboolean(L, 21);
+  lstm_dims d = lstm_check_weights(L, fn, x, kernel, rkernel, dbias);
+  lstm_check_state(L, fn, &d, mask, h0, c0);
+  lstm_check_state(L, fn, &d, NULL, dh0, dc0);
+  lstm_check_caches(L, fn, &d, gates, cs, hs);
+  lstm_check_out(L, fn, "dout", &d, dout, return_sequences);
+  lcb_expect_same(L, fn, "dx", dx, "x", x);
+  lcb_expect_same(L, fn, "dkernel", dkernel, "kernel", kernel);
+  lcb_expect_same(L, fn, "drecurrent_kernel", drkernel, "recurrent_kernel", rkernel);
+  int64_t wdz[3] = {d.T, d.B, 4 * d.H}, wdzx[3] = {d.B, d.T, 4 * d.H};
+  lcb_expect_shape(L, fn, "dz", dz, 3, wdz, "(T, B, 4H)");
+  lcb_expect_shape(L, fn, "dzx", dzx, 3, wdzx, "(B, T, 4H)");
+  int rc = (ref ? lstm_backward_ref : lstm_backward)(
+      dx->data, dkernel->data, drkernel->data, dbias->data, DATA(dh0), DATA(dc0), dz->data,
+      dzx->data, dout->data, x->data, DATA(mask), kernel->data, rkernel->data, gates->data,
+      cs->data, hs->data, DATA(h0), DATA(c0), (int)d.B, (int)d.T, (int)d.C, (int)d.H,
+      go_backwards, return_sequences, zero_output);
+  if (rc != LC_OK) return luaL_error(L, "%s: out of memory", fn);
+  return 0;
+}
+
+static int l_lstm_backward(lua_State *L) { return backward_impl(L, "lstm_backward", 0); }
+static int l_lstm_backward_ref(lua_State *L) { return backward_impl(L, "lstm_backward_ref", 1); }
+
+/* lstm_step(h, c, gates, x, h_prev|nil, c_prev|nil, kernel, recurrent_kernel, bias) */
+static int l_lstm_step(lua_State *L) {
+  const char *fn = "lstm_step";
+  lc_tensor *h = lcb_check(L, 1), *c = lcb_check(L, 2), *gates = lcb_check(L, 3);
+  lc_tensor *x = lcb_check(L, 4), *h_prev = lcb_opt(L, 5), *c_prev = lcb_opt(L, 6);
+  lc_tensor *kernel = lcb_check(L, 7), *rkernel = lcb_check(L, 8), *bias = lcb_check(L, 9);
+  int64_t wx[2] = {-1, -1};
+  lcb_expect_shape(L, fn, "x", x, 2, wx, "(B, C)");
+  int64_t B = x->shape[0], C = x->shape[1];
+  int64_t wk[2] = {C, -1};
+  lcb_expect_shape(L, fn, "kernel", kernel, 2, wk, "(C, 4H)");
+  if (kernel->shape[1] % 4 != 0 || kernel->shape[1] == 0)
+    return luaL_error(L, "%s: kernel has %d columns, expected a positive multiple of 4 (4H)",
+                      fn, (int)kernel->shape[1]);
+  int64_t H = kernel->shape[1] / 4;
+  int64_t wr[2] = {H, 4 * H}, wb[1] = {4 * H}, ws[2] = {B, H}, wg[2] = {B, 4 * H};
+  lcb_expect_shape(L, fn, "recurrent_kernel", rkernel, 2, wr, "(H, 4H)");
+  lcb_expect_shape(L, fn, "bias", bias, 1, wb, "(4H)");
+  lcb_expect_shape(L, fn, "h", h, 2, ws, "(B, H)");
+  lcb_expect_shape(L, fn, "c", c, 2, ws, "(B, H)");
+  lcb_expect_shape(L, fn, "gates", gates, 2, wg, "(B, 4H)");
+  if (h_prev) lcb_expect_shape(L, fn, "h_prev", h_prev, 2, ws, "(B, H)");
+  if (c_prev) lcb_expect_shape(L, fn, "c_prev", c_prev, 2, ws, "(B, H)");
+  if ((h_prev && h_prev->data == h->data) || (c_prev && c_prev->data == c->data))
+    return luaL_error(L, "%s: h, c must not share storage with h_prev, c_prev", fn);
+  lstm_step(h->data, c->data, gates->data, x->data, DATA(h_prev), DATA(c_prev), kernel->data,
+            rkernel->data, bias->data, (int)B, (int)C, (int)H);
+  return 0;
+}
+
+/* orthogonal(t): fills the 2-d t (N, M) as Keras' Orthogonal initialiser. */
+static int l_orthogonal(lua_State *L) {
+  lc_tensor *t = lcb_check(L, 1);
+  if (t->ndim != 2) return luaL_error(L, "orthogonal: expected a 2-d tensor, got %d dims", t->ndim);
+  int rc = orthogonal_init(t->data, (int)t->shape[0], (int)t->shape[1]);
+  if (rc == LC_ENOMEM) return luaL_error(L, "orthogonal: out of memory");
+  if (rc != LC_OK) return luaL_error(L, "orthogonal: the normal draw was rank deficient");
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* (B, T, H) or (B, H) seen as (B, T, H) with T = 1. */
+static void seq_dims(lua_State *L, const char *fn, const char *arg, const lc_tensor *t,
+                     int64_t *B, int64_t *T, int64_t *H) {
+  if (t->ndim == 3) { *B = t->shape[0]; *T = t->shape[1]; *H = t->shape[2]; return; }
+  if (t->ndim == 2) { *B = t->shape[0]; *T = 1; *H = t->shape[1]; return; }
+  int64_t w[3] = {-1, -1, -1};
+  *B = *T = *H = 0;
+  lcb_expect_shape(L, fn, arg, t, 3, w, "(B, T, H)");   /* raises: wrong ndim */
+}
+
+static void expect_seq(lua_State *L, const char *fn, const char *arg, const lc_tensor *t,
+                       int ndim, int64_t B, int64_t T, int64_t H) {
+  int64_t w3[3] = {B, T, H}, w2[2] = {B, H};
+  if (ndim == 3) lcb_expect_shape(L, fn, arg, t, 3, w3, "(B, T, H)");
+  else lcb_expect_shape(L, fn, arg, t, 2, w2, "(B, H)");
+}
+
+/* bidir_concat_forward(out, fwd, bwd, reverse): out (B, T, 2H) or (B, 2H). */
+static int l_bidir_concat_forward(lua_State *L) {
+  const char *fn = "bidir_concat_forward";
+  lc_tensor *out = lcb_check(L, 1), *fwd = lcb_check(L, 2), *bwd = lcb_check(L, 3);
+  int reverse = lua_toboolean(L, 4);
+  int64_t B, T, H;
+  seq_dims(L, fn, "fwd", fwd, &B, &T, &H);
+  expect_seq(L, fn, "bwd", bwd, fwd->ndim, B, T, H);
+  expect_seq(L, fn, "out", out, fwd->ndim, B, T, 2 * H);
+  bidir_concat_forward(out->data, fwd->data, bwd->data, (int)B, (int)T, (int)H, reverse);
+  return 0;
+}
+
+/* bidir_concat_backward(dfwd, dbwd, dout, reverse) */
+static int l_bidir_concat_backward(lua_State *L) {
+  const char *fn = "bidir_concat_backward";
+  lc_tensor *dfwd = lcb_check(L, 1), *dbwd = lcb_check(L, 2), *dout = lcb_check(L, 3);
+  int reverse = lua_toboolean(L, 4);
+  int64_t B, T, H;
+  seq_dims(L, fn, "dfwd", dfwd, &B, &T, &H);
+  expect_seq(L, fn, "dbwd", dbwd, dfwd->ndim, B, T, H);
+  expect_seq(L, fn, "dout", dout, dfwd->ndim, B, T, 2 * H);
+  bidir_concat_backward(dfwd->data, dbwd->data, dout->data, (int)B, (int)T, (int)H, reverse);
+  return 0;
+}
+
+/* Checks q (B, Tq, D), v (B, Tv, D), and a (B, Tq, Tv) tensor named wname. */
+static void attention_dims(lua_State *L, const char *fn, const lc_tensor *q, const lc_tensor *v,
+                           const char *wname, const lc_tensor *w, int64_t *dims) {
+  int64_t wq[3] = {-1, -1, -1};
+  lcb_expect_shape(L, fn, "q", q, 3, wq, "(B, Tq, D)");
+  int64_t wv[3] = {q->shape[0], -1, q->shape[2]};
+  lcb_expect_shape(L, fn, "v", v, 3, wv, "(B, Tv, D)");
+  dims[0] = q->shape[0]; dims[1] = q->shape[1]; dims[2] = v->shape[1]; dims[3] = q->shape[2];
+  int64_t ww[3] = {dims[0], dims[1], dims[2]};
+  lcb_expect_shape(L, fn, wname, w, 3, ww, "(B, Tq, Tv)");
+}
+
+/* attention_forward(ctx, weights, q, v) */
+static int attention_forward_impl(lua_State *L, const char *fn, int ref) {
+  lc_tensor *ctx = lcb_check(L, 1), *w = lcb_check(L, 2), *q = lcb_check(L, 3), *v = lcb_check(L, 4);
+  int64_t d[4];
+  attention_dims(L, fn, q, v, "weights", w, d);
+  lcb_expect_same(L, fn, "ctx", ctx, "q", q);
+  (ref ? attention_forward_ref : attention_forward)(ctx->data, w->data, q->data, v->data,
+                                                    (int)d[0], (int)d[1], (int)d[2], (int)d[3]);
+  return 0;
+}
+
+static int l_attention_forward(lua_State *L) {
+  return attention_forward_impl(L, "attention_forward", 0);
+}
+static int l_attention_forward_ref(lua_State *L) {
+  return attention_forward_impl(L, "attention_forward_ref", 1);
+}
+
+/* attention_backward(dq, dv, dscores, dctx, q, v, weights) */
+static int attention_backward_impl(lua_State *L, const char *fn, int ref) {
+  lc_tensor *dq = lcb_check(L, 1), *dv = lcb_check(L, 2), *ds = lcb_check(L, 3);
+  lc_tensor *dctx = lcb_check(L, 4), *q = lcb_check(L, 5), *v = lcb_check(L, 6);
+  lc_tensor *w = lcb_check(L, 7);
+  int64_t d[4];
+  attention_dims(L, fn, q, v, "weights", w, d);
+  lcb_expect_same(L, fn, "dscores", ds, "weights", w);
+  lcb_expect_same(L, fn, "dctx", dctx, "q", q);
+  lcb_expect_same(L, fn, "dq", dq, "q", q);
+  lcb_expect_same(L, fn, "dv", dv, "v", v);
+  (ref ? attention_backward_ref : attention_backward)(
+      dq->data, dv->data, ds->data, dctx->data, q->data, v->data, w->data,
+      (int)d[0], (int)d[1], (int)d[2], (int)d[3]);
+  return 0;
+}
+
+static int l_attention_backward(lua_State *L) {
+  return attention_backward_impl(L, "attention_backward", 0);
+}
+static int l_attention_backward_ref(lua_State *L) {
+  return attention_backward_impl(L, "attention_backward_ref", 1);
+}
+
 static const luaL_Reg functions[] = {
+  {"lstm_forward", l_lstm_forward}, {"lstm_forward_ref", l_lstm_forward_ref},
+  {"lstm_backward", l_lstm_backward}, {"lstm_backward_ref", l_lstm_backward_ref},
+  {"lstm_step", l_lstm_step}, {"orthogonal", l_orthogonal},
+  {"bidir_concat_forward", l_bidir_concat_forward},
+  {"bidir_concat_backward", l_bidir_concat_backward},
+  {"attention_forward", l_attention_forward}, {"attention_forward_ref", l_attention_forward_ref},
+  {"attention_backward", l_attention_backward},
+  {"attention_backward_ref", l_attention_backward_ref},
   {NULL, NULL}
 };
 

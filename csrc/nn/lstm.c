@@ -1,0 +1,369 @@
+/* lstm.c: a Keras (TF2) LSTM over a whole batch-major sequence: forward, backward, the
+ * no-cache decoding step, Keras' orthogonal initialiser and the Bidirectional merge.
+ * Not cuDNN's fused kernel: no peepholes, no recurrent dropout, no projection.
+ * Equations, Keras gate order i, f, c, o along the 4H axis:
+ *   z   = x_t @ kernel + h_{t-1} @ rkernel + bias                      (B, 4H)
+ *   i = sigmoid(z_i)   f = sigmoid(z_f)   g = tanh(z_c)   o = sigmoid(z_o)
+ *   c_t = f * c_{t-1} + i * g            h_t = o * tanh(c_t)
+ *
+ * Shapes used throughout:
+ *   x (B, T, C)   mask (B, T) of 1/0 floats, or NULL (all real)
+ *   kernel (C, 4H)   rkernel (H, 4H)   bias (4H)   h0, c0 (B, H), or NULL (zeros)
+ * The processing step s reads time t = s, or t = T-1-s with go_backwards (Keras reverses
+ * inputs and mask). Caches are time-major and indexed by s:
+ *   gates (T, B, 4H) post-activation i, f, g, o   cs, hs (T, B, H) the state after step s
+ * out is (B, T, H) in processing order when return_sequences (so reversed with
+ * go_backwards, as a bare Keras LSTM returns it), else (B, H) = the last step's output.
+ * At a masked step the state is carried over unchanged; the output is the previous
+ * step's output (zero before the first step), or zero with zero_output_for_mask. */
+#include "../luacap.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static inline float sigmoidf(float z) { return 1.0f / (1.0f + expf(-z)); }
+
+#define STEP_T(s) (go_backwards ? T - 1 - (s) : (s))
+#define IS_REAL(b, t) (!mask || mask[(size_t)(b) * T + (t)] != 0.0f)
+
+/* The output of step s for batch row b, given that row's new h (H):
+ * real: h; masked: zero, or the previous output (carry). */
+static void write_output(float *out, const float *h, int real, int s, int b, int T, int H,
+                         int return_sequences, int zero_output_for_mask) {
+  float *o = return_sequences ? out + ((size_t)b * T + s) * H : out + (size_t)b * H;
+  if (real) {
+    memcpy(o, h, (size_t)H * sizeof(float));
+  } else if (zero_output_for_mask) {
+    memset(o, 0, (size_t)H * sizeof(float));
+  } else if (return_sequences) {   /* carry the previous output; zero before step 0 */
+    if (s > 0) memcpy(o, o - H, (size_t)H * sizeof(float));
+    else memset(o, 0, (size_t)H * sizeof(float));
+  }                                /* last-output mode: o already holds the carry */
+}
+
+/* ------------------------------------------------------------------ forward */
+
+/* Fast forward. zx (B, T, 4H) is scratch for the input projection of all steps.
+ * writes: out, gates, cs, hs (see the top of the file). */
+int lstm_forward(float *out, float *gates, float *cs, float *hs, float *zx,
+                 const float *x, const float *mask, const float *kernel, const float *rkernel,
+                 const float *bias, const float *h0, const float *c0,
+                 int B, int T, int C, int H, int go_backwards, int return_sequences,
+                 int zero_output_for_mask) {
+  size_t G = 4 * (size_t)H, BH = (size_t)B * H;
+  if (!return_sequences) memset(out, 0, BH * sizeof(float));
+  if (T == 0 || B == 0) return LC_OK;
+  /* zx (B*T, 4H) = x (B*T, C) @ kernel (C, 4H): every step's input projection at once */
+  lc_sgemm(0, 0, B * T, (int)G, C, 1.0f, x, kernel, 0.0f, zx);
+  for (int s = 0; s < T; s++) {
+    int t = STEP_T(s);
+    float *gates_s = gates + (size_t)s * B * G, *c_s = cs + (size_t)s * BH, *h_s = hs + (size_t)s * BH;
+    const float *h_prev = s ? hs + (size_t)(s - 1) * BH : h0;
+    const float *c_prev = s ? cs + (size_t)(s - 1) * BH : c0;
+    /* gates_s (B, 4H) = h_prev (B, H) @ rkernel (H, 4H) */
+    if (h_prev) lc_sgemm(0, 0, B, (int)G, H, 1.0f, h_prev, rkernel, 0.0f, gates_s);
+    else memset(gates_s, 0, (size_t)B * G * sizeof(float));
+    for (int b = 0; b < B; b++) {
+      float *gates_bs = gates_s + (size_t)b * G;
+      const float *zx_bt = zx + ((size_t)b * T + t) * G;
+      float *c_bs = c_s + (size_t)b * H, *h_bs = h_s + (size_t)b * H;
+      int real = IS_REAL(b, t);
+      for (size_t j = 0; j < G; j++) gates_bs[j] += zx_bt[j] + bias[j];
+      for (int k = 0; k < H; k++) {
+        float i = sigmoidf(gates_bs[k]), f = sigmoidf(gates_bs[H + k]);
+        float g = tanhf(gates_bs[2 * H + k]), o = sigmoidf(gates_bs[3 * H + k]);
+        gates_bs[k] = i; gates_bs[H + k] = f; gates_bs[2 * H + k] = g; gates_bs[3 * H + k] = o;
+        float cp = c_prev ? c_prev[(size_t)b * H + k] : 0.0f;
+        float hp = h_prev ? h_prev[(size_t)b * H + k] : 0.0f;
+        if (real) {
+          float c = f * cp + i * g;
+          c_bs[k] = c;
+          h_bs[k] = o * tanhf(c);
+        } else {
+          c_bs[k] = cp;
+          h_bs[k] = hp;
+        }
+      }
+      write_output(out, h_bs, real, s, b, T, H, return_sequences, zero_output_for_mask);
+    }
+  }
+  return LC_OK;
+}
+
+/* Plain-loop forward, the reference for specs. Same arguments and caches; zx unused. */
+int lstm_forward_ref(float *out, float *gates, float *cs, float *hs, float *zx,
+                     const float *x, const float *mask, const float *kernel,
+                     const float *rkernel, const float *bias, const float *h0, const float *c0,
+                     int B, int T, int C, int H, int go_backwards, int return_sequences,
+                     int zero_output_for_mask) {
+  (void)zx;
+  size_t G = 4 * (size_t)H, BH = (size_t)B * H;
+  if (!return_sequences) memset(out, 0, BH * sizeof(float));
+  for (int s = 0; s < T; s++) {
+    int t = STEP_T(s);
+    for (int b = 0; b < B; b++) {
+      const float *x_bt = x + ((size_t)b * T + t) * C;
+      const float *h_prev = s ? hs + (size_t)(s - 1) * BH + (size_t)b * H : (h0 ? h0 + (size_t)b * H : NULL);
+      const float *c_prev = s ? cs + (size_t)(s - 1) * BH + (size_t)b * H : (c0 ? c0 + (size_t)b * H : NULL);
+      float *gates_bs = gates + ((size_t)s * B + b) * G;
+      float *c_bs = cs + (size_t)s * BH + (size_t)b * H, *h_bs = hs + (size_t)s * BH + (size_t)b * H;
+      int real = IS_REAL(b, t);
+      for (size_t j = 0; j < G; j++) {
+        /* z_j = sum_c x_c kernel[c, j] + sum_k h_k rkernel[k, j] + bias_j */
+        double z = bias[j];
+        for (int c = 0; c < C; c++) z += (double)x_bt[c] * kernel[(size_t)c * G + j];
+        if (h_prev)
+          for (int k = 0; k < H; k++) z += (double)h_prev[k] * rkernel[(size_t)k * G + j];
+        gates_bs[j] = (float)z;
+      }
+      for (int k = 0; k < H; k++) {
+        float i = sigmoidf(gates_bs[k]), f = sigmoidf(gates_bs[H + k]);
+        float g = tanhf(gates_bs[2 * H + k]), o = sigmoidf(gates_bs[3 * H + k]);
+        gates_bs[k] = i; gates_bs[H + k] = f; gates_bs[2 * H + k] = g; gates_bs[3 * H + k] = o;
+        float cp = c_prev ? c_prev[k] : 0.0f, hp = h_prev ? h_prev[k] : 0.0f;
+        c_bs[k] = real ? f * cp + i * g : cp;
+        h_bs[k] = real ? o * tanhf(c_bs[k]) : hp;
+      }
+      write_output(out, h_bs, real, s, b, T, H, return_sequences, zero_output_for_mask);
+    }
+  }
+  return LC_OK;
+}
+
+/* ------------------------------------------------------------------ backward */
+
+/* Gradient of the output at step s for row b, plus the carry from later masked steps that
+ * copied this output; routes it into dh (real step) or on to the previous output.
+ *   gout = dout_s + dcarry;  real: dh += gout, dcarry = 0;  masked: dcarry = gout (carry)
+ *   or 0 (zero output). */
+static void route_dout(float *dh_b, float *dcarry_b, const float *dout, int real, int s, int b,
+                       int T, int H, int return_sequences, int zero_output_for_mask) {
+  const float *dout_bs = return_sequences ? dout + ((size_t)b * T + s) * H : NULL;
+  for (int k = 0; k < H; k++) {
+    float gout = dcarry_b[k] + (dout_bs ? dout_bs[k] : 0.0f);
+    if (real) { dh_b[k] += gout; dcarry_b[k] = 0.0f; }
+    else dcarry_b[k] = zero_output_for_mask ? 0.0f : gout;
+  }
+}
+
+/* Gate pre-activation gradients of one real (step, row) from dh, dc of its new state.
+ * dc_b is replaced by the gradient of c_prev. dz_b (4H) is written. */
+static void cell_backward(float *dz_b, float *dc_b, const float *dh_b, const float *gates_b,
+                          const float *c_b, const float *c_prev_b, int H) {
+  for (int k = 0; k < H; k++) {
+    float i = gates_b[k], f = gates_b[H + k], g = gates_b[2 * H + k], o = gates_b[3 * H + k];
+    float tc = tanhf(c_b[k]), cp = c_prev_b ? c_prev_b[k] : 0.0f;
+    /* h = o * tanh(c) */
+    float d_o = dh_b[k] * tc;
+    float dc = dc_b[k] + dh_b[k] * o * (1.0f - tc * tc);
+    /* c = f * c_prev + i * g */
+    float di = dc * g, df = dc * cp, dg = dc * i;
+    dc_b[k] = dc * f;
+    /* i = sigmoid(z_i), f = sigmoid(z_f), g = tanh(z_c), o = sigmoid(z_o) */
+    dz_b[k] = di * i * (1.0f - i);
+    dz_b[H + k] = df * f * (1.0f - f);
+    dz_b[2 * H + k] = dg * (1.0f - g * g);
+    dz_b[3 * H + k] = d_o * o * (1.0f - o);
+  }
+}
+
+/* Fast backward. dout is shaped like out. Scratch: dz (T, B, 4H) by step, dzx (B, T, 4H)
+ * by time. writes dx (B, T, C), and dh0, dc0 (B, H) when not NULL; ADDS into dkernel
+ * (C, 4H), drkernel (H, 4H), dbias (4H). Returns LC_ENOMEM when its (B, H) buffers fail. */
+int lstm_backward(float *dx, float *dkernel, float *drkernel, float *dbias, float *dh0,
+                  float *dc0, float *dz, float *dzx, const float *dout, const float *x,
+                  const float *mask, const float *kernel, const float *rkernel,
+                  const float *gates, const float *cs, const float *hs, const float *h0,
+                  const float *c0, int B, int T, int C, int H, int go_backwards,
+                  int return_sequences, int zero_output_for_mask) {
+  size_t G = 4 * (size_t)H, BH = (size_t)B * H;
+  float *work = calloc(3 * BH + 1, sizeof(float));
+  if (!work) return LC_ENOMEM;
+  float *dh = work, *dc = work + BH, *dcarry = work + 2 * BH;   /* (B, H) each */
+  if (!return_sequences) memcpy(dcarry, dout, BH * sizeof(float));
+  for (int s = T - 1; s >= 0; s--) {
+    int t = STEP_T(s);
+    const float *gates_s = gates + (size_t)s * B * G, *c_s = cs + (size_t)s * BH;
+    const float *c_prev = s ? cs + (size_t)(s - 1) * BH : c0;
+    float *dz_s = dz + (size_t)s * B * G;
+    for (int b = 0; b < B; b++) {
+      int real = IS_REAL(b, t);
+      float *dh_b = dh + (size_t)b * H, *dc_b = dc + (size_t)b * H;
+      route_dout(dh_b, dcarry + (size_t)b * H, dout, real, s, b, T, H, return_sequences,
+                 zero_output_for_mask);
+      if (real) {
+        cell_backward(dz_s + (size_t)b * G, dc_b, dh_b, gates_s + (size_t)b * G,
+                      c_s + (size_t)b * H, c_prev ? c_prev + (size_t)b * H : NULL, H);
+        memset(dh_b, 0, (size_t)H * sizeof(float));   /* consumed; refilled below */
+      } else {
+        /* h_s = h_prev, c_s = c_prev: dh and dc pass straight through */
+        memset(dz_s + (size_t)b * G, 0, G * sizeof(float));
+      }
+    }
+    /* z = h_prev @ rkernel + ...  =>  dh_prev (B, H) += dz_s (B, 4H) @ rkernel^T (4H, H)
+     * (masked rows have dz = 0 and keep their pass-through dh) */
+    lc_sgemm(0, 1, B, H, (int)G, 1.0f, dz_s, rkernel, 1.0f, dh);
+  }
+  if (dh0) memcpy(dh0, dh, BH * sizeof(float));
+  if (dc0) memcpy(dc0, dc, BH * sizeof(float));
+  free(work);
+  if (T == 0 || B == 0) return LC_OK;
+  /* reorder dz from step order (T, B, 4H) into time order (B, T, 4H), x's layout */
+  for (int s = 0; s < T; s++) {
+    int t = STEP_T(s);
+    for (int b = 0; b < B; b++)
+      memcpy(dzx + ((size_t)b * T + t) * G, dz + ((size_t)s * B + b) * G, G * sizeof(float));
+  }
+  /* zx = x @ kernel  =>  dx (B*T, C) = dzx (B*T, 4H) @ kernel^T (4H, C) */
+  lc_sgemm(0, 1, B * T, C, (int)G, 1.0f, dzx, kernel, 0.0f, dx);
+  /* dkernel (C, 4H) += x^T (C, B*T) @ dzx (B*T, 4H) */
+  lc_sgemm(1, 0, C, (int)G, B * T, 1.0f, x, dzx, 1.0f, dkernel);
+  /* z_s = h_{s-1} @ rkernel  =>  drkernel (H, 4H) += sum_s h_{s-1}^T @ dz_s:
+   * hs[0..T-2] stacked ((T-1)*B, H) against dz[1..T-1] ((T-1)*B, 4H), in one product */
+  lc_sgemm(1, 0, H, (int)G, (T - 1) * B, 1.0f, hs, dz + (size_t)B * G, 1.0f, drkernel);
+  if (h0) lc_sgemm(1, 0, H, (int)G, B, 1.0f, h0, dz, 1.0f, drkernel);
+  /* z = ... + bias  =>  dbias (4H) += column sums of dz (T*B, 4H) */
+  for (size_t r = 0; r < (size_t)T * B; r++) {
+    const float *dz_r = dz + r * G;
+    for (size_t j = 0; j < G; j++) dbias[j] += dz_r[j];
+  }
+  return LC_OK;
+}
+
+/* Plain-loop backward, the reference for specs: same arguments; dz, dzx unused. */
+int lstm_backward_ref(float *dx, float *dkernel, float *drkernel, float *dbias, float *dh0,
+                      float *dc0, float *dz, float *dzx, const float *dout, const float *x,
+                      const float *mask, const float *kernel, const float *rkernel,
+                      const float *gates, const float *cs, const float *hs, const float *h0,
+                      const float *c0, int B, int T, int C, int H, int go_backwards,
+                      int return_sequences, int zero_output_for_mask) {
+  (void)dz; (void)dzx;
+  size_t G = 4 * (size_t)H, BH = (size_t)B * H;
+  float *work = calloc(4 * BH + G + 1, sizeof(float));
+  if (!work) return LC_ENOMEM;
+  float *dh = work, *dc = work + BH, *dcarry = work + 2 * BH, *dhp = work + 3 * BH;
+  float *dz_b = work + 4 * BH;   /* (4H) */
+  if (!return_sequences) memcpy(dcarry, dout, BH * sizeof(float));
+  memset(dx, 0, (size_t)B * T * C * sizeof(float));
+  for (int s = T - 1; s >= 0; s--) {
+    int t = STEP_T(s);
+    for (int b = 0; b < B; b++) {
+      int real = IS_REAL(b, t);
+      float *dh_b = dh + (size_t)b * H, *dc_b = dc + (size_t)b * H;
+      route_dout(dh_b, dcarry + (size_t)b * H, dout, real, s, b, T, H, return_sequences,
+                 zero_output_for_mask);
+      if (!real) continue;   /* state carried: dh, dc pass through */
+      const float *c_prev_b = s ? cs + (size_t)(s - 1) * BH + (size_t)b * H : (c0 ? c0 + (size_t)b * H : NULL);
+      const float *h_prev_b = s ? hs + (size_t)(s - 1) * BH + (size_t)b * H : (h0 ? h0 + (size_t)b * H : NULL);
+      cell_backward(dz_b, dc_b, dh_b, gates + ((size_t)s * B + b) * G, cs + (size_t)s * BH + (size_t)b * H,
+                    c_prev_b, H);
+      const float *x_bt = x + ((size_t)b * T + t) * C;
+      float *dx_bt = dx + ((size_t)b * T + t) * C;
+      for (size_t j = 0; j < G; j++) {
+        /* z_j = sum_c x_c kernel[c, j] + sum_k h_prev_k rkernel[k, j] + bias_j */
+        dbias[j] += dz_b[j];
+        for (int c = 0; c < C; c++) {
+          dkernel[(size_t)c * G + j] += x_bt[c] * dz_b[j];
+          dx_bt[c] += kernel[(size_t)c * G + j] * dz_b[j];
+        }
+        if (h_prev_b)
+          for (int k = 0; k < H; k++) drkernel[(size_t)k * G + j] += h_prev_b[k] * dz_b[j];
+      }
+      for (int k = 0; k < H; k++) {
+        double acc = 0;
+        for (size_t j = 0; j < G; j++) acc += (double)rkernel[(size_t)k * G + j] * dz_b[j];
+        dhp[(size_t)b * H + k] = (float)acc;
+      }
+      memcpy(dh_b, dhp + (size_t)b * H, (size_t)H * sizeof(float));
+    }
+  }
+  if (dh0) memcpy(dh0, dh, BH * sizeof(float));
+  if (dc0) memcpy(dc0, dc, BH * sizeof(float));
+  free(work);
+  return LC_OK;
+}
+
+/* ------------------------------------------------------------------ decoding step */
+
+/* One step without a cache, for decoding. x (B, C); h_prev, c_prev (B, H) or NULL (zeros).
+ * writes h, c (B, H) (not aliasing h_prev, c_prev); gates (B, 4H) is scratch. */
+void lstm_step(float *h, float *c, float *gates, const float *x, const float *h_prev,
+               const float *c_prev, const float *kernel, const float *rkernel,
+               const float *bias, int B, int C, int H) {
+  size_t G = 4 * (size_t)H;
+  /* gates (B, 4H) = x (B, C) @ kernel (C, 4H) + h_prev (B, H) @ rkernel (H, 4H) */
+  lc_sgemm(0, 0, B, (int)G, C, 1.0f, x, kernel, 0.0f, gates);
+  if (h_prev) lc_sgemm(0, 0, B, (int)G, H, 1.0f, h_prev, rkernel, 1.0f, gates);
+  for (int b = 0; b < B; b++) {
+    const float *z = gates + (size_t)b * G;
+    for (int k = 0; k < H; k++) {
+      float i = sigmoidf(z[k] + bias[k]), f = sigmoidf(z[H + k] + bias[H + k]);
+      float g = tanhf(z[2 * H + k] + bias[2 * H + k]), o = sigmoidf(z[3 * H + k] + bias[3 * H + k]);
+      float cp = c_prev ? c_prev[(size_t)b * H + k] : 0.0f;
+      float cn = f * cp + i * g;
+      c[(size_t)b * H + k] = cn;
+      h[(size_t)b * H + k] = o * tanhf(cn);
+    }
+  }
+}
+
+/* ------------------------------------------------------------------ helpers */
+
+/* out (N, M) as Keras' Orthogonal(gain=1): draw a normal (max(N,M), min(N,M)) matrix A
+ * (row-major, luacap's generator), A = QR, Q *= sign(diag(R)), transpose when N < M.
+ * Modified Gram-Schmidt (run twice for float-level orthogonality) yields R with a
+ * positive diagonal, which is the same unique Q as Householder QR times sign(diag(R)).
+ * Returns LC_ENOMEM, or LC_EARG when the draw is rank deficient (never in practice). */
+int orthogonal_init(float *out, int N, int M) {
+  int big = N > M ? N : M, small = N > M ? M : N;
+  double *q = malloc((size_t)big * small * sizeof(double) + 1);   /* (small, big): columns of A */
+  if (!q) return LC_ENOMEM;
+  for (int r = 0; r < big; r++)
+    for (int c = 0; c < small; c++) q[(size_t)c * big + r] = lc_rng_normal();
+  for (int j = 0; j < small; j++) {
+    double *qj = q + (size_t)j * big;
+    for (int pass = 0; pass < 2; pass++)
+      for (int k = 0; k < j; k++) {
+        const double *qk = q + (size_t)k * big;
+        double r = 0;
+        for (int i = 0; i < big; i++) r += qk[i] * qj[i];
+        for (int i = 0; i < big; i++) qj[i] -= r * qk[i];
+      }
+    double norm = 0;
+    for (int i = 0; i < big; i++) norm += qj[i] * qj[i];
+    norm = sqrt(norm);
+    if (!(norm > 1e-12)) { free(q); return LC_EARG; }   /* a dependent column */
+    for (int i = 0; i < big; i++) qj[i] /= norm;
+  }
+  for (int i = 0; i < N; i++)
+    for (int j = 0; j < M; j++)   /* N < M: out = Q^T = q;  N >= M: out = Q */
+      out[(size_t)i * M + j] = (float)(N < M ? q[(size_t)i * big + j] : q[(size_t)j * big + i]);
+  free(q);
+  return LC_OK;
+}
+
+/* Bidirectional merge by concatenation: out (B, T, 2H) = [fwd (B, T, H), bwd (B, T, H)],
+ * bwd read at T-1-t when reverse (a go_backwards output back in input order). */
+void bidir_concat_forward(float *out, const float *fwd, const float *bwd, int B, int T, int H,
+                          int reverse) {
+  for (int b = 0; b < B; b++)
+    for (int t = 0; t < T; t++) {
+      int tb = reverse ? T - 1 - t : t;
+      float *out_bt = out + ((size_t)b * T + t) * 2 * H;
+      memcpy(out_bt, fwd + ((size_t)b * T + t) * H, (size_t)H * sizeof(float));
+      memcpy(out_bt + H, bwd + ((size_t)b * T + tb) * H, (size_t)H * sizeof(float));
+    }
+}
+
+/* writes dfwd, dbwd (B, T, H) from dout (B, T, 2H): the split, re-reversed for bwd. */
+void bidir_concat_backward(float *dfwd, float *dbwd, const float *dout, int B, int T, int H,
+                           int reverse) {
+  for (int b = 0; b < B; b++)
+    for (int t = 0; t < T; t++) {
+      int tb = reverse ? T - 1 - t : t;
+      const float *dout_bt = dout + ((size_t)b * T + t) * 2 * H;
+      memcpy(dfwd + ((size_t)b * T + t) * H, dout_bt, (size_t)H * sizeof(float));
+      memcpy(dbwd + ((size_t)b * T + tb) * H, dout_bt + H, (size_t)H * sizeof(float));
+    }
+}
