@@ -90,10 +90,161 @@ static int l_relu_backward(lua_State *L) {
   return 0;
 }
 
+/* ------------------------------------------------------------ conv2d, maxpool2d */
+
+static int check_int(lua_State *L, int idx, const char *fn, const char *what) {
+  lua_Number v = luaL_checknumber(L, idx);
+  if (v < 1 || v != (lua_Number)(int)v)
+    luaL_error(L, "%s: %s must be a positive integer, got %g", fn, what, (double)v);
+  return (int)v;
+}
+
+static int check_padding(lua_State *L, int idx, const char *fn) {
+  const char *p = luaL_optstring(L, idx, "valid");
+  if (strcmp(p, "same") == 0) return 1;
+  if (strcmp(p, "valid") == 0) return 0;
+  return luaL_error(L, "%s: padding must be 'same' or 'valid', got '%s'", fn, p);
+}
+
+/* Fills g from x (B, IH, IW, C) and the window; raises when the output would be empty. */
+static void geom_from(lua_State *L, const char *fn, lc_conv_geom *g, const lc_tensor *x,
+                      int OC, int KH, int KW, int SH, int SW, int same) {
+  int64_t wx[4] = {-1, -1, -1, -1};
+  lcb_expect_shape(L, fn, "x", x, 4, wx, "(B, IH, IW, C)");
+  if (lc_conv_geom_init(g, (int)x->shape[0], (int)x->shape[1], (int)x->shape[2],
+                        (int)x->shape[3], OC, KH, KW, SH, SW, same) != LC_OK)
+    luaL_error(L, "%s: a %dx%d window with 'valid' padding does not fit a %dx%d input", fn,
+               KH, KW, (int)x->shape[1], (int)x->shape[2]);
+}
+
+/* conv_out_size(IH, IW, KH, KW, SH, SW, padding) -> OH, OW, pad_top, pad_left */
+static int l_conv_out_size(lua_State *L) {
+  static const char *fn = "conv_out_size";
+  int IH = check_int(L, 1, fn, "IH"), IW = check_int(L, 2, fn, "IW");
+  int KH = check_int(L, 3, fn, "KH"), KW = check_int(L, 4, fn, "KW");
+  int SH = check_int(L, 5, fn, "SH"), SW = check_int(L, 6, fn, "SW");
+  int same = check_padding(L, 7, fn);
+  lc_conv_geom g;
+  if (lc_conv_geom_init(&g, 1, IH, IW, 1, 1, KH, KW, SH, SW, same) != LC_OK)
+    return luaL_error(L, "%s: a %dx%d window with 'valid' padding does not fit a %dx%d input",
+                      fn, KH, KW, IH, IW);
+  lua_pushinteger(L, g.OH);
+  lua_pushinteger(L, g.OW);
+  lua_pushinteger(L, g.pad_top);
+  lua_pushinteger(L, g.pad_left);
+  return 4;
+}
+
+/* Checks (out, x, weight, bias) of conv2d_forward[_ref] with args
+ * (out, x, weight (KH,KW,C,OC), bias (OC) or nil, SH, SW, padding, relu). */
+static void conv_forward_args(lua_State *L, const char *fn, lc_conv_geom *g, lc_tensor **out,
+                              lc_tensor **x, lc_tensor **w, lc_tensor **b, int *relu) {
+  *out = lcb_check(L, 1);
+  *x = lcb_check(L, 2);
+  *w = lcb_check(L, 3);
+  *b = lcb_opt(L, 4);
+  int SH = check_int(L, 5, fn, "stride SH"), SW = check_int(L, 6, fn, "stride SW");
+  int same = check_padding(L, 7, fn);
+  *relu = lua_toboolean(L, 8);
+  int64_t ww[4] = {-1, -1, -1, -1};
+  lcb_expect_shape(L, fn, "weight", *w, 4, ww, "(KH, KW, C, OC)");
+  int64_t wx[4] = {-1, -1, -1, (*w)->shape[2]};
+  lcb_expect_shape(L, fn, "x", *x, 4, wx, "(B, IH, IW, C)");
+  geom_from(L, fn, g, *x, (int)(*w)->shape[3], (int)(*w)->shape[0], (int)(*w)->shape[1], SH,
+            SW, same);
+  int64_t wo[4] = {g->B, g->OH, g->OW, g->OC}, wb[1] = {g->OC};
+  lcb_expect_shape(L, fn, "out", *out, 4, wo, "(B, OH, OW, OC)");
+  if (*b) lcb_expect_shape(L, fn, "bias", *b, 1, wb, "(OC)");
+}
+
+/* conv2d_forward(out (B,OH,OW,OC), x (B,IH,IW,C), weight (KH,KW,C,OC), bias or nil,
+ *                SH, SW, padding 'same'|'valid', relu) */
+static int l_conv2d_forward(lua_State *L) {
+  lc_conv_geom g;
+  lc_tensor *out, *x, *w, *b;
+  int relu;
+  conv_forward_args(L, "conv2d_forward", &g, &out, &x, &w, &b, &relu);
+  if (conv2d_forward(out->data, x->data, w->data, b ? b->data : NULL, &g, relu) != LC_OK)
+    return luaL_error(L, "conv2d_forward: out of memory for the column buffer");
+  return 0;
+}
+
+static int l_conv2d_forward_ref(lua_State *L) {
+  lc_conv_geom g;
+  lc_tensor *out, *x, *w, *b;
+  int relu;
+  conv_forward_args(L, "conv2d_forward_ref", &g, &out, &x, &w, &b, &relu);
+  conv2d_forward_ref(out->data, x->data, w->data, b ? b->data : NULL, &g, relu);
+  return 0;
+}
+
+/* conv2d_backward(dx or nil, dweight, dbias or nil, dout, x, weight, SH, SW, padding):
+ * adds into the gradients; dout is the gradient before any fused relu. */
+static int l_conv2d_backward(lua_State *L) {
+  static const char *fn = "conv2d_backward";
+  lc_tensor *dx = lcb_opt(L, 1), *dw = lcb_check(L, 2), *db = lcb_opt(L, 3);
+  lc_tensor *dout = lcb_check(L, 4), *x = lcb_check(L, 5), *w = lcb_check(L, 6);
+  int SH = check_int(L, 7, fn, "stride SH"), SW = check_int(L, 8, fn, "stride SW");
+  int same = check_padding(L, 9, fn);
+  int64_t ww[4] = {-1, -1, -1, -1};
+  lcb_expect_shape(L, fn, "weight", w, 4, ww, "(KH, KW, C, OC)");
+  int64_t wx[4] = {-1, -1, -1, w->shape[2]};
+  lcb_expect_shape(L, fn, "x", x, 4, wx, "(B, IH, IW, C)");
+  lc_conv_geom g;
+  geom_from(L, fn, &g, x, (int)w->shape[3], (int)w->shape[0], (int)w->shape[1], SH, SW, same);
+  int64_t wo[4] = {g.B, g.OH, g.OW, g.OC}, wb[1] = {g.OC};
+  lcb_expect_shape(L, fn, "dout", dout, 4, wo, "(B, OH, OW, OC)");
+  lcb_expect_shape(L, fn, "dweight", dw, 4, w->shape, "(KH, KW, C, OC)");
+  if (db) lcb_expect_shape(L, fn, "dbias", db, 1, wb, "(OC)");
+  if (dx) lcb_expect_shape(L, fn, "dx", dx, 4, x->shape, "(B, IH, IW, C)");
+  if (conv2d_backward(dx ? dx->data : NULL, dw->data, db ? db->data : NULL, dout->data,
+                      x->data, w->data, &g) != LC_OK)
+    return luaL_error(L, "conv2d_backward: out of memory for the column buffers");
+  return 0;
+}
+
+/* maxpool2d_forward(out (B,OH,OW,C), x (B,IH,IW,C), KH, KW, SH, SW, padding) */
+static int l_maxpool2d_forward(lua_State *L) {
+  static const char *fn = "maxpool2d_forward";
+  lc_tensor *out = lcb_check(L, 1), *x = lcb_check(L, 2);
+  int KH = check_int(L, 3, fn, "KH"), KW = check_int(L, 4, fn, "KW");
+  int SH = check_int(L, 5, fn, "stride SH"), SW = check_int(L, 6, fn, "stride SW");
+  int same = check_padding(L, 7, fn);
+  lc_conv_geom g;
+  int64_t wx[4] = {-1, -1, -1, -1};
+  lcb_expect_shape(L, fn, "x", x, 4, wx, "(B, IH, IW, C)");
+  geom_from(L, fn, &g, x, (int)x->shape[3], KH, KW, SH, SW, same);
+  int64_t wo[4] = {g.B, g.OH, g.OW, g.C};
+  lcb_expect_shape(L, fn, "out", out, 4, wo, "(B, OH, OW, C)");
+  maxpool2d_forward(out->data, x->data, &g);
+  return 0;
+}
+
+/* maxpool2d_backward(dx (B,IH,IW,C), dout (B,OH,OW,C), x, KH, KW, SH, SW, padding) */
+static int l_maxpool2d_backward(lua_State *L) {
+  static const char *fn = "maxpool2d_backward";
+  lc_tensor *dx = lcb_check(L, 1), *dout = lcb_check(L, 2), *x = lcb_check(L, 3);
+  int KH = check_int(L, 4, fn, "KH"), KW = check_int(L, 5, fn, "KW");
+  int SH = check_int(L, 6, fn, "stride SH"), SW = check_int(L, 7, fn, "stride SW");
+  int same = check_padding(L, 8, fn);
+  lc_conv_geom g;
+  int64_t wx[4] = {-1, -1, -1, -1};
+  lcb_expect_shape(L, fn, "x", x, 4, wx, "(B, IH, IW, C)");
+  geom_from(L, fn, &g, x, (int)x->shape[3], KH, KW, SH, SW, same);
+  int64_t wo[4] = {g.B, g.OH, g.OW, g.C};
+  lcb_expect_shape(L, fn, "dout", dout, 4, wo, "(B, OH, OW, C)");
+  lcb_expect_shape(L, fn, "dx", dx, 4, x->shape, "(B, IH, IW, C)");
+  maxpool2d_backward(dx->data, dout->data, x->data, &g);
+  return 0;
+}
+
 static const luaL_Reg functions[] = {
   {"dense_forward", l_dense_forward}, {"dense_forward_ref", l_dense_forward_ref},
   {"dense_backward", l_dense_backward},
   {"relu_forward", l_relu_forward}, {"relu_backward", l_relu_backward},
+  {"conv_out_size", l_conv_out_size}, {"conv2d_forward", l_conv2d_forward},
+  {"conv2d_forward_ref", l_conv2d_forward_ref}, {"conv2d_backward", l_conv2d_backward},
+  {"maxpool2d_forward", l_maxpool2d_forward}, {"maxpool2d_backward", l_maxpool2d_backward},
   {NULL, NULL}
 };
 

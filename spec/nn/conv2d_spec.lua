@@ -1,0 +1,150 @@
+-- Specs for luacap.nn.Conv2d and the conv2d kernels: a hand-made image, the im2col path
+-- against the direct convolution, TF 'same' padding, finite differences, accumulation.
+local luacap = require 'luacap'
+local gradcheck = require 'helpers.gradcheck'
+local core = luacap.core
+
+local function close(expected, got, tol)
+  local a, b = expected:flat(), got:flat()
+  assert.equal(#a, #b)
+  for i = 1, #a do
+    if math.abs(a[i] - b[i]) > (tol or 1e-5) * math.max(1, math.abs(a[i])) then
+      error(string.format('element %d: expected %.7g, got %.7g', i, a[i], b[i]), 2)
+    end
+  end
+end
+
+-- The 4x4 single-channel image 1..16, row-major, as (1, 4, 4, 1).
+local function image16()
+  return luacap.arange(1, 17):reshape(1, 4, 4, 1)
+end
+
+describe('nn.Conv2d', function()
+  it('sums 3x3 windows with an all-ones kernel (valid and same)', function()
+    local c = luacap.nn.Conv2d(1, 1, 3)
+    c.kernel:fill(1)
+    -- rows 1 2 3 4 / 5 6 7 8 / 9 10 11 12 / 13 14 15 16
+    -- top-left window 1+2+3+5+6+7+9+10+11 = 54; each step right adds 3, down adds 12
+    assert.same({54, 63, 90, 99}, c:forward(image16()):flat())
+    local s = luacap.nn.Conv2d(1, 1, 3, {padding = 'same'})
+    s.kernel:fill(1)
+    s.bias:fill(0.5)
+    local out = s:forward(image16())
+    assert.same({1, 4, 4, 1}, out:shape())
+    -- corner (1,1): 1+2+5+6 = 14; edge (1,2): 1+2+3+5+6+7 = 24; centre (2,2): 54; +0.5 bias
+    assert.equal(14.5, out:get(1, 1, 1, 1))
+    assert.equal(24.5, out:get(1, 1, 2, 1))
+    assert.equal(54.5, out:get(1, 2, 2, 1))
+    -- corner (4,4): 11+12+15+16 = 54
+    assert.equal(54.5, out:get(1, 4, 4, 1))
+  end)
+
+  it("places TF 'same' padding with the odd row at the bottom/right", function()
+    -- IH 6, K 3, S 2: OH 3, pad_total (3-1)*2+3-6 = 1, pad_top 0
+    assert.same({3, 3, 0, 0}, {core.conv_out_size(6, 6, 3, 3, 2, 2, 'same')})
+    -- IH 7, K 3, S 2: OH 4, pad_total 6+3-7 = 2, pad_top 1
+    assert.same({4, 4, 1, 1}, {core.conv_out_size(7, 7, 3, 3, 2, 2, 'same')})
+    -- 'valid': floor((7-3)/2)+1 = 3
+    assert.same({3, 3, 0, 0}, {core.conv_out_size(7, 7, 3, 3, 2, 2, 'valid')})
+    -- K 2, S 1 'same' on 4x4: pad_total 1, all of it after the image, so out(1,1) is the
+    -- window 1+2+5+6 = 14 and out(4,4) = 16 alone.
+    local c = luacap.nn.Conv2d(1, 1, 2, {padding = 'same'})
+    c.kernel:fill(1)
+    local out = c:forward(image16())
+    assert.equal(14, out:get(1, 1, 1, 1))
+    assert.equal(16, out:get(1, 4, 4, 1))
+    assert.equal(15 + 16, out:get(1, 4, 3, 1))
+  end)
+
+  it('im2col + sgemm equals the direct convolution on odd shapes', function()
+    luacap.seed(21)
+    local n = 0
+    for _, K in ipairs{1, 3, 5} do
+      for _, S in ipairs{1, 2} do
+        for _, pad in ipairs{'valid', 'same'} do
+          for _, shp in ipairs{{1, 7, 9, 3, 5}, {3, 11, 6, 2, 7}} do
+            local B, IH, IW, C, OC = shp[1], shp[2], shp[3], shp[4], shp[5]
+            local x, w, b = luacap.randn(B, IH, IW, C), luacap.randn(K, K, C, OC), luacap.randn(OC)
+            local OH, OW = core.conv_out_size(IH, IW, K, K, S, S, pad)
+            for _, relu in ipairs{false, true} do
+              local fast, ref = luacap.zeros(B, OH, OW, OC), luacap.zeros(B, OH, OW, OC)
+              core.conv2d_forward(fast, x, w, b, S, S, pad, relu)
+              core.conv2d_forward_ref(ref, x, w, b, S, S, pad, relu)
+              close(ref, fast, 1e-4)
+              n = n + 1
+            end
+          end
+        end
+      end
+    end
+    assert.equal(48, n)
+    -- a non-square kernel and strides differing by axis
+    local x, w = luacap.randn(2, 9, 8, 3), luacap.randn(3, 2, 3, 4)
+    local OH, OW = core.conv_out_size(9, 8, 3, 2, 2, 3, 'same')
+    local fast, ref = luacap.zeros(2, OH, OW, 4), luacap.zeros(2, OH, OW, 4)
+    core.conv2d_forward(fast, x, w, nil, 2, 3, 'same', false)
+    core.conv2d_forward_ref(ref, x, w, nil, 2, 3, 'same', false)
+    close(ref, fast, 1e-4)
+  end)
+
+  it('chunks large batches without changing the result', function()
+    -- 32 images of 16x16x64, 3x3 kernel: 8192 pixels * 576 floats = 4.7M > one 4M-float chunk
+    luacap.seed(4)
+    local x, w, b = luacap.randn(32, 16, 16, 64), luacap.randn(3, 3, 64, 3), luacap.randn(3)
+    local fast, ref = luacap.zeros(32, 16, 16, 3), luacap.zeros(32, 16, 16, 3)
+    core.conv2d_forward(fast, x, w, b, 1, 1, 'same', false)
+    core.conv2d_forward_ref(ref, x, w, b, 1, 1, 'same', false)
+    close(ref, fast, 1e-4)
+  end)
+
+  it('passes gradient checks for input, kernel and bias', function()
+    local cases = {
+      {K = 3, stride = 1, padding = 'same'},
+      {K = 3, stride = 2, padding = 'same'},
+      {K = 5, stride = 2, padding = 'valid'},
+      {K = 1, stride = 1, padding = 'valid'},
+      {K = 2, stride = 1, padding = 'valid', activation = 'relu'},
+    }
+    for i, cs in ipairs(cases) do
+      luacap.seed(100 + i)
+      local c = luacap.nn.Conv2d(2, 3, cs.K, cs)
+      c.bias:copy(luacap.randn(3))
+      if cs.activation then c.bias:fill(0.7) end
+      local x = cs.activation and luacap.uniform(0.1, 1, 2, 7, 6, 2) or luacap.randn(2, 7, 6, 2)
+      local ok, report = gradcheck.layer_check(c, x, {coords = 40})
+      assert(ok, string.format('case %d\n%s', i, report))
+    end
+  end)
+
+  it('accumulates: backward twice gives twice the gradients', function()
+    luacap.seed(31)
+    local c = luacap.nn.Conv2d(3, 4, 3, {padding = 'same', stride = 2, activation = 'relu'})
+    local x = luacap.randn(2, 5, 5, 3)
+    local out = c:forward(x)
+    local dout = luacap.randn(unpack(out:shape()))
+    local dx1 = c:backward(x, dout):clone()
+    local k1, b1 = c.dkernel:clone(), c.dbias:clone()
+    local dx2 = c:backward(x, dout)
+    close(dx1, dx2, 1e-6)          -- dx is returned fresh each call
+    close(k1:scale(2), c.dkernel, 1e-5)
+    close(b1:scale(2), c.dbias, 1e-5)
+  end)
+
+  it('names the function, argument and shapes in its errors', function()
+    local c = luacap.nn.Conv2d(3, 4, 3, {name = 'block1_conv1'})
+    assert.has_error(function() c:forward(luacap.zeros(1, 8, 8, 2)) end,
+      'Conv2d block1_conv1: x has shape (1, 8, 8, 2), expected (B, IH, IW, 3)')
+    assert.has_error(function()
+      core.conv2d_forward(luacap.zeros(1, 8, 8, 4), luacap.zeros(1, 8, 8, 3), c.kernel, c.bias,
+        1, 1, 'valid', false)
+    end, 'conv2d_forward: out has shape (1, 8, 8, 4), expected (1, 6, 6, 4) = (B, OH, OW, OC)')
+    assert.has_error(function()
+      core.conv2d_forward(luacap.zeros(1, 1, 1, 4), luacap.zeros(1, 2, 2, 3), c.kernel, c.bias,
+        1, 1, 'valid', false)
+    end, "conv2d_forward: a 3x3 window with 'valid' padding does not fit a 2x2 input")
+    assert.has_error(function()
+      core.conv2d_forward(luacap.zeros(1, 8, 8, 4), luacap.zeros(1, 8, 8, 3), c.kernel, c.bias,
+        1, 1, 'full', false)
+    end, "conv2d_forward: padding must be 'same' or 'valid', got 'full'")
+  end)
+end)

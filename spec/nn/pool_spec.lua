@@ -1,0 +1,85 @@
+-- Specs for luacap.nn.MaxPool2d, ReLU and Flatten: hand-made maps, windows other than
+-- 2x2, routing of gradients (first maximum on ties), finite differences.
+local luacap = require 'luacap'
+local gradcheck = require 'helpers.gradcheck'
+
+-- Values spaced 0.1 apart in a seeded random order: no ties, so finite differences with a
+-- step below 0.05 (eps 2e-3 times |x| <= 13) never move the maximum of a window.
+local function spaced(...)
+  local t = luacap.zeros(...)
+  local n = t:numel()
+  local v = {}
+  for i = 1, n do v[i] = (i - n / 2) * 0.1 end
+  for i = n, 2, -1 do
+    local j = luacap.random(i)
+    v[i], v[j] = v[j], v[i]
+  end
+  return luacap.tensor(v):reshape(unpack(t:shape()))
+end
+
+describe('nn.MaxPool2d', function()
+  it('takes 2x2 maxima with stride 2 on a hand-made map', function()
+    -- 1 2 3 4 / 5 6 7 8 / 9 10 11 12 / 13 14 15 16 -> 6 8 / 14 16
+    local p = luacap.nn.MaxPool2d(2)
+    assert.same({6, 8, 14, 16}, p:forward(luacap.arange(1, 17):reshape(1, 4, 4, 1)):flat())
+    -- 5x5 input, 'valid': the last row and column are dropped, as Keras does
+    local out = p:forward(luacap.arange(1, 26):reshape(1, 5, 5, 1))
+    assert.same({1, 2, 2, 1}, out:shape())
+    assert.same({7, 9, 17, 19}, out:flat())
+  end)
+
+  it('pools each channel separately (channels-last)', function()
+    -- two channels: c1 = 1..4, c2 = 40, 30, 20, 10 over a 2x2 map
+    local x = luacap.tensor{{{{1, 40}, {2, 30}}, {{3, 20}, {4, 10}}}}
+    assert.same({4, 40}, luacap.nn.MaxPool2d(2):forward(x):flat())
+  end)
+
+  it('handles a 3x3 window with stride 2', function()
+    local p = luacap.nn.MaxPool2d(3, {stride = 2})
+    -- 5x5 of 1..25: windows start at rows/cols 1 and 3 -> maxima 13 15 23 25
+    assert.same({13, 15, 23, 25}, p:forward(luacap.arange(1, 26):reshape(1, 5, 5, 1)):flat())
+  end)
+
+  it('routes the gradient to the maximum, the first one on ties', function()
+    local p = luacap.nn.MaxPool2d(2)
+    local x = luacap.tensor{{{{1}, {3}}, {{3}, {2}}}}   -- the 3s tie: the first (row 1) wins
+    p:forward(x)
+    assert.same({0, 5, 0, 0}, p:backward(x, luacap.tensor{{{{5}}}}):flat())
+  end)
+
+  it('passes gradient checks (2x2/2 and 3x3/2, several channels)', function()
+    for _, cfg in ipairs{{2, 2}, {3, 2}, {3, 1}} do
+      luacap.seed(cfg[1] * 10 + cfg[2])
+      local p = luacap.nn.MaxPool2d(cfg[1], {stride = cfg[2]})
+      local ok, report = gradcheck.layer_check(p, spaced(2, 7, 6, 3), {eps = 2e-3, coords = 60})
+      assert(ok, report)
+    end
+  end)
+end)
+
+describe('nn.ReLU', function()
+  it('zeroes negatives and passes gradients only where the output is positive', function()
+    local r = luacap.nn.ReLU()
+    local x = luacap.tensor{{-2, -0.5, 0.5, 3}}
+    assert.same({{0, 0, 0.5, 3}}, r:forward(x):totable())
+    assert.same({{0, 0, 7, 8}}, r:backward(x, luacap.tensor{{5, 6, 7, 8}}):totable())
+  end)
+
+  it('passes a gradient check away from 0', function()
+    luacap.seed(2)
+    local ok, report = gradcheck.layer_check(luacap.nn.ReLU(), spaced(3, 5))
+    assert(ok, report)
+  end)
+end)
+
+describe('nn.Flatten', function()
+  it('flattens channels-last maps in Keras order (channel fastest) and back', function()
+    local x = luacap.arange(24):reshape(2, 2, 3, 2)
+    local f = luacap.nn.Flatten()
+    local out = f:forward(x)
+    assert.same({2, 12}, out:shape())
+    -- image 2, pixel (h=1, w=2), channel 2 -> position (1*3 + 1)*2 + 1 = 9 (0-based) in row 2
+    assert.equal(x:get(2, 2, 2, 2), out:get(2, ((1 * 3) + 1) * 2 + 1 + 1))
+    assert.same(x:shape(), f:backward(x, out):shape())
+  end)
+end)
