@@ -1,0 +1,49 @@
+-- Attention: the notebook's dot-product attention, on csrc/nn/attention.c:
+--   weights = softmax(Dot(axes=[2, 2])(q, v)) over v's steps;  context = weights @ v.
+-- No parameters, no 1/sqrt(D) scaling, no mask (Keras' Dot drops masks).
+local core = require 'luacap.core'
+local T = require 'luacap.tensor'
+local Module = require 'luacap.nn.Module'
+
+local Attention = Module:extend('Attention')
+
+function Attention:init(opts)
+  opts = opts or {}
+  self.name = opts.name or 'attention'
+  self.use_ref = false   -- specs: true runs the plain-loop kernels
+end
+
+local function inputs(self, qv)
+  if type(qv) ~= 'table' or not T.is_tensor(qv[1]) or not T.is_tensor(qv[2]) then
+    error(string.format('%s %s: expected {q (B, Tq, D), v (B, Tv, D)}', self.__name, self.name), 3)
+  end
+  return qv[1], qv[2]
+end
+
+-- {q (B, Tq, D), v (B, Tv, D)} -> context (B, Tq, D). self.weights (B, Tq, Tv) stays
+-- readable until the next forward.
+function Attention:forward(qv)
+  local q, v = inputs(self, qv)
+  if q:dim() ~= 3 or v:dim() ~= 3 then
+    error(string.format('%s %s: q and v must be (B, Tq, D) and (B, Tv, D)', self.__name, self.name), 2)
+  end
+  local B, Tq, Tv, D = q:size(1), q:size(2), v:size(2), q:size(3)
+  self.out = T.ensure(self.out, B, Tq, D)
+  self.weights = T.ensure(self.weights, B, Tq, Tv)
+  local fn = self.use_ref and core.attention_forward_ref or core.attention_forward
+  fn(self.out, self.weights, q, v)
+  return self.out
+end
+
+-- dcontext (B, Tq, D) -> {dq (B, Tq, D), dv (B, Tv, D)}, from the last forward's weights.
+function Attention:backward(qv, dctx)
+  local q, v = inputs(self, qv)
+  self.dq = T.ensure(self.dq, q:size(1), q:size(2), q:size(3))
+  self.dv = T.ensure(self.dv, v:size(1), v:size(2), v:size(3))
+  self.dscores = T.ensure(self.dscores, q:size(1), q:size(2), v:size(2))
+  local fn = self.use_ref and core.attention_backward_ref or core.attention_backward
+  fn(self.dq, self.dv, self.dscores, dctx, q, v, self.weights)
+  return {self.dq, self.dv}
+end
+
+return Attention
