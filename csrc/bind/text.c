@@ -1,7 +1,260 @@
-/* text.c (binding): Lua functions of the text kernel family. */
+/* text.c (binding): Lua functions of the text kernel family (caption metrics).
+ * A corpus crosses the boundary as five flat Lua arrays of integers, built by
+ * luacap.eval.metrics from token strings:
+ *   hyp (sum of hyp_lens) ids, hyp_lens (S), ref (sum of ref_lens) ids, ref_lens (R),
+ *   nrefs (S) references per hypothesis (each >= 1; they follow in order in ref_lens).
+ * Not an interface for words: metrics.lua interns strings to ids. */
 #include "bind.h"
 
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The corpus and the malloc'd arrays behind it. */
+typedef struct {
+  lc_corpus c;
+  int32_t *hyp, *ref;
+  int64_t *hyp_off, *ref_off, *ref_first;
+} corpus_buf;
+
+static void corpus_free(corpus_buf *b) {
+  free(b->hyp); free(b->ref); free(b->hyp_off); free(b->ref_off); free(b->ref_first);
+  memset(b, 0, sizeof *b);
+}
+
+static const char *ARG[5] = {"hyp", "hyp_lens", "ref", "ref_lens", "nrefs"};
+
+/* Reads the array at idx: n values, each an integer in [lo, hi], into out (n) as int64.
+ * On failure writes a message into err and returns -1. */
+static int read_ints(lua_State *L, int idx, const char *fn, int arg, int64_t *out, size_t n,
+                     double lo, double hi, char *err, size_t errn) {
+  for (size_t i = 0; i < n; i++) {
+    lua_rawgeti(L, idx, (int)i + 1);
+    double v = lua_tonumber(L, -1);
+    int ok = lua_type(L, -1) == LUA_TNUMBER && v == floor(v) && v >= lo && v <= hi;
+    lua_pop(L, 1);
+    if (!ok) {
+      snprintf(err, errn, "%s: %s[%d] must be an integer in [%.0f, %.0f]", fn, ARG[arg],
+               (int)i + 1, lo, hi);
+      return -1;
+    }
+    out[i] = (int64_t)v;
+  }
+  return 0;
+}
+
+/* Checks the five arrays at idx..idx+4 and builds the corpus. Raises on a mistake, after
+ * freeing everything it allocated. */
+static void check_corpus(lua_State *L, int idx, const char *fn, corpus_buf *b) {
+  size_t len[5];
+  for (int a = 0; a < 5; a++) {
+    luaL_checktype(L, idx + a, LUA_TTABLE);
+    len[a] = lua_objlen(L, idx + a);
+  }
+  if (len[1] != len[4])
+    luaL_error(L, "%s: hyp_lens has %d entries but nrefs has %d, expected them equal", fn,
+               (int)len[1], (int)len[4]);
+  if (len[1] > 2147483647u) luaL_error(L, "%s: too many hypotheses", fn);
+  size_t S = len[1], R = len[3], NH = len[0], NR = len[2];
+  memset(b, 0, sizeof *b);
+  int64_t *tmp = malloc((NH + NR + 2) * sizeof *tmp);
+  b->hyp = malloc((NH + 1) * sizeof *b->hyp);
+  b->ref = malloc((NR + 1) * sizeof *b->ref);
+  b->hyp_off = malloc((S + 1) * sizeof *b->hyp_off);
+  b->ref_off = malloc((R + 1) * sizeof *b->ref_off);
+  b->ref_first = malloc((S + 1) * sizeof *b->ref_first);
+  char err[200] = "";
+  if (!tmp || !b->hyp || !b->ref || !b->hyp_off || !b->ref_off || !b->ref_first) {
+    snprintf(err, sizeof err, "%s: out of memory for a corpus of %d hypotheses", fn, (int)S);
+    goto fail;
+  }
+  /* ids */
+  if (read_ints(L, idx, fn, 0, tmp, NH, -2147483648.0, 2147483647.0, err, sizeof err)) goto fail;
+  for (size_t i = 0; i < NH; i++) b->hyp[i] = (int32_t)tmp[i];
+  if (read_ints(L, idx + 2, fn, 2, tmp, NR, -2147483648.0, 2147483647.0, err, sizeof err))
+    goto fail;
+  for (size_t i = 0; i < NR; i++) b->ref[i] = (int32_t)tmp[i];
+  /* lengths -> offsets */
+  if (read_ints(L, idx + 1, fn, 1, b->hyp_off + 1, S, 0, 2147483647.0, err, sizeof err)) goto fail;
+  b->hyp_off[0] = 0;
+  for (size_t s = 0; s < S; s++) b->hyp_off[s + 1] += b->hyp_off[s];
+  if ((size_t)b->hyp_off[S] != NH) {
+    snprintf(err, sizeof err, "%s: hyp_lens add up to %lld but hyp has %d ids", fn,
+             (long long)b->hyp_off[S], (int)NH);
+    goto fail;
+  }
+  if (read_ints(L, idx + 3, fn, 3, b->ref_off + 1, R, 0, 2147483647.0, err, sizeof err)) goto fail;
+  b->ref_off[0] = 0;
+  for (size_t j = 0; j < R; j++) b->ref_off[j + 1] += b->ref_off[j];
+  if ((size_t)b->ref_off[R] != NR) {
+    snprintf(err, sizeof err, "%s: ref_lens add up to %lld but ref has %d ids", fn,
+             (long long)b->ref_off[R], (int)NR);
+    goto fail;
+  }
+  if (read_ints(L, idx + 4, fn, 4, b->ref_first + 1, S, 1, 2147483647.0, err, sizeof err))
+    goto fail;
+  b->ref_first[0] = 0;
+  for (size_t s = 0; s < S; s++) b->ref_first[s + 1] += b->ref_first[s];
+  if ((size_t)b->ref_first[S] != R) {
+    snprintf(err, sizeof err, "%s: nrefs add up to %lld but ref_lens has %d entries", fn,
+             (long long)b->ref_first[S], (int)R);
+    goto fail;
+  }
+  free(tmp);
+  b->c.S = (int)S;
+  b->c.hyp = b->hyp; b->c.hyp_off = b->hyp_off;
+  b->c.ref = b->ref; b->c.ref_off = b->ref_off; b->c.ref_first = b->ref_first;
+  return;
+fail:
+  free(tmp);
+  corpus_free(b);
+  luaL_error(L, "%s", err);
+}
+
+static void set_int_array(lua_State *L, const char *key, const int64_t *v, int n) {
+  lua_createtable(L, n, 0);
+  for (int i = 0; i < n; i++) {
+    lua_pushnumber(L, (lua_Number)v[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setfield(L, -2, key);
+}
+
+static void push_stats(lua_State *L, const int64_t *num, const int64_t *den, int64_t c,
+                       int64_t r, int N) {
+  lua_createtable(L, 0, 4);
+  set_int_array(L, "num", num, N);
+  set_int_array(L, "den", den, N);
+  lua_pushnumber(L, (lua_Number)c); lua_setfield(L, -2, "hyp_len");
+  lua_pushnumber(L, (lua_Number)r); lua_setfield(L, -2, "ref_len");
+}
+
+#define MAXN 64   /* highest n-gram order accepted from Lua */
+
+/* core.bleu_stats(hyp, hyp_lens, ref, ref_lens, nrefs, N [, per_sentence])
+ * -> {num = {N}, den = {N}, hyp_len =, ref_len =} summed over the corpus, or with
+ *    per_sentence true a list of such tables, one per hypothesis. */
+static int l_bleu_stats(lua_State *L) {
+  const char *fn = "bleu_stats";
+  lua_Integer N = luaL_checkinteger(L, 6);
+  if (N < 1 || N > MAXN) luaL_error(L, "%s: N must be in [1, %d], got %d", fn, MAXN, (int)N);
+  int per = lua_toboolean(L, 7);
+  corpus_buf b;
+  check_corpus(L, 1, fn, &b);
+  size_t S = (size_t)b.c.S;
+  int64_t *mem = malloc((2 * S * (size_t)N + 2 * S + 1) * sizeof *mem);
+  if (!mem) { corpus_free(&b); return luaL_error(L, "%s: out of memory", fn); }
+  int64_t *num = mem, *den = num + S * N, *hl = den + S * N, *rl = hl + S;
+  if (bleu_stats_forward(num, den, hl, rl, &b.c, (int)N) != LC_OK) {
+    free(mem); corpus_free(&b);
+    return luaL_error(L, "%s: out of memory", fn);
+  }
+  corpus_free(&b);
+  if (per) {
+    lua_createtable(L, (int)S, 0);
+    for (size_t s = 0; s < S; s++) {
+      push_stats(L, num + s * N, den + s * N, hl[s], rl[s], (int)N);
+      lua_rawseti(L, -2, (int)s + 1);
+    }
+  } else {
+    int64_t tn[MAXN] = {0}, td[MAXN] = {0}, c = 0, r = 0;
+    for (size_t s = 0; s < S; s++) {
+      for (int n = 0; n < N; n++) { tn[n] += num[s * N + n]; td[n] += den[s * N + n]; }
+      c += hl[s]; r += rl[s];
+    }
+    push_stats(L, tn, td, c, r, (int)N);
+  }
+  free(mem);
+  return 1;
+}
+
+/* core.bleu_score(stats, weights) -> BLEU from stats (as bleu_stats gives) and weights
+ * (a list of at most N numbers). */
+static int l_bleu_score(lua_State *L) {
+  const char *fn = "bleu_score";
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  int K = (int)lua_objlen(L, 2);
+  int64_t num[MAXN], den[MAXN];
+  double w[MAXN];
+  lua_getfield(L, 1, "num");
+  lua_getfield(L, 1, "den");
+  if (!lua_istable(L, -2) || !lua_istable(L, -1))
+    luaL_error(L, "%s: stats must have tables num and den", fn);
+  int N = (int)lua_objlen(L, -2);
+  if (K < 1 || K > N)
+    luaL_error(L, "%s: weights has %d entries, expected 1 to %d (the stats' orders)", fn, K, N);
+  for (int n = 0; n < K; n++) {
+    lua_rawgeti(L, -2, n + 1); num[n] = (int64_t)lua_tonumber(L, -1); lua_pop(L, 1);
+    lua_rawgeti(L, -1, n + 1); den[n] = (int64_t)lua_tonumber(L, -1); lua_pop(L, 1);
+    lua_rawgeti(L, 2, n + 1);
+    if (lua_type(L, -1) != LUA_TNUMBER)
+      luaL_error(L, "%s: weights[%d] is a %s, expected a number", fn, n + 1,
+                 luaL_typename(L, -1));
+    w[n] = lua_tonumber(L, -1); lua_pop(L, 1);
+    if (den[n] < 1) luaL_error(L, "%s: stats.den[%d] must be at least 1", fn, n + 1);
+  }
+  lua_pop(L, 2);
+  lua_getfield(L, 1, "hyp_len");
+  lua_getfield(L, 1, "ref_len");
+  int64_t c = (int64_t)luaL_checknumber(L, -2), r = (int64_t)luaL_checknumber(L, -1);
+  lua_pushnumber(L, bleu_from_stats(num, den, c, r, w, K));
+  return 1;
+}
+
+static int push_scores(lua_State *L, const double *v, int S) {
+  lua_createtable(L, S, 0);
+  for (int s = 0; s < S; s++) {
+    lua_pushnumber(L, v[s]);
+    lua_rawseti(L, -2, s + 1);
+  }
+  return 1;
+}
+
+/* core.cider_d(hyp, hyp_lens, ref, ref_lens, nrefs [, N = 4, sigma = 6]) -> scores (S) */
+static int l_cider_d(lua_State *L) {
+  const char *fn = "cider_d";
+  lua_Integer N = luaL_optinteger(L, 6, 4);
+  double sigma = luaL_optnumber(L, 7, 6.0);
+  if (N < 1 || N > MAXN) luaL_error(L, "%s: N must be in [1, %d], got %d", fn, MAXN, (int)N);
+  if (!(sigma > 0)) luaL_error(L, "%s: sigma must be positive, got %g", fn, sigma);
+  corpus_buf b;
+  check_corpus(L, 1, fn, &b);
+  double *scores = malloc(((size_t)b.c.S + 1) * sizeof *scores);
+  if (!scores || cider_d_forward(scores, &b.c, (int)N, sigma) != LC_OK) {
+    free(scores); corpus_free(&b);
+    return luaL_error(L, "%s: out of memory", fn);
+  }
+  corpus_free(&b);
+  push_scores(L, scores, (int)lua_objlen(L, 2));
+  free(scores);
+  return 1;
+}
+
+/* core.rouge_l(hyp, hyp_lens, ref, ref_lens, nrefs [, beta = 1.2]) -> scores (S) */
+static int l_rouge_l(lua_State *L) {
+  const char *fn = "rouge_l";
+  double beta = luaL_optnumber(L, 6, 1.2);
+  if (!(beta > 0)) luaL_error(L, "%s: beta must be positive, got %g", fn, beta);
+  corpus_buf b;
+  check_corpus(L, 1, fn, &b);
+  double *scores = malloc(((size_t)b.c.S + 1) * sizeof *scores);
+  if (!scores || rouge_l_forward(scores, &b.c, beta) != LC_OK) {
+    free(scores); corpus_free(&b);
+    return luaL_error(L, "%s: out of memory", fn);
+  }
+  corpus_free(&b);
+  push_scores(L, scores, (int)lua_objlen(L, 2));
+  free(scores);
+  return 1;
+}
+
 static const luaL_Reg functions[] = {
+  {"bleu_stats", l_bleu_stats},
+  {"bleu_score", l_bleu_score},
+  {"cider_d", l_cider_d},
+  {"rouge_l", l_rouge_l},
   {NULL, NULL}
 };
 

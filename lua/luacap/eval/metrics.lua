@@ -1,0 +1,176 @@
+-- luacap.eval.metrics: caption metrics over token lists: corpus BLEU (nltk 3.8 corpus_bleu,
+-- no smoothing), CIDEr-D and ROUGE-L (coco-caption). Counting runs in C (csrc/text/).
+-- Not a tokenizer and not METEOR: tokens arrive already split, compared as exact strings.
+local core = require 'luacap.core'
+
+local M = {}
+
+-- The notebook's weights, plus BLEU-3.
+M.BLEU_WEIGHTS = {
+  {'BLEU-1', {1, 0, 0, 0}},
+  {'BLEU-2', {0.5, 0.5, 0, 0}},
+  {'BLEU-3', {1 / 3, 1 / 3, 1 / 3, 0}},
+  {'BLEU-4', {0.25, 0.25, 0.25, 0.25}},
+}
+
+local function token_id(fn, ids, w, where)
+  local id = ids[w]
+  if id then return id end
+  local tw = type(w)
+  if (tw ~= 'string' and tw ~= 'number') or w ~= w then
+    error(('%s: %s is %s, expected a string token'):format(fn, where,
+      tw == 'number' and 'NaN' or 'a ' .. tw), 3)
+  end
+  local n = ids.n + 1
+  ids.n = n
+  ids[w] = n
+  return n
+end
+
+-- Interns tokens to integer ids (equal token, equal id) and flattens the corpus into
+-- the five arrays that the C functions take (see csrc/bind/text.c).
+-- references: a list (one per hypothesis) of lists of token lists; hypotheses: a list
+-- of token lists. Returns hyp, hyp_lens, ref, ref_lens, nrefs.
+function M.encode(references, hypotheses, fn)
+  fn = fn or 'encode'
+  if type(references) ~= 'table' then
+    error(('%s: references is a %s, expected a list of reference lists'):format(
+      fn, type(references)), 2)
+  end
+  if type(hypotheses) ~= 'table' then
+    error(('%s: hypotheses is a %s, expected a list of token lists'):format(
+      fn, type(hypotheses)), 2)
+  end
+  if #references ~= #hypotheses then
+    error(('%s: %d reference lists for %d hypotheses, expected one per hypothesis'):format(
+      fn, #references, #hypotheses), 2)
+  end
+  local ids = {n = 0}
+  local hyp, hyp_lens, ref, ref_lens, nrefs = {}, {}, {}, {}, {}
+  local nh, nr, nl = 0, 0, 0
+  for s = 1, #hypotheses do
+    local h = hypotheses[s]
+    if type(h) ~= 'table' then
+      error(('%s: hypotheses[%d] is a %s, expected a list of tokens'):format(fn, s, type(h)), 2)
+    end
+    for i = 1, #h do
+      local w = h[i]
+      local id = ids[w] or token_id(fn, ids, w, ('hypotheses[%d][%d]'):format(s, i))
+      nh = nh + 1
+      hyp[nh] = id
+    end
+    hyp_lens[s] = #h
+    local rs = references[s]
+    if type(rs) ~= 'table' or #rs == 0 then
+      error(('%s: references[%d] is %s, expected a non-empty list of token lists'):format(
+        fn, s, type(rs) == 'table' and 'empty' or 'a ' .. type(rs)), 2)
+    end
+    for j = 1, #rs do
+      local r = rs[j]
+      if type(r) ~= 'table' then
+        error(('%s: references[%d][%d] is a %s, expected a list of tokens'):format(
+          fn, s, j, type(r)), 2)
+      end
+      for i = 1, #r do
+        local w = r[i]
+        local id = ids[w] or token_id(fn, ids, w, ('references[%d][%d][%d]'):format(s, j, i))
+        nr = nr + 1
+        ref[nr] = id
+      end
+      nl = nl + 1
+      ref_lens[nl] = #r
+    end
+    nrefs[s] = #rs
+  end
+  return hyp, hyp_lens, ref, ref_lens, nrefs
+end
+
+local function check_weights(fn, w, name)
+  if type(w) ~= 'table' or #w == 0 then
+    error(('%s: %s is %s, expected a non-empty list of numbers'):format(
+      fn, name, type(w) == 'table' and 'empty' or 'a ' .. type(w)), 3)
+  end
+  for i = 1, #w do
+    if type(w[i]) ~= 'number' then
+      error(('%s: %s[%d] is a %s, expected a number'):format(fn, name, i, type(w[i])), 3)
+    end
+  end
+end
+
+-- BLEU statistics: {num = {N}, den = {N}, hyp_len =, ref_len =} summed over the corpus,
+-- or with per_sentence one such table per hypothesis.
+function M.bleu_stats(references, hypotheses, N, per_sentence)
+  local a, b, c, d, e = M.encode(references, hypotheses, 'bleu_stats')
+  return core.bleu_stats(a, b, c, d, e, N or 4, per_sentence)
+end
+
+-- corpus_bleu(list_of_references, hypotheses[, weights]): nltk 3.8's corpus_bleu without
+-- smoothing. weights defaults to {0.25, 0.25, 0.25, 0.25}; a list of weight lists gives a
+-- list of scores (one per weight list), as in nltk.
+function M.corpus_bleu(references, hypotheses, weights)
+  weights = weights or {0.25, 0.25, 0.25, 0.25}
+  local many = type(weights) == 'table' and type(weights[1]) == 'table'
+  local list = many and weights or {weights}
+  local N = 0
+  for i = 1, #list do
+    check_weights('corpus_bleu', list[i], many and ('weights[%d]'):format(i) or 'weights')
+    N = math.max(N, #list[i])
+  end
+  if N == 0 then error('corpus_bleu: weights is empty, expected weight lists', 2) end
+  local a, b, c, d, e = M.encode(references, hypotheses, 'corpus_bleu')
+  local stats = core.bleu_stats(a, b, c, d, e, N)
+  local out = {}
+  for i = 1, #list do out[i] = core.bleu_score(stats, list[i]) end
+  if many then return out end
+  return out[1]
+end
+
+-- sentence_bleu(references, hypothesis[, weights]) = corpus_bleu({references}, {hypothesis}).
+function M.sentence_bleu(references, hypothesis, weights)
+  return M.corpus_bleu({references}, {hypothesis}, weights)
+end
+
+-- bleu_scores(references, hypotheses) -> {['BLEU-1'] =, ..., ['BLEU-4'] =}: corpus BLEU
+-- with M.BLEU_WEIGHTS, counted once for all four.
+function M.bleu_scores(references, hypotheses)
+  local a, b, c, d, e = M.encode(references, hypotheses, 'bleu_scores')
+  local stats = core.bleu_stats(a, b, c, d, e, 4)
+  local out = {}
+  for _, nw in ipairs(M.BLEU_WEIGHTS) do out[nw[1]] = core.bleu_score(stats, nw[2]) end
+  return out
+end
+
+local function mean(t)
+  local s = 0
+  for i = 1, #t do s = s + t[i] end
+  return #t > 0 and s / #t or 0
+end
+
+-- cider_d(references, hypotheses[, opt]) -> mean, per-image scores. coco-caption's
+-- CIDEr-D: opt.n = 4, opt.sigma = 6; idf from these references; an empty corpus gives 0.
+function M.cider_d(references, hypotheses, opt)
+  opt = opt or {}
+  local a, b, c, d, e = M.encode(references, hypotheses, 'cider_d')
+  local scores = core.cider_d(a, b, c, d, e, opt.n or 4, opt.sigma or 6)
+  return mean(scores), scores
+end
+
+-- rouge_l(references, hypotheses[, opt]) -> mean, per-image scores. coco-caption's
+-- ROUGE-L with opt.beta = 1.2.
+function M.rouge_l(references, hypotheses, opt)
+  opt = opt or {}
+  local a, b, c, d, e = M.encode(references, hypotheses, 'rouge_l')
+  local scores = core.rouge_l(a, b, c, d, e, opt.beta or 1.2)
+  return mean(scores), scores
+end
+
+-- all(references, hypotheses) -> {['BLEU-1'..'BLEU-4'], CIDEr-D, ROUGE-L}: one table of
+-- corpus numbers, ready for results/metrics.json.
+function M.all(references, hypotheses)
+  local out = M.bleu_scores(references, hypotheses)
+  out['CIDEr-D'] = (M.cider_d(references, hypotheses))
+  out['ROUGE-L'] = (M.rouge_l(references, hypotheses))
+  return out
+end
+
+return M
