@@ -132,8 +132,8 @@ static int check_parts(lua_State *L, const char *fn, int idx, const lc_tensor *w
     lua_pop(L, 1);
   }
   if (total != whole->shape[nd])
-    luaL_error(L, "%s: parts have %lld features in all, %s has %lld", fn, (long long)total,
-               wname, (long long)whole->shape[nd]);
+    luaL_error(L, "%s: parts have %d features in all, %s has %d", fn, (int)total, wname,
+               (int)whole->shape[nd]);
   return k;
 }
 
