@@ -144,6 +144,15 @@ int lc_h5_open(lc_h5 **out, const char *path, int writable, char *err, size_t n)
     /* The 1.8 format: dense attribute storage (attributes over 64 KiB, long JSON
      * configs) and still readable by every h5py and HDF5 since 2008. */
     H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18);
+    /* The file system's own reason ("No such file or directory") beats HDF5's. */
+    int fd = open(h->tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+    if (fd < 0) {
+      set_err(err, n, "cannot create %s: %s", h->tmp, strerror(errno));
+      H5Pclose(fapl);
+      lc_h5_close(h, 0, NULL, 0);
+      return LC_EIO;
+    }
+    close(fd);
     h->file = H5Fcreate(h->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     if (h->file >= 0) {
       h->lcpl = H5Pcreate(H5P_LINK_CREATE);
@@ -152,17 +161,15 @@ int lc_h5_open(lc_h5 **out, const char *path, int writable, char *err, size_t n)
   } else {
     h->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
   }
-  H5Pclose(fapl);
   if (h->file < 0 || (writable && h->lcpl < 0)) {
+    /* read HDF5's reason first: every API call (H5Pclose too) clears the error stack */
     int code = h5_err(err, n, writable ? LC_EIO : LC_EDATA,
                       writable ? "cannot create the temporary file" : "cannot open as HDF5");
-    if (writable && h->tmp && err) {   /* name the file actually tried */
-      size_t used = strlen(err);
-      snprintf(err + used, n - used, ": %s", h->tmp);
-    }
+    H5Pclose(fapl);
     lc_h5_close(h, 0, NULL, 0);
     return code;
   }
+  H5Pclose(fapl);
   *out = h;
   return LC_OK;
 nomem:
