@@ -146,7 +146,44 @@ static int l_encode(lua_State *L) {
   return 1;
 }
 
+/* image_resize(img (IH, IW, C), OH, OW, 'nearest' | 'bilinear') -> new (OH, OW, C) */
+static int l_resize(lua_State *L) {
+  lc_tensor *t = lcb_check(L, 1);
+  lua_Number oh = luaL_checknumber(L, 2), ow = luaL_checknumber(L, 3);
+  const char *mode = luaL_optstring(L, 4, "nearest");
+  int nearest = strcmp(mode, "nearest") == 0, bilinear = strcmp(mode, "bilinear") == 0;
+  if (!nearest && !bilinear)
+    return luaL_error(L, "image_resize: mode '%s', expected 'nearest' or 'bilinear'", mode);
+  if (oh != floor(oh) || ow != floor(ow) || oh < 1 || ow < 1 || oh > 65535 || ow > 65535)
+    return luaL_error(L, "image_resize: size %g x %g, expected integers in 1..65535", oh, ow);
+  int64_t want[3] = {-1, -1, -1};
+  lcb_expect_shape(L, "image_resize", "img", t, 3, want, "(IH, IW, C)");
+  if (t->shape[0] < 1 || t->shape[1] < 1 || t->shape[2] < 1)
+    return luaL_error(L, "image_resize: img is empty, expected IH, IW, C >= 1");
+  int IH = (int)t->shape[0], IW = (int)t->shape[1], C = (int)t->shape[2];
+  int64_t shape[3] = {(int64_t)oh, (int64_t)ow, C};
+  lc_tensor *out = lcb_push(L, 3, shape);
+  if (nearest) {
+    resize_nearest_forward(out->data, t->data, IH, IW, (int)oh, (int)ow, C);
+  } else if (resize_bilinear_forward(out->data, t->data, IH, IW, (int)oh, (int)ow, C) != LC_OK) {
+    return luaL_error(L, "image_resize: out of memory for the filter tables");
+  }
+  return 1;
+}
+
+/* image_vgg_preprocess(img (H, W, 3) RGB) -> new (H, W, 3) BGR minus the ImageNet means */
+static int l_vgg_preprocess(lua_State *L) {
+  lc_tensor *t = lcb_check(L, 1);
+  int64_t want[3] = {-1, -1, 3};
+  lcb_expect_shape(L, "image_vgg_preprocess", "img", t, 3, want, "(H, W, 3) RGB");
+  lc_tensor *out = lcb_push(L, 3, t->shape);
+  vgg_preprocess_forward(out->data, t->data, (int)t->shape[0], (int)t->shape[1]);
+  return 1;
+}
+
 static const luaL_Reg functions[] = {
+  {"image_resize", l_resize},
+  {"image_vgg_preprocess", l_vgg_preprocess},
   {"image_decode", l_decode},
   {"image_info", l_info},
   {"image_encode", l_encode},

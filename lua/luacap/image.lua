@@ -107,4 +107,23 @@ function M.save(path, img, opts)
   return true
 end
 
+-- resize(img, h, w[, 'nearest' | 'bilinear']) -> new (h, w, C) tensor.
+-- 'nearest' (the default) is exactly Pillow's Image.resize(NEAREST), as Keras'
+-- load_img(target_size=...) uses. 'bilinear' is Pillow's antialiased BILINEAR (the
+-- triangle filter widens when shrinking), kept in floats: within about 1 of Pillow's.
+function M.resize(img, h, w, mode)
+  check_tensor('image.resize', 1, 'img', img)
+  check_type('image.resize', 2, 'h', h, 'number')
+  check_type('image.resize', 3, 'w', w, 'number')
+  if mode ~= nil then check_type('image.resize', 4, 'mode', mode, 'string') end
+  return core.image_resize(img, h, w, mode or 'nearest')
+end
+
+-- vgg_preprocess(img) -> new (H, W, 3) tensor: Keras' VGG16 preprocess_input ('caffe'
+-- mode): channels reversed to BGR, then 103.939, 116.779, 123.68 subtracted; no scaling.
+function M.vgg_preprocess(img)
+  check_tensor('image.vgg_preprocess', 1, 'img', img)
+  return core.image_vgg_preprocess(img)
+end
+
 return M
