@@ -25,13 +25,6 @@ static double check_num(lua_State *L, int idx, const char *fn, const char *arg) 
   return v;
 }
 
-static void push_canvas(lua_State *L, lc_canvas *c) {
-  canvas_ud *u = lua_newuserdata(L, sizeof *u);
-  u->c = c;
-  luaL_getmetatable(L, LCB_CANVAS_MT);
-  lua_setmetatable(L, -2);
-}
-
 /* ------------------------------------------------------------ constructors */
 
 static int l_canvas(lua_State *L) {            /* canvas(W, H) -> canvas | nil, msg */
@@ -169,6 +162,7 @@ static int m_rect(lua_State *L) {              /* rect(x, y, w, h[, fill]) */
 static int m_polyline(lua_State *L) {
   lc_canvas *c = check_canvas(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
+  int fill = lua_toboolean(L, 3);
   int len = (int)lua_objlen(L, 2);
   if (len % 2) return luaL_error(L, "polyline: expected x, y pairs, got %d numbers", len);
   /* A userdata buffer: the collector owns it, so raising below leaks nothing. */
@@ -183,7 +177,7 @@ static int m_polyline(lua_State *L) {
     if (!isfinite(xy[i]))
       return luaL_error(L, "polyline: element %d must be finite, got %g", i + 1, xy[i]);
   }
-  lc_canvas_polyline(c, xy, len / 2, lua_toboolean(L, 3));
+  lc_canvas_polyline(c, xy, len / 2, fill);
   return 0;
 }
 
