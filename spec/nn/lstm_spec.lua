@@ -1,0 +1,301 @@
+-- Specs for luacap.nn.LSTM and csrc/nn/lstm.c: hand-computed steps, masks, go_backwards,
+-- finite differences, accumulation, sgemm path against the plain-loop reference, the
+-- decoding step, Keras' orthogonal initialiser, error messages.
+local luacap = require 'luacap'
+local gradcheck = require 'helpers.gradcheck'
+local core = luacap.core
+local nn = luacap.nn
+
+local function close(expected, got, tol)
+  local a, b = expected:flat(), got:flat()
+  assert.equal(#a, #b)
+  for i = 1, #a do
+    if math.abs(a[i] - b[i]) > (tol or 1e-5) * math.max(1, math.abs(a[i])) then
+      error(string.format('element %d: expected %.7g, got %.7g', i, a[i], b[i]), 2)
+    end
+  end
+end
+
+local function sigmoid(z) return 1 / (1 + math.exp(-z)) end
+
+-- x (B, T, C) rows t1..t2 of every batch element, as a fresh (B, t2-t1+1, C) tensor.
+local function slice_t(x, t1, t2, reverse)
+  local B, C = x:size(1), x:size(3)
+  local out = luacap.zeros(B, t2 - t1 + 1, C)
+  for b = 1, B do
+    for t = t1, t2 do
+      local to = reverse and (t2 - t + 1) or (t - t1 + 1)
+      for c = 1, C do out:set(b, to, c, x:get(b, t, c)) end
+    end
+  end
+  return out
+end
+
+-- out (B, T, H) row t as a Lua table per batch element.
+local function row(y, b, t)
+  local r = {}
+  for k = 1, y:size(3) do r[k] = y:get(b, t, k) end
+  return r
+end
+
+local function copy_weights(dst, src)
+  dst.kernel:copy(src.kernel)
+  dst.recurrent_kernel:copy(src.recurrent_kernel)
+  dst.bias:copy(src.bias)
+end
+
+-- Gradient check with an optional mask and initial state: L = sum(out * R).
+local function check_lstm(l, x, mask, state, opts)
+  opts = opts or {}
+  local wrt = {input = x}
+  for _, p in ipairs(l:parameters()) do wrt[p.name] = p.value end
+  if state then wrt.h0, wrt.c0 = state.h, state.c end
+  return gradcheck.check{
+    coords = opts.coords or 40, eps = opts.eps or 1e-2, tol = opts.tol or 2e-2,
+    forward = function() return l:forward(x, mask, state) end,
+    backward = function(R)
+      l:forward(x, mask, state)
+      l:zero_grad()
+      local res = {input = l:backward(x, R):clone()}
+      for _, p in ipairs(l:parameters()) do res[p.name] = p.grad:clone() end
+      if state then res.h0, res.c0 = l.dstate.h:clone(), l.dstate.c:clone() end
+      return res
+    end,
+    wrt = wrt,
+  }
+end
+
+describe('nn.LSTM', function()
+  it('steps with zero weights: every gate is 0.5', function()
+    local l = nn.LSTM(2, 1, {return_sequences = true})
+    l.kernel:zero(); l.recurrent_kernel:zero(); l.bias:zero()
+    l.bias:set(3, 1)   -- cell-gate bias 1 so that the state moves: g = tanh(1)
+    local y = l:forward(luacap.tensor{{{3, -2}, {5, 7}}})
+    -- i = f = o = sigmoid(0) = 0.5, g = tanh(1) = 0.7615942
+    -- c1 = 0.5*0 + 0.5*0.7615942 = 0.3807971;  h1 = 0.5*tanh(0.3807971) = 0.1816997
+    -- c2 = 0.5*0.3807971 + 0.3807971 = 0.5711956;  h2 = 0.5*tanh(0.5711956) = 0.2581184
+    assert.near(0.1816997, y:get(1, 1, 1), 1e-6)
+    assert.near(0.2581184, y:get(1, 2, 1), 1e-6)
+    -- and with every weight and bias 0: c = 0.5*0 + 0.5*tanh(0) = 0, h = 0
+    l.bias:zero()
+    assert.same({{{0}, {0}}}, l:forward(luacap.tensor{{{3, -2}, {5, 7}}}):totable())
+  end)
+
+  it('matches a hand-computed 1-unit, 2-step sequence', function()
+    local l = nn.LSTM(1, 1, {return_sequences = true})
+    local w = {0.5, -0.3, 0.8, 0.2}      -- kernel (1, 4): i, f, c, o
+    local u = {0.1, 0.4, -0.6, 0.3}      -- recurrent_kernel (1, 4)
+    local bb = {0.0, 1.0, 0.1, -0.2}     -- bias (4)
+    l.kernel:copy(luacap.tensor{w}); l.recurrent_kernel:copy(luacap.tensor{u})
+    l.bias:copy(luacap.tensor(bb))
+    local xs, h, c, want = {1.0, -2.0}, 0, 0, {}
+    for t = 1, 2 do   -- the equations, scalar by scalar
+      local z = {}
+      for j = 1, 4 do z[j] = xs[t] * w[j] + h * u[j] + bb[j] end
+      local i, f, g, o = sigmoid(z[1]), sigmoid(z[2]), math.tanh(z[3]), sigmoid(z[4])
+      c = f * c + i * g
+      h = o * math.tanh(c)
+      want[t] = h
+    end
+    -- step 1: z = (0.5, 0.7, 0.9, 0) -> c1 = 0.6225*0.7163 = 0.4459, h1 = 0.5*tanh(c1) = 0.2093
+    assert.near(0.2093, want[1], 1e-4)
+    local y = l:forward(luacap.tensor{{{1.0}, {-2.0}}})
+    assert.near(want[1], y:get(1, 1, 1), 1e-6)
+    assert.near(want[2], y:get(1, 2, 1), 1e-6)
+  end)
+
+  it('carries h and c over a masked step', function()
+    luacap.seed(3)
+    local l = nn.LSTM(3, 4, {return_sequences = true})
+    local x = luacap.randn(2, 3, 3)
+    local mask = luacap.tensor{{1, 0, 1}, {1, 1, 1}}
+    local y = l:forward(x, mask):clone()
+    assert.same(row(y, 1, 1), row(y, 1, 2))         -- the carried output
+    for k = 1, 4 do                                   -- state unchanged through step 2
+      assert.equal(l.hs:get(1, 1, k), l.hs:get(2, 1, k))   -- hs, cs are (T, B, H)
+      assert.equal(l.cs:get(1, 1, k), l.cs:get(2, 1, k))
+    end
+    assert.is_not.equal(l.hs:get(1, 1, 1), l.hs:get(3, 1, 1))
+    -- equals the sequence without the masked step
+    local x2 = luacap.zeros(2, 2, 3)
+    for c = 1, 3 do x2:set(1, 1, c, x:get(1, 1, c)); x2:set(1, 2, c, x:get(1, 3, c)) end
+    local y2 = l:forward(x2)
+    for k = 1, 4 do assert.near(y2:get(1, 2, k), y:get(1, 3, k), 1e-6) end
+    -- zero_output_for_mask: the masked step outputs 0, the state still carries
+    l.zero_output_for_mask = true
+    local yz = l:forward(x, mask)
+    assert.same({0, 0, 0, 0}, row(yz, 1, 2))
+    for k = 1, 4 do assert.near(y:get(1, 3, k), yz:get(1, 3, k), 1e-7) end
+  end)
+
+  it('gives the same last output for a pre-padded and an unpadded sequence', function()
+    luacap.seed(4)
+    local l = nn.LSTM(3, 5)
+    local x = luacap.randn(1, 5, 3)
+    local last = l:forward(x, luacap.tensor{{0, 0, 1, 1, 1}}):clone()
+    local bare = l:forward(slice_t(x, 3, 5))
+    close(bare, last, 1e-6)
+    -- post-padding too: the last output is the last real step's
+    local last_post = l:forward(x, luacap.tensor{{1, 1, 1, 0, 0}}):clone()
+    close(l:forward(slice_t(x, 1, 3)), last_post, 1e-6)
+  end)
+
+  it('goes backwards as Keras: reversed input, output in processing order', function()
+    luacap.seed(5)
+    local fwd = nn.LSTM(3, 4, {return_sequences = true})
+    local bwd = nn.LSTM(3, 4, {return_sequences = true, go_backwards = true})
+    copy_weights(bwd, fwd)
+    local x = luacap.randn(2, 5, 3)
+    local yb = bwd:forward(x):clone()
+    close(fwd:forward(slice_t(x, 1, 5, true)), yb, 1e-6)
+    -- with a pre-padding mask: reads the real tokens last to first, then skips the pads
+    local mask = luacap.tensor{{0, 0, 1, 1, 1}, {1, 1, 1, 1, 1}}
+    local ym = bwd:forward(x, mask):clone()
+    local yr = fwd:forward(slice_t(x, 3, 5, true))   -- c b a
+    for s = 1, 3 do
+      for k = 1, 4 do assert.near(yr:get(1, s, k), ym:get(1, s, k), 1e-6) end
+    end
+    assert.same(row(ym, 1, 3), row(ym, 1, 5))        -- carried after the last real token
+  end)
+
+  it('step equals forward on a one-step sequence, and chains like forward', function()
+    luacap.seed(6)
+    local l = nn.LSTM(3, 4, {return_sequences = true})
+    local x = luacap.randn(2, 3, 3)
+    local y = l:forward(x):clone()
+    local state
+    for t = 1, 3 do
+      local h
+      h, state = l:step(slice_t(x, t, t):reshape(2, 3), state)
+      for b = 1, 2 do
+        for k = 1, 4 do assert.near(y:get(b, t, k), h:get(b, k), 1e-6) end
+      end
+    end
+  end)
+
+  it('continues from an initial state', function()
+    luacap.seed(7)
+    local l = nn.LSTM(3, 4, {return_sequences = true})
+    local x = luacap.randn(2, 4, 3)
+    local y = l:forward(x):clone()
+    local h2 = luacap.zeros(2, 4); h2:copy(slice_t(y, 2, 2))
+    local c2 = luacap.zeros(2, 4); c2:copy(l.cs:narrow(2, 1))
+    local tail = l:forward(slice_t(x, 3, 4), nil, {h = h2, c = c2})
+    close(slice_t(y, 3, 4), tail, 1e-6)
+  end)
+
+  it('draws an orthogonal recurrent kernel: W W^T = I', function()
+    luacap.seed(8)
+    local l = nn.LSTM(5, 6)
+    local W = l.recurrent_kernel                 -- (H, 4H): rows orthonormal
+    local P = luacap.zeros(6, 6)
+    core.sgemm(P, W, W, false, true)
+    for i = 1, 6 do
+      for j = 1, 6 do assert.near(i == j and 1 or 0, P:get(i, j), 1e-5) end
+    end
+    local tall = core.orthogonal(luacap.zeros(7, 3))   -- (N, M), N > M: columns orthonormal
+    local Q = luacap.zeros(3, 3)
+    core.sgemm(Q, tall, tall, true, false)
+    for i = 1, 3 do
+      for j = 1, 3 do assert.near(i == j and 1 or 0, Q:get(i, j), 1e-5) end
+    end
+    -- glorot-uniform kernel inside sqrt(6 / (C + 4H)); bias 0 except the forget block
+    local limit = math.sqrt(6 / (5 + 24))
+    assert.is_true(l.kernel:max() <= limit and l.kernel:min() >= -limit)
+    assert.is_true(l.kernel:max() > limit / 2)
+    assert.same({0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1}, l.bias:narrow(1, 12):totable())
+    assert.equal(6, l.bias:sum())
+    local names = {}
+    for _, p in ipairs(l:parameters()) do names[#names + 1] = p.name end
+    assert.same({'kernel', 'recurrent_kernel', 'bias'}, names)
+  end)
+
+  for _, case in ipairs{
+    {rs = true, mask = false, gb = false},
+    {rs = false, mask = false, gb = false},
+    {rs = true, mask = true, gb = false},
+    {rs = false, mask = true, gb = false},
+    {rs = true, mask = true, gb = true, zero = true},
+    {rs = false, mask = true, gb = true},
+  } do
+    local label = string.format('return_sequences=%s mask=%s go_backwards=%s',
+      tostring(case.rs), tostring(case.mask), tostring(case.gb))
+    it('passes a finite-difference check, ' .. label, function()
+      luacap.seed(11)
+      local l = nn.LSTM(3, 4, {return_sequences = case.rs, go_backwards = case.gb,
+        zero_output_for_mask = case.zero})
+      l.bias:copy(luacap.uniform(-0.5, 0.5, 16))
+      local x = luacap.randn(2, 4, 3)
+      -- a pre-padded row, a row with a hole, a post-padded row
+      local mask = case.mask and luacap.tensor{{0, 1, 1, 1}, {1, 0, 1, 0}} or nil
+      local ok, report = check_lstm(l, x, mask)
+      assert(ok, report)
+    end)
+  end
+
+  it('passes a finite-difference check through an initial state', function()
+    luacap.seed(12)
+    local l = nn.LSTM(2, 3, {return_sequences = true})
+    local x = luacap.randn(2, 3, 2)
+    local state = {h = luacap.uniform(-0.5, 0.5, 2, 3), c = luacap.uniform(-0.5, 0.5, 2, 3)}
+    local ok, report = check_lstm(l, x, luacap.tensor{{1, 0, 1}, {1, 1, 1}}, state)
+    assert(ok, report)
+  end)
+
+  it('accumulates: backward twice gives twice the gradients', function()
+    luacap.seed(13)
+    local l = nn.LSTM(3, 4, {return_sequences = true})
+    local x = luacap.randn(2, 5, 3)
+    local mask = luacap.tensor{{0, 0, 1, 1, 1}, {1, 1, 1, 1, 1}}
+    local dout = luacap.randn(2, 5, 4)
+    l:forward(x, mask)
+    l:zero_grad()
+    local dx1 = l:backward(x, dout):clone()
+    local g1 = {}
+    for i, p in ipairs(l:parameters()) do g1[i] = p.grad:clone() end
+    local dx2 = l:backward(x, dout)
+    close(dx1, dx2, 1e-6)   -- dx is written, not added
+    for i, p in ipairs(l:parameters()) do close(g1[i]:clone():scale(2), p.grad, 1e-5) end
+  end)
+
+  it('agrees with the plain-loop reference on odd shapes', function()
+    for _, dims in ipairs{{1, 1, 1, 1}, {3, 5, 7, 5}, {5, 7, 3, 2}} do
+      for _, gb in ipairs{false, true} do
+        for _, rs in ipairs{false, true} do
+          local B, Tn, C, H = dims[1], dims[2], dims[3], dims[4]
+          luacap.seed(14)
+          local fast = nn.LSTM(C, H, {return_sequences = rs, go_backwards = gb,
+            zero_output_for_mask = gb})
+          local ref = nn.LSTM(C, H, {return_sequences = rs, go_backwards = gb,
+            zero_output_for_mask = gb})
+          copy_weights(ref, fast)
+          ref.use_ref = true
+          local x = luacap.randn(B, Tn, C)
+          local mask = luacap.zeros(B, Tn)
+          for b = 1, B do
+            for t = 1, Tn do mask:set(b, t, (b + t) % 3 == 0 and 0 or 1) end
+          end
+          close(ref:forward(x, mask), fast:forward(x, mask), 1e-5)
+          local dout = luacap.randn(fast.out:shape())
+          fast:zero_grad(); ref:zero_grad()
+          close(ref:backward(x, dout), fast:backward(x, dout), 1e-4)
+          for i, p in ipairs(fast:parameters()) do close(ref:parameters()[i].grad, p.grad, 1e-4) end
+        end
+      end
+    end
+  end)
+
+  it('names the argument and the shapes in its errors', function()
+    local l = nn.LSTM(3, 2)
+    assert.has_error(function() l:forward(luacap.zeros(2, 4, 5)) end,
+      'LSTM lstm: x has shape (2, 4, 5), expected (B, T, 3)')
+    assert.has_error(function() l:forward(luacap.zeros(2, 4, 3), luacap.zeros(2, 5)) end,
+      'lstm_forward: mask has shape (2, 5), expected (2, 4) = (B, T)')
+    local k = luacap.zeros(3, 8)
+    assert.has_error(function()
+      core.lstm_forward(luacap.zeros(2, 2), luacap.zeros(4, 2, 8), luacap.zeros(4, 2, 2),
+        luacap.zeros(4, 2, 2), luacap.zeros(2, 4, 8), luacap.zeros(2, 4, 3), nil, k,
+        luacap.zeros(2, 7), luacap.zeros(8))
+    end, 'lstm_forward: recurrent_kernel has shape (2, 7), expected (2, 8) = (H, 4H)')
+  end)
+end)
