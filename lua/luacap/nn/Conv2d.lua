@@ -7,6 +7,25 @@ local Module = require 'luacap.nn.Module'
 
 local Conv2d = Module:extend('Conv2d')
 
+-- A parameter; with trainable = false no gradient is allocated (a frozen VGG16 would
+-- otherwise carry 550 MB of zeros) and backward refuses to run.
+local function param(self, name, value)
+  if self.trainable then return self:add_param(name, value) end
+  self.params = self.params or {}
+  self.params[#self.params + 1] = {name = name, value = value}
+  return value, nil
+end
+
+function Conv2d:zero_grad()
+  if self.trainable then Module.zero_grad(self) end
+end
+
+local function check_trainable(self)
+  if not self.trainable then
+    error(self.__name .. ' ' .. self.name .. ': built with trainable = false, no backward', 3)
+  end
+end
+
 local function pair(v, what)
   if type(v) == 'number' then v = {v, v} end
   assert(type(v) == 'table' and type(v[1]) == 'number' and type(v[2]) == 'number'
@@ -16,7 +35,8 @@ local function pair(v, what)
 end
 
 -- Conv2d(C, OC, K, {stride = 1, padding = 'valid' | 'same', activation = 'relu' | nil,
---                   name = 'conv2d', use_bias = true}); K and stride: a number or {h, w}.
+--                   name = 'conv2d', use_bias = true, trainable = true});
+-- K and stride: a number or {h, w}.
 function Conv2d:init(C, OC, K, opts)
   opts = opts or {}
   self.C, self.OC = C, OC
@@ -33,8 +53,9 @@ function Conv2d:init(C, OC, K, opts)
   self.activation, self.relu = act, act == 'relu'
   self.name = opts.name or 'conv2d'
   self.use_bias = opts.use_bias ~= false
-  self.kernel, self.dkernel = self:add_param('kernel', T.zeros(self.KH, self.KW, C, OC))
-  if self.use_bias then self.bias, self.dbias = self:add_param('bias', T.zeros(OC)) end
+  self.trainable = opts.trainable ~= false
+  self.kernel, self.dkernel = param(self, 'kernel', T.zeros(self.KH, self.KW, C, OC))
+  if self.use_bias then self.bias, self.dbias = param(self, 'bias', T.zeros(OC)) end
   self:reset()
 end
 
@@ -71,6 +92,7 @@ end
 
 -- Returns dx (B, IH, IW, C); adds into dkernel, dbias. Call after forward(x).
 function Conv2d:backward(x, dout)
+  check_trainable(self)
   check_input(self, x)
   local g = dout
   if self.relu then
@@ -88,7 +110,7 @@ end
 function Conv2d:config()
   return {C = self.C, OC = self.OC, K = {self.KH, self.KW}, stride = {self.SH, self.SW},
           padding = self.padding, activation = self.activation, name = self.name,
-          use_bias = self.use_bias}
+          use_bias = self.use_bias, trainable = self.trainable}
 end
 
 return Conv2d

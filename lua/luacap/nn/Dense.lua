@@ -7,9 +7,29 @@ local Module = require 'luacap.nn.Module'
 
 local Dense = Module:extend('Dense')
 
+-- A parameter; with trainable = false no gradient is allocated (a frozen VGG16 would
+-- otherwise carry 550 MB of zeros) and backward refuses to run.
+local function param(self, name, value)
+  if self.trainable then return self:add_param(name, value) end
+  self.params = self.params or {}
+  self.params[#self.params + 1] = {name = name, value = value}
+  return value, nil
+end
+
+function Dense:zero_grad()
+  if self.trainable then Module.zero_grad(self) end
+end
+
+local function check_trainable(self)
+  if not self.trainable then
+    error(self.__name .. ' ' .. self.name .. ': built with trainable = false, no backward', 3)
+  end
+end
+
 local ACTIVATIONS = {relu = true, linear = false}
 
--- Dense(C, OC, {activation = 'relu' | 'linear' | nil, name = 'dense', use_bias = true})
+-- Dense(C, OC, {activation = 'relu' | 'linear' | nil, name = 'dense', use_bias = true,
+--              trainable = true})
 function Dense:init(C, OC, opts)
   opts = opts or {}
   assert(type(C) == 'number' and C >= 1 and C % 1 == 0,
@@ -25,9 +45,10 @@ function Dense:init(C, OC, opts)
   self.activation = act
   self.name = opts.name or 'dense'
   self.use_bias = opts.use_bias ~= false
-  self.kernel, self.dkernel = self:add_param('kernel', T.zeros(C, OC))   -- (C, OC)
+  self.trainable = opts.trainable ~= false
+  self.kernel, self.dkernel = param(self, 'kernel', T.zeros(C, OC))   -- (C, OC)
   if self.use_bias then
-    self.bias, self.dbias = self:add_param('bias', T.zeros(OC))          -- (OC)
+    self.bias, self.dbias = param(self, 'bias', T.zeros(OC))          -- (OC)
   end
   self:reset()
 end
@@ -63,6 +84,7 @@ end
 -- Returns dx shaped like x; adds into dkernel and dbias. Uses the output kept by forward,
 -- so call it after forward(x) on the same x.
 function Dense:backward(x, dout)
+  check_trainable(self)
   local x2, bt = rows(self, x, 'x')
   local N = x2:size(1)
   if dout:numel() ~= N * self.OC then
@@ -82,7 +104,7 @@ end
 -- The layer's constructor arguments, for models that save their structure.
 function Dense:config()
   return {C = self.C, OC = self.OC, activation = self.activation, name = self.name,
-          use_bias = self.use_bias}
+          use_bias = self.use_bias, trainable = self.trainable}
 end
 
 return Dense
