@@ -193,7 +193,8 @@ static int l_bleu_score(lua_State *L) {
       luaL_error(L, "%s: weights[%d] is a %s, expected a number", fn, n + 1,
                  luaL_typename(L, -1));
     w[n] = lua_tonumber(L, -1); lua_pop(L, 1);
-    if (den[n] < 1) luaL_error(L, "%s: stats.den[%d] must be at least 1", fn, n + 1);
+    if (num[n] < 0 || num[n] > den[n])   /* den 0 only with num 0: an empty corpus */
+      luaL_error(L, "%s: stats.num[%d] must lie in [0, stats.den[%d]]", fn, n + 1, n + 1);
   }
   lua_pop(L, 2);
   lua_getfield(L, 1, "hyp_len");
