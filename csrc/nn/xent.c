@@ -20,9 +20,13 @@ double xent_forward(float *probs, double *count, const float *logits, const floa
     float maxv = -INFINITY;
     for (int j = 0; j < V; j++)
       if (x_i[j] > maxv) maxv = x_i[j];
-    double sum = 0.0;
-    for (int j = 0; j < V; j++) sum += exp((double)x_i[j] - maxv);
-    for (int j = 0; j < V; j++) p_i[j] = (float)(exp((double)x_i[j] - maxv) / sum);
+    double sum = 0.0;   /* each term in (0, 1], so float holds it; the sum is in double */
+    for (int j = 0; j < V; j++) {
+      p_i[j] = expf(x_i[j] - maxv);
+      sum += p_i[j];
+    }
+    float inv = (float)(1.0 / sum);
+    for (int j = 0; j < V; j++) p_i[j] *= inv;
     if (!targets) continue;
     double w = mask ? (double)mask[i] : 1.0;
     if (w == 0.0) continue;   /* a padded row adds nothing, even if its logits are junk */
