@@ -20,7 +20,7 @@ end
 
 -- A file name made of the id: letters, digits, '-', '_' and '.' (not leading).
 local function safe_name(id, i)
-  local s = tostring(id or ''):gsub('[^%w%-_%.]', '_'):gsub('^%.+', '_')
+  local s = tostring(id or ''):gsub('[^%w%-_%.]', '_'):gsub('%.%.+', '_'):gsub('^%.', '_')
   if s == '' then s = 'item' .. i end
   return s:sub(1, 100)
 end
@@ -124,7 +124,7 @@ table.metrics td.value { text-align: right; font-variant-numeric: tabular-nums; 
 img.curve { max-width: 100%; border: 1px solid #ddd; }
 .items { display: grid; grid-template-columns: repeat(auto-fill, minmax(320px, 1fr)); gap: 1.2em; }
 figure.item { margin: 0; border: 1px solid #ddd; padding: 0.6em; }
-figure.item img { max-width: 100%; display: block; margin: 0 auto; }
+figure.item img { width: 100%; height: auto; display: block; margin: 0 auto; }
 figcaption .id { color: #888; font-size: 0.8em; }
 figcaption .pred { font-weight: bold; margin: 0.4em 0; }
 figcaption ul.refs { margin: 0.2em 0; padding-left: 1.2em; color: #2a5a2a; font-size: 0.92em; }
