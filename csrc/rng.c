@@ -67,3 +67,17 @@ void lc_rng_fill_uniform(float *out, size_t n, float lo, float hi) {
 void lc_rng_fill_normal(float *out, size_t n, float mean, float std) {
   for (size_t i = 0; i < n; i++) out[i] = (float)(mean + std * lc_rng_normal());
 }
+
+/* The whole generator state as 4 words and the Box-Muller spare, for checkpoints that
+ * resume a run exactly. */
+void lc_rng_get_state(uint64_t out[4], int *has_spare, double *spare_out) {
+  for (int i = 0; i < 4; i++) out[i] = state[i];
+  *has_spare = have_spare;
+  *spare_out = spare;
+}
+
+void lc_rng_set_state(const uint64_t in[4], int has_spare, double spare_in) {
+  for (int i = 0; i < 4; i++) state[i] = in[i];
+  have_spare = has_spare;
+  spare = spare_in;
+}

@@ -105,6 +105,18 @@ describe('tensor', function()
     assert.are_not.same(a, luacap.randn(5):totable())
   end)
 
+  it('saves and restores the generator state exactly', function()
+    luacap.seed(9)
+    luacap.randn(3)                              -- leaves a spare normal behind
+    local st = luacap.core.rng_state()
+    local a = luacap.randn(5):totable()
+    luacap.seed(1)
+    luacap.core.set_rng_state(st)
+    assert.same(a, luacap.randn(5):totable())
+    assert.has_error(function() luacap.core.set_rng_state('xyz') end,
+      'set_rng_state: malformed state string')
+  end)
+
   it('draws uniform and normal numbers with the right moments', function()
     luacap.seed(7)
     local u = luacap.rand(20000)

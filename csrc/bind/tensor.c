@@ -6,6 +6,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ------------------------------------------------------------ constructors */
@@ -99,6 +100,41 @@ static int l_random(lua_State *L) {  /* random() in [0,1); random(n) integer in 
   if (n < 1 || n != floor(n)) return luaL_error(L, "random: expected an integer n >= 1, got %g", n);
   lua_pushnumber(L, (lua_Number)(lc_rng_below((uint64_t)n) + 1));
   return 1;
+}
+
+/* rng_state() -> string: the generator's state as 52 hex digits plus the spare normal;
+ * set_rng_state(s) puts it back (resuming a run draws the same numbers). */
+static int l_rng_state(lua_State *L) {
+  uint64_t st[4];
+  int has_spare;
+  double sp;
+  lc_rng_get_state(st, &has_spare, &sp);
+  char buf[160];
+  snprintf(buf, sizeof buf, "%016llx%016llx%016llx%016llx:%d:%a", (unsigned long long)st[0],
+           (unsigned long long)st[1], (unsigned long long)st[2], (unsigned long long)st[3],
+           has_spare, sp);
+  lua_pushstring(L, buf);
+  return 1;
+}
+
+static int l_set_rng_state(lua_State *L) {
+  const char *s = luaL_checkstring(L, 1);
+  uint64_t st[4];
+  int has_spare = 0;
+  double sp = 0;
+  char hex[17];
+  hex[16] = 0;
+  if (strlen(s) < 64 + 4) return luaL_error(L, "set_rng_state: malformed state string");
+  for (int i = 0; i < 4; i++) {
+    memcpy(hex, s + 16 * i, 16);
+    char *end;
+    st[i] = strtoull(hex, &end, 16);
+    if (*end) return luaL_error(L, "set_rng_state: malformed state string");
+  }
+  if (sscanf(s + 64, ":%d:%la", &has_spare, &sp) != 2)
+    return luaL_error(L, "set_rng_state: malformed state string");
+  lc_rng_set_state(st, has_spare, sp);
+  return 0;
 }
 
 static int l_set_threads(lua_State *L) {
@@ -578,7 +614,7 @@ static const luaL_Reg methods[] = {
 static const luaL_Reg functions[] = {
   {"zeros", t_empty}, {"full", t_full}, {"from_flat", t_from_flat}, {"rand", t_rand},
   {"randn", t_randn}, {"arange", t_arange}, {"seed", l_seed}, {"random", l_random},
-  {"gather", l_gather}, {"set_threads", l_set_threads}, {"get_threads", l_get_threads}, {"sgemm", l_sgemm},
+  {"gather", l_gather}, {"rng_state", l_rng_state}, {"set_rng_state", l_set_rng_state}, {"set_threads", l_set_threads}, {"get_threads", l_get_threads}, {"sgemm", l_sgemm},
   {NULL, NULL}
 };
 
