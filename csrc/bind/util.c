@@ -134,8 +134,8 @@ void lcb_expect_ids(lua_State *L, const char *fn, const char *arg, const lc_tens
   for (size_t i = 0; i < n; i++) {
     float v = t->data[i];
     if (v != floorf(v) || v < (float)lo || v > (float)hi)
-      luaL_error(L, "%s: %s holds %g at flat position %d, expected an integer id in [%lld, %lld]",
-                 fn, arg, (double)v, (int)i + 1, (long long)lo, (long long)hi);
+      luaL_error(L, "%s: %s holds %g at flat position %d, expected an integer id in [%d, %d]",
+                 fn, arg, (double)v, (int)i + 1, (int)lo, (int)hi);
   }
 }
 
