@@ -20,7 +20,6 @@
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 /* One slot of the per-hypothesis n-gram table. */
 typedef struct {
@@ -30,23 +29,36 @@ typedef struct {
   int32_t cur;      /* count in the reference being scanned */
 } slot;
 
+/* Hashes grow one token per order: h_n(i) = step(h_{n-1}(i), ids[i + n - 1]), so each
+ * order costs one step per position instead of n. */
+#define HASH_SEED 0x9E3779B97F4A7C15ull
+static inline uint64_t step(uint64_t h, int32_t id) {
+  h ^= (uint64_t)(uint32_t)id;
+  h *= 0xBF58476D1CE4E5B9ull;
+  return h ^ (h >> 31);
+}
+
+/* The same hash in one call: lc_ngram_hash(ids, n) = h_n(0) (cider.c interns with it). */
 uint64_t lc_ngram_hash(const int32_t *ids, int n) {
-  uint64_t h = 0x9E3779B97F4A7C15ull ^ (uint64_t)n;
-  for (int k = 0; k < n; k++) {
-    h ^= (uint64_t)(uint32_t)ids[k];
-    h *= 0xBF58476D1CE4E5B9ull;
-    h ^= h >> 31;
-  }
+  uint64_t h = HASH_SEED;
+  for (int k = 0; k < n; k++) h = step(h, ids[k]);
   return h;
 }
 
-/* The slot holding the n-gram ids[0..n) of hypothesis hyp, or the empty slot where it
- * would go. cap is a power of two larger than the number of n-grams, so probing ends. */
-static slot *find(slot *tab, size_t cap, const int32_t *hyp, const int32_t *ids, int n) {
-  size_t i = (size_t)lc_ngram_hash(ids, n) & (cap - 1);
+static inline int same(const int32_t *a, const int32_t *b, int n) {
+  for (int k = 0; k < n; k++)
+    if (a[k] != b[k]) return 0;
+  return 1;
+}
+
+/* The slot holding the n-gram ids[0..n) (hash h) of hypothesis hyp, or the empty slot
+ * where it would go. cap is a power of two above the number of n-grams, so probing ends. */
+static inline slot *find(slot *tab, size_t cap, const int32_t *hyp, const int32_t *ids, int n,
+                         uint64_t h) {
+  size_t i = (size_t)h & (cap - 1);
   for (;;) {
     slot *t = &tab[i];
-    if (t->pos < 0 || memcmp(hyp + t->pos, ids, (size_t)n * sizeof *ids) == 0) return t;
+    if (t->pos < 0 || same(hyp + t->pos, ids, n)) return t;
     i = (i + 1) & (cap - 1);
   }
 }
@@ -55,22 +67,26 @@ static slot *find(slot *tab, size_t cap, const int32_t *hyp, const int32_t *ids,
  *   corpus: S hypotheses with their references (luacap.h)
  * writes: num (S, N) clipped n-gram matches, den (S, N) n-gram counts (at least 1),
  *         hyp_len (S), ref_len (S) closest reference length (0 when a hypothesis has none).
- * Returns LC_OK, or LC_ENOMEM when the scratch table cannot be allocated. */
+ * Returns LC_OK, or LC_ENOMEM when the scratch cannot be allocated. */
 int bleu_stats_forward(int64_t *num, int64_t *den, int64_t *hyp_len, int64_t *ref_len,
                        const lc_corpus *corpus, int N) {
   const lc_corpus *c = corpus;
-  int64_t maxL = 0;
+  int64_t maxL = 0, maxRL = 0;        /* longest hypothesis, most reference tokens of one */
   for (int s = 0; s < c->S; s++) {
     int64_t L = c->hyp_off[s + 1] - c->hyp_off[s];
+    int64_t RL = c->ref_off[c->ref_first[s + 1]] - c->ref_off[c->ref_first[s]];
     if (L > maxL) maxL = L;
+    if (RL > maxRL) maxRL = RL;
   }
   size_t cap = 8;
   while (cap < 2 * (size_t)maxL + 2) cap <<= 1;
   slot *tab = malloc(cap * sizeof *tab);
   int32_t *used = malloc((cap + 1) * sizeof *used);   /* occupied slots, in insertion order */
   int32_t *touched = malloc((cap + 1) * sizeof *touched);
-  if (!tab || !used || !touched) {
-    free(tab); free(used); free(touched);
+  uint64_t *hh = malloc(((size_t)maxL + 1) * sizeof *hh);    /* (L) hypothesis hashes */
+  uint64_t *rh = malloc(((size_t)maxRL + 1) * sizeof *rh);   /* reference hashes */
+  if (!tab || !used || !touched || !hh || !rh) {
+    free(tab); free(used); free(touched); free(hh); free(rh);
     return LC_ENOMEM;
   }
   for (size_t i = 0; i < cap; i++) tab[i].pos = -1;
@@ -79,6 +95,7 @@ int bleu_stats_forward(int64_t *num, int64_t *den, int64_t *hyp_len, int64_t *re
     const int32_t *hyp_s = c->hyp + c->hyp_off[s];
     int64_t L = c->hyp_off[s + 1] - c->hyp_off[s];
     int64_t r0 = c->ref_first[s], r1 = c->ref_first[s + 1];
+    const int32_t *ref_s = c->ref + c->ref_off[r0];   /* this hypothesis' references, in a row */
     int64_t *num_s = num + (size_t)s * N, *den_s = den + (size_t)s * N;
 
     /* closest reference length: smallest (|Lr - L|, Lr) */
@@ -91,14 +108,19 @@ int bleu_stats_forward(int64_t *num, int64_t *den, int64_t *hyp_len, int64_t *re
     hyp_len[s] = L;
     ref_len[s] = best;
 
+    for (int64_t i = 0; i < L; i++) hh[i] = HASH_SEED;
+    for (int64_t k = 0; k < c->ref_off[r1] - c->ref_off[r0]; k++) rh[k] = HASH_SEED;
+    int any = 1;                          /* did order n-1 match anything? */
     for (int n = 1; n <= N; n++) {
       int64_t m = L - n + 1;              /* n-grams in the hypothesis */
       num_s[n - 1] = 0;
       den_s[n - 1] = m > 1 ? m : 1;
-      if (m <= 0) continue;
+      /* no (n-1)-gram matched, so no n-gram can: num stays 0 */
+      if (m <= 0 || !any) continue;
       int nused = 0;
       for (int64_t i = 0; i < m; i++) {
-        slot *t = find(tab, cap, hyp_s, hyp_s + i, n);
+        hh[i] = step(hh[i], hyp_s[i + n - 1]);
+        slot *t = find(tab, cap, hyp_s, hyp_s + i, n, hh[i]);
         if (t->pos < 0) {
           t->pos = (int32_t)i; t->count = 0; t->maxref = 0; t->cur = 0;
           used[nused++] = (int32_t)(t - tab);
@@ -106,11 +128,14 @@ int bleu_stats_forward(int64_t *num, int64_t *den, int64_t *hyp_len, int64_t *re
         t->count++;
       }
       for (int64_t j = r0; j < r1; j++) {
-        const int32_t *ref_j = c->ref + c->ref_off[j];
+        int64_t base = c->ref_off[j] - c->ref_off[r0];
+        const int32_t *ref_j = ref_s + base;
+        uint64_t *rh_j = rh + base;
         int64_t mr = c->ref_off[j + 1] - c->ref_off[j] - n + 1;
         int ntouched = 0;
         for (int64_t k = 0; k < mr; k++) {
-          slot *t = find(tab, cap, hyp_s, ref_j + k, n);
+          rh_j[k] = step(rh_j[k], ref_j[k + n - 1]);
+          slot *t = find(tab, cap, hyp_s, ref_j + k, n, rh_j[k]);
           if (t->pos < 0) continue;       /* not in the hypothesis: cannot match */
           if (t->cur++ == 0) touched[ntouched++] = (int32_t)(t - tab);
         }
@@ -127,9 +152,10 @@ int bleu_stats_forward(int64_t *num, int64_t *den, int64_t *hyp_len, int64_t *re
         t->pos = -1;                      /* leave the table empty for the next round */
       }
       num_s[n - 1] = matched;
+      any = matched > 0;
     }
   }
-  free(tab); free(used); free(touched);
+  free(tab); free(used); free(touched); free(hh); free(rh);
   return LC_OK;
 }
 

@@ -25,6 +25,7 @@ typedef struct {
   int32_t n;            /* order */
   int32_t df;           /* images whose references contain it */
   int32_t last;         /* last image counted into df */
+  double idf;           /* log(S) - log(max(1, df)) */
 } gram;
 
 typedef struct {
@@ -38,7 +39,7 @@ static int32_t intern(gram_table *t, const int32_t *ids, int n) {
     int32_t g = t->slots[i];
     if (g < 0) {
       g = t->ngrams++;
-      t->grams[g] = (gram){ids, n, 0, -1};
+      t->grams[g] = (gram){ids, n, 0, -1, 0.0};
       t->slots[i] = g;
       return g;
     }
@@ -55,6 +56,17 @@ static int32_t intern(gram_table *t, const int32_t *ids, int n) {
 static int cmp_i32(const void *a, const void *b) {
   int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
   return (x > y) - (x < y);
+}
+
+/* Ascending order; a caption has a few dozen n-grams, where insertion sort beats qsort. */
+static void sort_ids(int32_t *a, size_t n) {
+  if (n > 64) { qsort(a, n, sizeof *a, cmp_i32); return; }
+  for (size_t i = 1; i < n; i++) {
+    int32_t v = a[i];
+    size_t j = i;
+    for (; j > 0 && a[j - 1] > v; j--) a[j] = a[j - 1];
+    a[j] = v;
+  }
 }
 
 /* scores (S): CIDEr-D of each hypothesis (already x10).
@@ -100,7 +112,7 @@ int cider_d_forward(double *scores, const lc_corpus *corpus, int N, double sigma
     size_t start = e;
     for (int n = 1; n <= N; n++)
       for (int64_t i = 0; i + n <= L; i++) gid[e++] = intern(&t, w + i, n);
-    qsort(gid + start, e - start, sizeof *gid, cmp_i32);
+    sort_ids(gid + start, e - start);
     size_t k = start;
     for (size_t i = start; i < e; i++) {
       if (k > start && gid[k - 1] == gid[i]) { tf[k - 1]++; continue; }
@@ -123,14 +135,15 @@ int cider_d_forward(double *scores, const lc_corpus *corpus, int N, double sigma
 
   /* 3. tf-idf vectors, their norms per order, and the bigram "length" */
   double ref_len = log((double)S);
+  for (int32_t g = 0; g < t.ngrams; g++)
+    t.grams[g].idf = ref_len - log(t.grams[g].df > 1 ? (double)t.grams[g].df : 1.0);
   for (size_t q = 0; q < Q; q++) {
     double *norm_q = norm + q * (size_t)N;
     for (int n = 0; n < N; n++) norm_q[n] = 0.0;
     len[q] = 0.0;
     for (size_t k = off[q]; k < off[q + 1]; k++) {
       const gram *g = &t.grams[gid[k]];
-      double df = g->df > 1 ? (double)g->df : 1.0;
-      vec[k] = (double)tf[k] * (ref_len - log(df));
+      vec[k] = (double)tf[k] * g->idf;
       norm_q[g->n - 1] += vec[k] * vec[k];
       if (g->n == 2) len[q] += tf[k];
     }
