@@ -1,0 +1,85 @@
+-- encoders.smallcnn: a small trainable CNN, conv3x3+relu+maxpool blocks then a Dense
+-- projection, with vgg16's interface: images (B, S, S, 3) 'caffe'-preprocessed -> (B, D).
+-- Not pretrained: weights come from the seeded generator and are saved with the model.
+local T = require 'luacap.tensor'
+local nn = require 'luacap.nn'
+local Module = require 'luacap.nn.Module'
+
+local M = {}
+
+local Encoder = {}
+Encoder.__index = Encoder
+
+-- new{input_size = 64, channels = {16, 32, 64}, out_dim = 256, activation = 'relu',
+--     input_scale = 1/128}  -- caffe-mode pixels span about +-128: scaled to about +-1
+function M.new(opts)
+  opts = opts or {}
+  local cfg = {
+    name = 'smallcnn', input_size = opts.input_size or 64,
+    channels = opts.channels or {16, 32, 64}, out_dim = opts.out_dim or 256,
+    activation = opts.activation == nil and 'relu' or opts.activation,
+    input_scale = opts.input_scale or 1 / 128,
+  }
+  local S = cfg.input_size
+  if S % (2 ^ #cfg.channels) ~= 0 then
+    error(string.format('smallcnn: input_size %d must be a multiple of 2^%d (one halving ' ..
+      'per block)', S, #cfg.channels), 2)
+  end
+  local layers, C = {}, 3
+  for i, OC in ipairs(cfg.channels) do
+    layers[#layers + 1] = nn.Conv2d(C, OC, 3, {padding = 'same', activation = 'relu',
+      name = 'conv' .. i})
+    layers[#layers + 1] = nn.MaxPool2d(2, {name = 'pool' .. i})
+    C, S = OC, S / 2
+  end
+  layers[#layers + 1] = nn.Flatten({name = 'flatten'})
+  local act = cfg.activation
+  if act == 'linear' or act == false then act = nil end
+  layers[#layers + 1] = nn.Dense(S * S * C, cfg.out_dim, {activation = act, name = 'proj'})
+  local enc = setmetatable({cfg = cfg, net = nn.Sequential(layers, {name = 'smallcnn'})},
+    Encoder)
+  enc.out_dim, enc.out_shape = cfg.out_dim, {cfg.out_dim}
+  return enc
+end
+
+local function check(self, images)
+  local S = self.cfg.input_size
+  if images:dim() ~= 4 or images:size(2) ~= S or images:size(3) ~= S or images:size(4) ~= 3 then
+    error(string.format('smallcnn: images have shape (%s), expected (B, %d, %d, 3)',
+      table.concat(images:shape(), ', '), S, S), 3)
+  end
+end
+
+-- forward(images (B, S, S, 3)) -> features (B, out_dim), owned by the encoder.
+function Encoder:forward(images)
+  check(self, images)
+  self.x = T.ensure(self.x, unpack(images:shape())):copy(images):scale(self.cfg.input_scale)
+  return self.net:forward(self.x)
+end
+
+-- backward(images, dfeat (B, out_dim)) -> dimages; adds into every parameter gradient.
+-- Call after forward(images).
+function Encoder:backward(images, dfeat)
+  check(self, images)
+  -- forward: x = images * scale;  dimages = dx * scale
+  local dx = self.net:backward(self.x, dfeat)
+  self.dimages = T.ensure(self.dimages, unpack(images:shape())):copy(dx)
+    :scale(self.cfg.input_scale)
+  return self.dimages
+end
+
+function Encoder:parameters() return self.net:parameters() end
+function Encoder:zero_grad() return self.net:zero_grad() end
+function Encoder:train(on) self.net:train(on); return self end
+function Encoder:evaluate() self.net:train(false); return self end
+Encoder.num_params = Module.num_params
+
+function Encoder:config()
+  local c = {}
+  for k, v in pairs(self.cfg) do c[k] = v end
+  c.channels = {unpack(self.cfg.channels)}
+  return c
+end
+
+M.Encoder = Encoder
+return M
