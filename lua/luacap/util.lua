@@ -7,7 +7,14 @@ if ffi_ok then
   pcall(ffi.cdef, [[
     typedef struct { long tv_sec; long tv_nsec; } lc_timespec;
     int clock_gettime(int clk_id, lc_timespec *tp);
+    int isatty(int fd);
   ]])
+end
+
+-- Is standard error a terminal? (progress lines are redrawn in place only there)
+function M.stderr_is_tty()
+  if not ffi_ok then return false end
+  return ffi.C.isatty(2) == 1
 end
 
 -- Wall-clock seconds (monotonic), for rates and ETAs.

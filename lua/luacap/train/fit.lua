@@ -17,14 +17,12 @@ end
 
 -- Progress on stderr: overwritten in place on a terminal, one line every few seconds when not.
 local function progress(opts)
-  local is_tty = os.getenv('TERM') ~= nil and os.getenv('CI') == nil and opts.tty ~= false
+  local is_tty = require('luacap.util').stderr_is_tty() and opts.tty ~= false
   local last = -math.huge
   return function(step, steps, loss, pairs_per_s, elapsed, final)
     if opts.verbose == 0 then return end
-    local now = os.clock()
     if not final and not is_tty and elapsed - last < (opts.log_every or 10) then return end
-    if not final and is_tty and now - (opts._last_draw or 0) < 0.2 then return end
-    opts._last_draw = now
+    if not final and is_tty and elapsed - last < 0.2 then return end
     last = elapsed
     local eta = pairs_per_s > 0 and (steps - step) * (elapsed / math.max(step, 1)) or 0
     local line = string.format('  %d/%d - loss %.4f - %.0f pairs/s - %s %s', step, steps, loss,

@@ -1,0 +1,422 @@
+-- The notebook's whole run as plain functions: data -> tokenizer -> split -> image inputs
+-- (cached features of a frozen encoder, or images for a trainable one) -> model -> fit with
+-- callbacks -> saving -> greedy captions of the test split -> BLEU -> pictures and pages.
+-- examples/train.lua parses options and calls run(opt); specs call the pieces.
+-- Not a framework: each step is a function call with plain values.
+local luacap = require 'luacap'
+local cjson = require 'cjson'
+local paths = require 'luacap.data.paths'
+local captions = require 'luacap.data.captions'
+local tokenizer = require 'luacap.data.tokenizer'
+local split = require 'luacap.data.split'
+local pairs_ = require 'luacap.data.pairs'
+local util = require 'luacap.util'
+
+local M = {}
+
+local function log(opt, fmt, ...)
+  if opt.quiet then return end
+  io.stderr:write(string.format(fmt, ...), '\n')
+end
+
+-- The default dataset: the synthetic shapes, generated on first use in opt.shapes_dir.
+function M.ensure_shapes(opt)
+  local dir = opt.shapes_dir or paths.join(paths.cwd(), 'data', 'shapes')
+  local marker = paths.join(dir, 'captions.txt')
+  local meta = paths.join(dir, 'generator.json')
+  local want = cjson.encode({n = opt.n_images, size = opt.shapes_size, seed = opt.data_seed})
+  if paths.is_file(marker) and util.read_file(meta) == want then return dir end
+  log(opt, 'Generating the synthetic shapes dataset (%d images of %dx%d) in %s',
+    opt.n_images, opt.shapes_size, opt.shapes_size, dir)
+  local t0 = util.now()
+  local ok, err = luacap.data.shapes.generate{dir = dir, n = opt.n_images, size = opt.shapes_size,
+    seed = opt.data_seed}
+  if not ok then error('cannot generate the synthetic dataset: ' .. tostring(err), 0) end
+  assert(util.write_file(meta, want))
+  log(opt, '  done in %.1f s', util.now() - t0)
+  return dir
+end
+
+-- Captions (cleaned), tokenizer, max_len and splits, as the notebook makes them.
+function M.load_data(opt, dir)
+  local cap_file = paths.join(dir, 'captions.txt')
+  if not paths.is_file(cap_file) and paths.is_file(paths.join(dir, 'Flickr8k.token.txt')) then
+    cap_file = paths.join(dir, 'Flickr8k.token.txt')
+  end
+  local ds, err = captions.load(cap_file, {strict = opt.strict})
+  if not ds then error(err, 0) end
+  if ds.skipped > 0 then
+    log(opt, 'Skipped %d malformed caption lines, e.g. %s', ds.skipped, ds.problems[1])
+  end
+  local images_dir = paths.join(dir, 'Images')
+  local check = captions.check_images(ds, images_dir)
+  if #check.missing > 0 or #check.extra > 0 then
+    log(opt, 'Images: %d listed in the captions but missing on disk%s; %d on disk without captions',
+      #check.missing, check.missing[1] and (' (e.g. ' .. check.missing[1] .. ')') or '', #check.extra)
+  end
+  local missing = {}
+  for _, id in ipairs(check.missing) do missing[id] = true end
+  local ids = {}
+  for _, id in ipairs(ds.ids) do if not missing[id] then ids[#ids + 1] = id end end
+  if #ids < 2 then error(string.format('%s: fewer than two images with captions were found in %s',
+    cap_file, images_dir), 0) end
+  local cleaned = captions.clean_all(ds.captions)
+  local all = captions.all(cleaned, ds.ids)
+  local tok = tokenizer.fit(all)
+  local max_len = tok:max_length(all)
+  -- splits: Karpathy's or the official lists when present, else the notebook's 90/10
+  local train, test, val
+  local official = split.official and split.official(dir)
+  if ds.splits then
+    train, val, test = ds.splits.train, ds.splits.val, ds.splits.test
+  elseif official then
+    train, val, test = official.train, official.val, official.test
+  else
+    train, test = split.notebook(ids, opt.train_fraction)
+  end
+  local function present(list)
+    local out = {}
+    for _, id in ipairs(list or {}) do
+      if cleaned[id] and not missing[id] then out[#out + 1] = id end
+    end
+    return out
+  end
+  train, test = present(train), present(test)
+  -- the notebook validates on its test split
+  val = (val and #present(val) > 0) and present(val) or test
+  log(opt, 'Dataset %s: %d images, %d captions; vocabulary %d, max caption length %d; train %d, val %d, test %d images',
+    dir, #ids, captions.count(ds), tok:vocab_size(), max_len, #train, #val, #test)
+  return {dir = dir, ds = ds, captions = cleaned, ids = ids, tok = tok, max_len = max_len,
+    train = train, val = val, test = test, images_dir = images_dir}
+end
+
+-- Path of an image id: the file named in the captions, else id.jpg / .jpeg / .png
+-- (the notebook's find_image_path).
+function M.image_path(data, id)
+  local f = data.ds.files[id]
+  if f and paths.is_file(paths.join(data.images_dir, f)) then return paths.join(data.images_dir, f) end
+  for _, ext in ipairs({'.jpg', '.jpeg', '.png'}) do
+    local p = paths.join(data.images_dir, id .. ext)
+    if paths.is_file(p) then return p end
+  end
+  return nil
+end
+
+-- Rows for a list of ids, in the order of all_ids (the inputs tensor's rows).
+function M.rows_of(index, ids)
+  local r = {}
+  for i, id in ipairs(ids) do r[i] = assert(index[id], id) end
+  return r
+end
+
+-- Batch source for fit over pairs whose image rows are rows[pair_image].
+function M.source(p, rows)
+  return {n = p.n, get = function(idx)
+    local ids, y, img = pairs_.batch(p, idx, 1, #idx)
+    local r = {}
+    for i = 1, #img do r[i] = rows[img[i]] end
+    return {ids = ids, y = y, rows = r}
+  end}
+end
+
+-- Which encoder: 'vgg16' when its Keras weights file is present (or asked for), else the
+-- trainable small CNN.
+M.VGG16_WEIGHTS = 'data/weights/vgg16_weights_tf_dim_ordering_tf_kernels.h5'
+
+function M.choose_encoder(opt)
+  local name = opt.encoder or 'auto'
+  local weights = opt.vgg16_weights or M.VGG16_WEIGHTS
+  if name == 'auto' then name = paths.is_file(weights) and 'vgg16' or 'smallcnn' end
+  local enc
+  if name == 'vgg16' then
+    if not paths.is_file(weights) then
+      error(string.format("the vgg16 encoder needs Keras' weights file at %s (make vgg16-weights, " ..
+        'or --vgg16-weights PATH)', weights), 0)
+    end
+    enc = luacap.encoders.build{name = 'vgg16', weights = weights, layer = opt.vgg16_layer or 'fc2'}
+    enc.trainable = false
+  elseif name == 'smallcnn' then
+    enc = luacap.encoders.build{name = 'smallcnn', input_size = opt.image_size,
+      channels = opt.cnn_channels, out_dim = opt.feat_dim}
+    enc.trainable = true
+  else
+    error(string.format("unknown encoder '%s' (expected auto, vgg16 or smallcnn)", name), 0)
+  end
+  return enc, name
+end
+
+-- Loads, resizes and preprocesses the images of ids for a trainable encoder: one
+-- (N, S, S, 3) tensor in caffe mode. A failing image is reported and left out.
+function M.load_images(opt, data, ids, S)
+  local image = luacap.image
+  local ok_ids, bad = {}, {}
+  local buf = {}
+  for _, id in ipairs(ids) do
+    local path = M.image_path(data, id)
+    local img, err
+    if path then img, err = image.load(path) else err = id .. ': no image file' end
+    if img then
+      if img:size(1) ~= S or img:size(2) ~= S then img = image.resize(img, S, S, opt.resize or 'bilinear') end
+      buf[#buf + 1] = image.vgg_preprocess(img)
+      ok_ids[#ok_ids + 1] = id
+    else
+      bad[#bad + 1] = err
+    end
+  end
+  for _, msg in ipairs(bad) do log(opt, 'Skipping an image: %s', msg) end
+  local X = luacap.zeros(#buf, S, S, 3)
+  for i, t in ipairs(buf) do X:narrow(i, 1):copy(t) end
+  return X, ok_ids
+end
+
+-- Inputs for the model: images for a trainable encoder, else cached features.
+-- Returns inputs (N, ...), ids of its rows, row index {id -> row}.
+function M.prepare_inputs(opt, data, enc, enc_name, results_dir)
+  local all = {}
+  local seen = {}
+  for _, list in ipairs({data.train, data.val, data.test}) do
+    for _, id in ipairs(list) do
+      if not seen[id] then seen[id] = true; all[#all + 1] = id end
+    end
+  end
+  local X, ids
+  local t0 = util.now()
+  if enc.trainable then
+    X, ids = M.load_images(opt, data, all, enc:config().input_size)
+    log(opt, 'Loaded %d images (%dx%d) in %.1f s', #ids, X:size(2), X:size(3), util.now() - t0)
+  else
+    local images = {}
+    for _, id in ipairs(all) do images[id] = M.image_path(data, id) or paths.join(data.images_dir, id .. '.jpg') end
+    local cache = opt.features or paths.join(opt.out, 'img_features_' .. enc_name .. '.h5')
+    X, ids = luacap.features.extract{encoder = enc, images = images, ids = all, out = cache,
+      batch = opt.extract_batch or 16}
+  end
+  local index = {}
+  for i, id in ipairs(ids) do index[id] = i end
+  local function keep(list)
+    local out = {}
+    for _, id in ipairs(list) do if index[id] then out[#out + 1] = id end end
+    return out
+  end
+  data.train, data.val, data.test = keep(data.train), keep(data.val), keep(data.test)
+  return X, ids, index
+end
+
+-- Reference token lists of a test image (the notebook strips startseq/endseq, splits).
+function M.references(data, id)
+  local refs = {}
+  for i, c in ipairs(data.captions[id]) do
+    local words = {}
+    for w in c:gmatch('%S+') do words[#words + 1] = w end
+    if words[1] == 'startseq' then table.remove(words, 1) end
+    if words[#words] == 'endseq' then table.remove(words) end
+    refs[i] = words
+  end
+  return refs
+end
+
+local function split_words(s)
+  local t = {}
+  for w in s:gmatch('%S+') do t[#t + 1] = w end
+  return t
+end
+
+-- The most frequent cleaned training caption (ties: first seen), the blind baseline.
+function M.most_frequent_caption(data)
+  local count, first, best, best_n = {}, {}, nil, 0
+  local k = 0
+  for _, id in ipairs(data.train) do
+    for _, c in ipairs(data.captions[id]) do
+      local s = c:gsub('^startseq ?', ''):gsub(' ?endseq$', '')
+      k = k + 1
+      count[s] = (count[s] or 0) + 1
+      first[s] = first[s] or k
+      if count[s] > best_n or (count[s] == best_n and first[s] < first[best]) then
+        best, best_n = s, count[s]
+      end
+    end
+  end
+  return best or ''
+end
+
+-- Scores hypotheses (strings) against the test references: BLEU-1..4, CIDEr-D, ROUGE-L.
+function M.score(data, ids, hyps)
+  local refs, hs = {}, {}
+  for i, id in ipairs(ids) do
+    refs[i] = M.references(data, id)
+    hs[i] = split_words(hyps[i])
+  end
+  return luacap.metrics.all(refs, hs)
+end
+
+-- Never lets a failure to draw stop a run that has trained: reports it and goes on.
+local function try_draw(opt, what, fn, ...)
+  local ok, res, err = pcall(fn, ...)
+  if not ok or not res then
+    log(opt, 'Could not write %s: %s', what, tostring(ok and err or res))
+    return false
+  end
+  return true
+end
+
+-- run(opt): the whole job; returns a summary table (metrics, history, paths).
+function M.run(opt)
+  local t_start = util.now()
+  luacap.seed(opt.seed)
+  if opt.threads then luacap.set_threads(opt.threads) end
+  opt.out = opt.out or paths.output_dir()
+  local dirs, derr = paths.output_dirs(opt.out)
+  if not dirs then error('cannot create the output folders: ' .. tostring(derr), 0) end
+  local dir = opt.data or M.ensure_shapes(opt)
+  luacap.seed(opt.seed)
+  local data = M.load_data(opt, dir)
+  local enc, enc_name = M.choose_encoder(opt)
+  local X, _, index = M.prepare_inputs(opt, data, enc, enc_name, dirs.results)
+  local max_len = data.max_len
+  local train_p = pairs_.build(data.train, data.captions, data.tok, max_len)
+  local val_p = pairs_.build(data.val, data.captions, data.tok, max_len)
+  log(opt, 'Pairs: %d for training, %d for validation', train_p.n, val_p.n)
+  local train_src = M.source(train_p, M.rows_of(index, data.train))
+  local val_src = M.source(val_p, M.rows_of(index, data.val))
+
+  local Seed = require 'luacap.models.seed'
+  local model = Seed{vocab_size = data.tok:vocab_size(), max_len = max_len, feat_dim = enc.out_dim,
+    img_dense = opt.img_dense, embed_dim = opt.embed_dim, units = opt.units,
+    dec_units = opt.dec_units, dec_dense = opt.dec_dense, dropout = opt.dropout}
+  if not opt.quiet then model:summary(function(s) io.stderr:write(s, '\n') end) end
+  local optimizer = luacap.optim.Adam{lr = opt.lr}
+  local ckpt = require 'luacap.train.checkpoint'
+  local cbs = require 'luacap.train.callbacks'
+  local best_path = paths.join(dirs.models, 'best.h5')
+  local last_path = paths.join(dirs.models, 'last.h5')
+  local final_path = paths.join(dirs.models, 'final.h5')
+  local history_path = paths.join(dirs.results, 'train_history.json')
+  local list = {
+    cbs.ModelCheckpoint{path = best_path, monitor = 'val_loss', save_best_only = true,
+      verbose = opt.quiet and 0 or 1},
+    cbs.ReduceLROnPlateau{monitor = 'val_loss', factor = opt.lr_factor, patience = opt.lr_patience,
+      min_delta = 1e-4, verbose = opt.quiet and 0 or 1},
+    cbs.EarlyStopping{monitor = 'val_loss', patience = opt.es_patience, restore_best_weights = true,
+      verbose = opt.quiet and 0 or 1},
+    cbs.CSVLogger{path = paths.join(dirs.results, 'training_log.csv'), append = opt.resume and true or false},
+  }
+  local function bundle(extra)
+    local b = {model = model, encoder = enc, tokenizer = data.tok}
+    for k, v in pairs(extra or {}) do b[k] = v end
+    return b
+  end
+  local function save(path)
+    local ok, err = ckpt.save(path, bundle())
+    if not ok then log(opt, 'Could not save %s: %s', path, tostring(err)) end
+  end
+  -- Resuming: weights, optimizer, callbacks, history, data position and the generator.
+  local initial_epoch, history, cursor, val_cursor = 0, nil, nil, nil
+  if opt.resume then
+    local b, err = ckpt.load(last_path)
+    if not b then error('cannot resume: ' .. tostring(err), 0) end
+    local ts = b.train_state
+    if not ts then error('cannot resume: ' .. last_path .. ' holds no training state', 0) end
+    if data.tok:to_json() ~= b.tokenizer:to_json() then
+      error('cannot resume: the vocabulary of ' .. last_path .. ' differs from this dataset\'s', 0)
+    end
+    for i, p in ipairs(model:parameters()) do p.value:copy(b.model:parameters()[i].value) end
+    if enc.trainable then
+      for i, p in ipairs(enc:parameters()) do p.value:copy(b.encoder:parameters()[i].value) end
+    end
+    local params = model:parameters()
+    if enc.trainable then
+      for _, p in ipairs(require('luacap.nn.Module').prefixed('encoder', enc)) do params[#params + 1] = p end
+    end
+    assert(ckpt.restore_optimizer(b, optimizer, params))
+    for i, cb in ipairs(list) do
+      if cb.set_state and ts.callbacks[i] then cb.set_state(ts.callbacks[i]) end
+    end
+    initial_epoch, history = ts.epoch, ts.history
+    cursor, val_cursor = ts.cursor, ts.val_cursor
+    luacap.core.set_rng_state(ts.rng)
+    log(opt, 'Resuming after epoch %d from %s', initial_epoch, last_path)
+  end
+  for _, cb in ipairs(opt.callbacks or {}) do list[#list + 1] = cb end
+
+  local hist, state = luacap.train.fit.fit{
+    model = model, encoder = enc, inputs = X, train = train_src, val = val_src,
+    epochs = opt.epochs, batch_size = opt.batch_size, optimizer = optimizer, callbacks = list,
+    steps_per_epoch = opt.steps_per_epoch, validation_steps = opt.validation_steps,
+    initial_epoch = initial_epoch, history = history, cursor = cursor, val_cursor = val_cursor,
+    verbose = opt.quiet and 0 or 1, save = save, clip_norm = opt.clip_norm,
+    on_epoch_saved = function(st, cur, vcur)
+      -- after every epoch: a resumable checkpoint and the history so far
+      local cb_states = {}
+      for i, cb in ipairs(list) do cb_states[i] = cb.get_state and cb.get_state() or false end
+      local ok, err = ckpt.save(last_path, bundle{optimizer = optimizer, train_state = {
+        epoch = st.epoch, history = st.history, callbacks = cb_states,
+        cursor = {pos = cur.pos, order = cur.order}, val_cursor = {pos = vcur.pos},
+        rng = luacap.core.rng_state()}})
+      if not ok then log(opt, 'Could not save %s: %s', last_path, tostring(err)) end
+      util.write_file(history_path, util.json_pretty(st.history))
+    end,
+  }
+  save(final_path)
+  util.write_file(history_path, util.json_pretty(hist))
+  try_draw(opt, 'the loss curve', luacap.report.loss_curve,
+    paths.join(dirs.results, 'train_val_loss_curve.png'), hist)
+
+  -- Captions of the test split, with the best checkpoint's weights (as best.h5 holds them).
+  if opt.decode_with ~= 'final' and paths.is_file(best_path) then
+    local b = ckpt.load(best_path)
+    if b then
+      for i, p in ipairs(model:parameters()) do p.value:copy(b.model:parameters()[i].value) end
+      if enc.trainable and b.encoder then
+        for i, p in ipairs(enc:parameters()) do p.value:copy(b.encoder:parameters()[i].value) end
+      end
+    end
+  end
+  local test_ids = data.test
+  if opt.max_test and #test_ids > opt.max_test then
+    test_ids = {unpack(test_ids, 1, opt.max_test)}
+  end
+  local Xtest = luacap.zeros((function() local s = X:shape(); s[1] = #test_ids; return s end)())
+  luacap.core.gather(Xtest, X, M.rows_of(index, test_ids))
+  local t0 = util.now()
+  local decode = require 'luacap.eval.decode'
+  local preds = decode.greedy(model, Xtest, data.tok, {batch = opt.decode_batch,
+    encoder = enc.trainable and enc or nil, encoder_frozen = not enc.trainable})
+  local decode_s = util.now() - t0
+  log(opt, 'Decoded %d test images in %.1f s (%.1f ms per image)', #test_ids, decode_s,
+    1000 * decode_s / math.max(#test_ids, 1))
+  local metrics = M.score(data, test_ids, preds)
+  local baseline_caption = M.most_frequent_caption(data)
+  local base_h = {}
+  for i = 1, #test_ids do base_h[i] = baseline_caption end
+  local baseline = M.score(data, test_ids, base_h)
+  local out_metrics = {}
+  for k, v in pairs(metrics) do out_metrics[k] = v end
+  out_metrics.baseline = {method = 'most frequent training caption for every image',
+    caption = baseline_caption}
+  for k, v in pairs(baseline) do out_metrics.baseline[k] = v end
+  out_metrics.test_images = #test_ids
+  util.write_file(paths.join(dirs.results, 'bleu_metrics.json'), util.json_pretty(out_metrics))
+  for _, k in ipairs({'BLEU-1', 'BLEU-2', 'BLEU-3', 'BLEU-4', 'CIDEr-D', 'ROUGE-L'}) do
+    log(opt, '%-8s %.4f   (baseline %.4f)', k, metrics[k], baseline[k])
+  end
+
+  -- Pictures and pages: the first ten test images, then every test image in the HTML.
+  local items, qual = {}, {}
+  for i, id in ipairs(test_ids) do
+    local gt = data.captions[id][1]:gsub('^startseq ?', ''):gsub(' ?endseq$', '')
+    local refs = {}
+    for j, r in ipairs(M.references(data, id)) do refs[j] = table.concat(r, ' ') end
+    items[i] = {id = id, image = M.image_path(data, id), pred = preds[i], gt = gt, refs = refs}
+    if i <= 10 then qual[i] = {image_id = id, predicted = preds[i], ground_truth = gt} end
+  end
+  util.write_file(paths.join(dirs.results, 'qualitative_examples.json'), util.json_pretty(qual))
+  try_draw(opt, 'the qualitative examples', luacap.report.caption_grid,
+    paths.join(dirs.results, 'qualitative_examples.png'), {unpack(items, 1, math.min(10, #items))})
+  try_draw(opt, 'the results page', luacap.report.html, dirs.results, {title = 'luacap results',
+    metrics = metrics, loss_curve = paths.join(dirs.results, 'train_val_loss_curve.png'), items = items})
+  log(opt, 'Done in %.1f s. Outputs in %s', util.now() - t_start, dirs.root)
+  return {metrics = metrics, baseline = baseline, history = hist, preds = preds, test_ids = test_ids,
+    state = state, dirs = dirs, data = data, model = model, encoder = enc}
+end
+
+return M
