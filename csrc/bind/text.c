@@ -31,8 +31,8 @@ static int read_ints(lua_State *L, int idx, const char *fn, int arg, int64_t *ou
                      double lo, double hi, char *err, size_t errn) {
   for (size_t i = 0; i < n; i++) {
     lua_rawgeti(L, idx, (int)i + 1);
-    double v = lua_tonumber(L, -1);
-    int ok = lua_type(L, -1) == LUA_TNUMBER && v == floor(v) && v >= lo && v <= hi;
+    double v = lua_tonumber(L, -1);    /* 0 for a non-number, caught by the type test */
+    int ok = v >= lo && v <= hi && v == (double)(int64_t)v && lua_type(L, -1) == LUA_TNUMBER;
     lua_pop(L, 1);
     if (!ok) {
       snprintf(err, errn, "%s: %s[%d] must be an integer in [%.0f, %.0f]", fn, ARG[arg],

@@ -127,6 +127,18 @@ describe('metrics.corpus_bleu', function()
     assert.equal(4, metrics.bleu_stats({{r6, r4}}, {hyp}).ref_len)
   end)
 
+  it('gives per-sentence counts that add up to the corpus counts', function()
+    -- sentence 1: "a b" vs "a b": num {2,1}, den {2,1}, c 2, r 2
+    -- sentence 2: "c d e f" vs "x y z w": num {0,0}, den {4,3}, c 4, r 4
+    local refs = {{words 'a b'}, {words 'x y z w'}}
+    local hyps = {words 'a b', words 'c d e f'}
+    local per = metrics.bleu_stats(refs, hyps, 2, true)
+    assert.same({num = {2, 1}, den = {2, 1}, hyp_len = 2, ref_len = 2}, per[1])
+    assert.same({num = {0, 0}, den = {4, 3}, hyp_len = 4, ref_len = 4}, per[2])
+    assert.same({num = {2, 1}, den = {6, 4}, hyp_len = 6, ref_len = 6},
+      metrics.bleu_stats(refs, hyps, 2))
+  end)
+
   it('differs from the average of sentence scores', function()
     -- "a b" vs "a b": 1.0. "c d e f" vs "x y z w": 0. Average 0.5.
     -- Corpus: p1 = (2 + 0) / (2 + 4) = 1/3, c = r = 6, BP = 1 -> 1/3
