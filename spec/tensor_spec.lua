@@ -139,6 +139,14 @@ describe('tensor', function()
       'gather: dst has shape (2, 2), expected (3, 2)')
   end)
 
+  it('scatter-adds rows, the gradient of gather', function()
+    local dst = luacap.zeros(2, 2)
+    luacap.core.scatter_add(dst, luacap.tensor{{1, 2}, {3, 4}, {5, 6}}, {2, 1, 2})
+    assert.same({{3, 4}, {6, 8}}, dst:totable())     -- row 2 = (1,2) + (5,6)
+    assert.has_error(function() luacap.core.scatter_add(dst, luacap.zeros(1, 2), {3}) end,
+      'scatter_add: row 3 at position 1 out of range 1..2')
+  end)
+
   it('multiplies matrices through OpenBLAS sgemm', function()
     -- [1 2; 3 4] @ [5 6; 7 8] = [19 22; 43 50]
     local a, b = luacap.tensor{{1, 2}, {3, 4}}, luacap.tensor{{5, 6}, {7, 8}}

@@ -165,31 +165,61 @@ static int l_sgemm(lua_State *L) {
   return 0;
 }
 
+/* Checks rows (a Lua array at idx) against n rows and returns its length. */
+static int check_rows(lua_State *L, int idx, const char *fn, int64_t nrows) {
+  luaL_checktype(L, idx, LUA_TTABLE);
+  int n = (int)lua_objlen(L, idx);
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, idx, i);
+    lua_Number r = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    if (r != floor(r) || r < 1 || r > (lua_Number)nrows)
+      luaL_error(L, "%s: row %g at position %d out of range 1..%d", fn, r, i, (int)nrows);
+  }
+  return n;
+}
+
+/* Raises unless many has shape (n, rest of one's shape). */
+static void expect_rows_shape(lua_State *L, const char *fn, const char *name, const lc_tensor *many,
+                              const lc_tensor *one, int n) {
+  int64_t want[LC_MAXDIM];
+  for (int d = 0; d < one->ndim; d++) want[d] = one->shape[d];
+  want[0] = n;
+  lcb_expect_shape(L, fn, name, many, one->ndim, want, NULL);
+}
+
 /* gather(dst, src, rows): dst[i] = src[rows[i]] for 1-based row numbers along dim 1.
  * src (N, ...), dst (#rows, ...): a batch assembled from a dataset matrix. */
 static int l_gather(lua_State *L) {
   lc_tensor *dst = lcb_check(L, 1), *src = lcb_check(L, 2);
-  luaL_checktype(L, 3, LUA_TTABLE);
-  int n = (int)lua_objlen(L, 3);
   if (src->ndim < 1) return luaL_error(L, "gather: src has no dims");
-  int64_t want[LC_MAXDIM];
-  for (int d = 0; d < src->ndim; d++) want[d] = src->shape[d];
-  want[0] = n;
-  lcb_expect_shape(L, "gather", "dst", dst, src->ndim, want, NULL);
+  int n = check_rows(L, 3, "gather", src->shape[0]);
+  expect_rows_shape(L, "gather", "dst", dst, src, n);
   size_t row = src->shape[0] ? lc_numel(src) / (size_t)src->shape[0] : 0;
-  for (int i = 1; i <= n; i++) {   /* validate every index before copying */
-    lua_rawgeti(L, 3, i);
-    lua_Number r = lua_tonumber(L, -1);
-    lua_pop(L, 1);
-    if (r != floor(r) || r < 1 || r > (lua_Number)src->shape[0])
-      return luaL_error(L, "gather: row %g at position %d out of range 1..%d", r, i,
-                        (int)src->shape[0]);
-  }
   for (int i = 1; i <= n; i++) {
     lua_rawgeti(L, 3, i);
     size_t r = (size_t)lua_tonumber(L, -1) - 1;
     lua_pop(L, 1);
     memcpy(dst->data + (size_t)(i - 1) * row, src->data + r * row, row * sizeof(float));
+  }
+  return 0;
+}
+
+/* scatter_add(dst, src, rows): dst[rows[i]] += src[i]; the gradient of gather.
+ * dst (N, ...), src (#rows, ...). */
+static int l_scatter_add(lua_State *L) {
+  lc_tensor *dst = lcb_check(L, 1), *src = lcb_check(L, 2);
+  if (dst->ndim < 1) return luaL_error(L, "scatter_add: dst has no dims");
+  int n = check_rows(L, 3, "scatter_add", dst->shape[0]);
+  expect_rows_shape(L, "scatter_add", "src", src, dst, n);
+  size_t row = dst->shape[0] ? lc_numel(dst) / (size_t)dst->shape[0] : 0;
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, 3, i);
+    size_t r = (size_t)lua_tonumber(L, -1) - 1;
+    lua_pop(L, 1);
+    float *d = dst->data + r * row;
+    const float *s = src->data + (size_t)(i - 1) * row;
+    for (size_t k = 0; k < row; k++) d[k] += s[k];
   }
   return 0;
 }
@@ -614,7 +644,7 @@ static const luaL_Reg methods[] = {
 static const luaL_Reg functions[] = {
   {"zeros", t_empty}, {"full", t_full}, {"from_flat", t_from_flat}, {"rand", t_rand},
   {"randn", t_randn}, {"arange", t_arange}, {"seed", l_seed}, {"random", l_random},
-  {"gather", l_gather}, {"rng_state", l_rng_state}, {"set_rng_state", l_set_rng_state}, {"set_threads", l_set_threads}, {"get_threads", l_get_threads}, {"sgemm", l_sgemm},
+  {"gather", l_gather}, {"scatter_add", l_scatter_add}, {"rng_state", l_rng_state}, {"set_rng_state", l_set_rng_state}, {"set_threads", l_set_threads}, {"get_threads", l_get_threads}, {"sgemm", l_sgemm},
   {NULL, NULL}
 };
 
