@@ -1,0 +1,182 @@
+-- luacap.features: the image-feature cache. Runs images through a frozen encoder in batches
+-- and keeps an HDF5 file of ids (string-array attribute) and an N x D float32 matrix, keyed
+-- by the encoder's config, a digest of its weights and the preprocessing. Not a data loader.
+local T = require 'luacap.tensor'
+local h5 = require 'luacap.h5'
+local util = require 'luacap.util'
+
+local M = {}
+
+M.FORMAT = 'luacap-features-1'
+
+-- The cache key: everything that changes the numbers, as sorted-key JSON.
+local function key_of(encoder, size, resize)
+  local encoders = require 'luacap.encoders'
+  return util.json_pretty({encoder = encoder:config(), size = size, resize = resize,
+                           weights = encoders.fingerprint(encoder)})
+end
+
+-- images: {id -> path}; or a dataset {image_dir = dir, ext = '.jpg'} (path dir/id..ext);
+-- or an object with image_path(id).
+local function path_of(images, id)
+  if type(images.image_path) == 'function' then return images:image_path(id) end
+  if type(images.image_dir) == 'string' then
+    return images.image_dir .. '/' .. id .. (images.ext or '.jpg')
+  end
+  return images[id]
+end
+
+-- load(path) -> ids, matrix (N, D), config (the encoder's, decoded) | nil, message
+function M.load(path)
+  local attrs, err = h5.attrs(path, '/')
+  if not attrs then return nil, err end
+  if attrs.format ~= M.FORMAT then
+    return nil, path .. ': not a luacap feature cache (format attribute ' ..
+      tostring(attrs.format) .. ', expected ' .. M.FORMAT .. ')'
+  end
+  local m, rerr = h5.read(path, '/features')
+  if not m then return nil, rerr end
+  local ids = h5.chunked(attrs, 'ids')
+  if m:dim() ~= 2 or m:size(1) ~= #ids then
+    return nil, string.format('%s: %d ids but features of shape (%s)', path, #ids,
+      table.concat(m:shape(), ', '))
+  end
+  local ok, key = pcall(require('cjson').decode, attrs.key or '')
+  if not ok then return nil, path .. ': unreadable key attribute' end
+  return ids, m, key.encoder, attrs.key
+end
+
+-- A progress reporter on io.stderr: redrawn in place on a terminal (at most 5 per
+-- second), otherwise one line every `every` seconds and one at the end.
+local function progress(total, every)
+  local tty, start, last = util.stderr_is_tty(), util.now(), -math.huge
+  return function(done, final)
+    local now = util.now()
+    if not final and now - last < (tty and 0.2 or every) then return end
+    last = now
+    local rate = done / math.max(now - start, 1e-9)
+    local eta = rate > 0 and (total - done) / rate or 0
+    local line = string.format('features: %d/%d images, %.1f images/s, ETA %dm%02ds', done,
+      total, rate, math.floor(eta / 60), math.floor(eta % 60))
+    if tty then
+      io.stderr:write('\r', line, final and '\n' or '')
+    else
+      io.stderr:write(line, '\n')
+    end
+    io.stderr:flush()
+  end
+end
+
+-- extract{encoder =, images = {id -> path} | dataset, ids = {...} (default: every id of
+--         images, sorted), out = 'features.h5', batch = 16, size = encoder's input size,
+--         resize = 'nearest' (Keras' load_img), progress = true, every = 5 (seconds)}
+-- -> ids, matrix (N, D), info {computed =, reused =, failed = {{id =, message =}}, rebuilt =}
+-- A cache at `out` made with the same key is reused; the images it lacks are computed and
+-- added; a cache with another key (encoder, layer, weights, size) is rebuilt, saying why.
+-- An image that cannot be read is reported by name on io.stderr and skipped.
+function M.extract(opt)
+  local image = require 'luacap.image'
+  local enc = assert(opt.encoder, 'features.extract: missing required option encoder')
+  local images = assert(opt.images, 'features.extract: missing required option images')
+  local out = assert(opt.out, 'features.extract: missing required option out')
+  local batch = opt.batch or 16
+  local size = opt.size or (enc.cfg and enc.cfg.input_size) or 224
+  local resize = opt.resize or 'nearest'
+  local ids = opt.ids
+  if not ids then
+    ids = {}
+    for id in pairs(images) do if type(id) == 'string' then ids[#ids + 1] = id end end
+    table.sort(ids)
+  end
+  local key = key_of(enc, size, resize)
+  local info = {computed = 0, reused = 0, failed = {}, rebuilt = false}
+
+  -- what the cache already holds
+  local have, old_ids, old_m = {}, {}, nil
+  if util.exists(out) then
+    local cids, cm, _, ckey = M.load(out)
+    if not cids then
+      io.stderr:write('features: ', tostring(cm), ': rebuilding\n')
+      info.rebuilt = true
+    elseif ckey ~= key then
+      io.stderr:write('features: ', out, ' was made by another encoder, layer, weights or ' ..
+        'image size: rebuilding\n')
+      info.rebuilt = true
+    else
+      old_ids, old_m = cids, cm
+      for i, id in ipairs(cids) do have[id] = i end
+    end
+  end
+  local todo = {}
+  for _, id in ipairs(ids) do if not have[id] then todo[#todo + 1] = id end end
+  info.reused = #ids - #todo
+
+  -- run the missing images through the encoder
+  local D = enc.out_dim
+  local new_m = T.zeros(math.max(#todo, 1), D)
+  local new_ids = {}
+  local report = opt.progress ~= false and progress(#todo, opt.every or 5) or function() end
+  local x = T.zeros(batch, size, size, 3)
+  local pending = {}
+  local function flush()
+    if #pending == 0 then return end
+    local xb = #pending == batch and x or x:narrow(1, #pending)
+    local f = enc:forward(xb):reshape(#pending, D)
+    new_m:narrow(#new_ids + 1, #pending):copy(f)
+    for _, id in ipairs(pending) do new_ids[#new_ids + 1] = id end
+    pending = {}
+  end
+  for n, id in ipairs(todo) do
+    local path = path_of(images, id)
+    local img, err
+    if type(path) ~= 'string' then
+      err = 'no image path for this id'
+    else
+      img, err = image.load(path)
+    end
+    if not img then
+      io.stderr:write(string.format('features: skipping %s (%s): %s\n', id, tostring(path),
+        tostring(err)))
+      info.failed[#info.failed + 1] = {id = id, message = tostring(err)}
+    else
+      if img:size(1) ~= size or img:size(2) ~= size then img = image.resize(img, size, size, resize) end
+      x:narrow(#pending + 1, 1):copy(image.vgg_preprocess(img))
+      pending[#pending + 1] = id
+      if #pending == batch then flush() end
+    end
+    report(n)
+  end
+  flush()
+  if #todo > 0 then report(#todo, true) end
+  info.computed = #new_ids
+
+  -- merge: cached rows in their order, then the new ones; keep only what is on disk or new
+  local all_ids = {}
+  for _, id in ipairs(old_ids) do all_ids[#all_ids + 1] = id end
+  for _, id in ipairs(new_ids) do all_ids[#all_ids + 1] = id end
+  local m
+  if #new_ids == 0 and old_m then
+    m = old_m
+  else
+    m = T.zeros(math.max(#all_ids, 1), D)
+    if #old_ids > 0 then m:narrow(1, #old_ids):copy(old_m) end
+    if #new_ids > 0 then m:narrow(#old_ids + 1, #new_ids):copy(new_m:narrow(1, #new_ids)) end
+    if #all_ids == 0 then
+      error('features.extract: no image could be read (' .. #info.failed .. ' failed)', 2)
+    end
+    local ok, werr = h5.save(out, {features = m}, {format = M.FORMAT, ids = all_ids, key = key})
+    if not ok then error('features.extract: ' .. tostring(werr), 2) end
+  end
+
+  -- the rows asked for, in the order asked
+  local row = {}
+  for i, id in ipairs(all_ids) do row[id] = i end
+  local got = {}
+  for _, id in ipairs(ids) do if row[id] then got[#got + 1] = id end end
+  local res = T.zeros(math.max(#got, 1), D)
+  for i, id in ipairs(got) do res:narrow(i, 1):copy(m:narrow(row[id], 1)) end
+  if #got == 0 then res = T.zeros(0, D) end
+  return got, res, info
+end
+
+return M
