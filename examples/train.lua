@@ -39,6 +39,7 @@ parser:option('--n-images', 'Images in the synthetic dataset.', '1000'):convert(
 parser:option('--shapes-size', 'Side of the synthetic images in pixels.', '64'):convert(tonumber)
 parser:option('--shapes-dir', 'Where the synthetic dataset is generated.', 'data/shapes')
 parser:option('--data-seed', 'Seed of the synthetic dataset.', '1'):convert(tonumber)
+parser:option('--group-images', 'Draw each batch from a shuffled group of this many images (fewer encoder passes per batch); default: pairs shuffled freely.'):convert(tonumber)
 parser:option('--clip-norm', 'Clip the global gradient norm to this (off by default, as Keras).'):convert(tonumber)
 parser:flag('--resume', 'Resume from <out>/models/last.h5 (weights, optimizer, callbacks, data position).')
 parser:flag('--strict', 'Stop at the first malformed caption line instead of skipping it.')

@@ -116,7 +116,7 @@ function M.source(p, rows)
     local r = {}
     for i = 1, #img do r[i] = rows[img[i]] end
     return {ids = ids, y = y, rows = r}
-  end}
+  end, image_of = function(k) return p.pair_image[k] end}
 end
 
 -- Which encoder: 'vgg16' when its Keras weights file is present (or asked for), else the
@@ -344,6 +344,7 @@ function M.run(opt)
     steps_per_epoch = opt.steps_per_epoch, validation_steps = opt.validation_steps,
     initial_epoch = initial_epoch, history = history, cursor = cursor, val_cursor = val_cursor,
     verbose = opt.quiet and 0 or 1, save = save, clip_norm = opt.clip_norm,
+    group_images = opt.group_images,
     on_epoch_saved = function(st, cur, vcur)
       -- after every epoch: a resumable checkpoint and the history so far
       local cb_states = {}

@@ -38,6 +38,52 @@ end
 
 local function now() return require('luacap.util').now() end
 
+-- Copies of every parameter value (EarlyStopping's best weights), and back.
+local function get_weights(params)
+  local w = {}
+  for i, p in ipairs(params) do w[i] = p.value:clone() end
+  return w
+end
+local function set_weights(params, w)
+  for i, p in ipairs(params) do p.value:copy(w[i]) end
+end
+
+-- One forward pass of the model on a batch; returns logits. With an encoder, each image
+-- of the batch goes through it once (pairs of one image share it exactly: the encoder has
+-- no dropout) and its features are copied to every pair of that image.
+local function forward_batch(ctx, b)
+  local util = luacap.util
+  if not ctx.encoder then
+    local X = util.ensure_rows(ctx, 'Xbuf', ctx.inputs, #b.rows)
+    luacap.core.gather(X, ctx.inputs, b.rows)
+    return ctx.model:forward(X, b.ids)
+  end
+  local uniq, map, seen = {}, {}, {}
+  for i, r in ipairs(b.rows) do
+    local u = seen[r]
+    if not u then
+      u = #uniq + 1
+      uniq[u], seen[r] = r, u
+    end
+    map[i] = u
+  end
+  local X = util.ensure_rows(ctx, 'Xbuf', ctx.inputs, #uniq)
+  luacap.core.gather(X, ctx.inputs, uniq)
+  local fu = ctx.encoder:forward(X)                         -- (U, F)
+  local feats = util.ensure_rows(ctx, 'Fbuf', fu, #b.rows)  -- (B, F)
+  luacap.core.gather(feats, fu, map)
+  ctx.X, ctx.map, ctx.fu = X, map, fu
+  return ctx.model:forward(feats, b.ids)
+end
+
+-- Gradient of forward_batch's copy: sums the pairs' feature gradients per image, then
+-- back through the encoder.
+local function backward_encoder(ctx, dfeats)
+  local dfu = luacap.util.ensure_rows(ctx, 'dFbuf', ctx.fu, ctx.fu:size(1)):zero()
+  luacap.core.scatter_add(dfu, dfeats, ctx.map)
+  ctx.encoder:backward(ctx.X, dfu)
+end
+
 local function identity(n)
   local t = {}
   for i = 1, n do t[i] = i end
@@ -55,24 +101,32 @@ local function shuffle(n)
 end
 M.shuffle = shuffle
 
--- Copies of every parameter value (EarlyStopping's best weights), and back.
-local function get_weights(params)
-  local w = {}
-  for i, p in ipairs(params) do w[i] = p.value:clone() end
-  return w
-end
-local function set_weights(params, w)
-  for i, p in ipairs(params) do p.value:copy(w[i]) end
-end
-
--- One forward pass of the model on a batch; returns logits. The encoder, when given,
--- turns the gathered images into features first.
-local function forward_batch(ctx, b)
-  local X = luacap.util.ensure_rows(ctx, 'Xbuf', ctx.inputs, #b.rows)
-  luacap.core.gather(X, ctx.inputs, b.rows)
-  ctx.X = X
-  local feats = ctx.encoder and ctx.encoder:forward(X) or X
-  return ctx.model:forward(feats, b.ids)
+-- An epoch's order with images in groups of G: images shuffled, then each group's pairs
+-- shuffled together. Batches then hold few distinct images, so a trainable encoder runs
+-- on fewer images per batch (every pair is still seen once per epoch).
+function M.grouped_order(source, G)
+  local by_img, imgs = {}, {}
+  for k = 1, source.n do
+    local im = source.image_of(k)
+    local list = by_img[im]
+    if not list then
+      list = {}
+      by_img[im] = list
+      imgs[#imgs + 1] = im
+    end
+    list[#list + 1] = k
+  end
+  local perm = shuffle(#imgs)
+  local order = {}
+  for g = 1, #imgs, G do
+    local chunk = {}
+    for j = g, math.min(g + G - 1, #imgs) do
+      for _, k in ipairs(by_img[imgs[perm[j]]]) do chunk[#chunk + 1] = k end
+    end
+    local p = shuffle(#chunk)
+    for i = 1, #chunk do order[#order + 1] = chunk[p[i]] end
+  end
+  return order
 end
 
 -- Mean loss over a batch source (evaluation mode, no gradients); steps optional.
@@ -104,7 +158,8 @@ end
 -- fit{model=, encoder= (optional; trained when encoder.trainable), inputs = tensor (N, ...),
 --   train = source, val = source (optional), epochs = 50, batch_size = 32,
 --   optimizer = luacap.optim.Adam{...}, callbacks = {...}, steps_per_epoch, validation_steps,
---   shuffle = true, initial_epoch = 0, save = function(path, state) (for checkpoints),
+--   shuffle = true, group_images = nil (G: batches drawn from groups of G images),
+--   initial_epoch = 0, save = function(path, state) (for checkpoints),
 --   verbose = 1, max_loss_factor = 10}
 -- Returns history {loss = {...}, val_loss = {...}, lr = {...}} and the final state.
 function M.fit(opts)
@@ -150,7 +205,9 @@ function M.fit(opts)
     local loss_sum, seen = 0, 0
     for step = 1, steps_per_epoch do
       if cursor.order == nil or cursor.pos >= train.n then
-        cursor.order = opts.shuffle == false and identity(train.n) or shuffle(train.n)
+        if opts.shuffle == false then cursor.order = identity(train.n)
+        elseif opts.group_images and train.image_of then cursor.order = M.grouped_order(train, opts.group_images)
+        else cursor.order = shuffle(train.n) end
         cursor.pos = 0
       end
       local idx = {}
@@ -177,7 +234,7 @@ function M.fit(opts)
       end
       for _, p in ipairs(params) do p.grad:zero() end
       local dfeats = model:backward(crit:backward())
-      if train_encoder then encoder:backward(ctx.X, dfeats) end
+      if train_encoder then backward_encoder(ctx, dfeats) end
       if opts.clip_norm then luacap.optim.clip_grad_norm(params, opts.clip_norm) end
       optimizer:step(params)
       loss_sum, seen = loss_sum + loss * #idx, seen + #idx
