@@ -199,9 +199,21 @@ function M.loss_curve(path, history, opts)
   end
   cv:dash()
 
+  -- Legend geometry (drawn last, upper right inside the axes); lr labels keep out of it.
+  local entries = {}
+  if n_loss > 0 then entries[#entries + 1] = {'Train Loss', M.colors.train} end
+  if n_val > 0 then entries[#entries + 1] = {'Val Loss', M.colors.val} end
+  cv:font(f_legend)
+  local tw = 0
+  for _, e in ipairs(entries) do tw = math.max(tw, (cv:measure(e[1]))) end
+  local _, lasc, ldesc = cv:measure('Ag')
+  local line_h, swatch, lpad = (lasc + ldesc) * 1.25, 36 * s, 10 * s
+  local bw, bh = lpad + swatch + 8 * s + tw + lpad, lpad * 2 + line_h * #entries
+  local bx, by = left + pw - bw - 12 * s, top + 12 * s
+
   -- Learning-rate reductions: dotted vertical lines labelled 'lr ↓' along the top.
   local drops = M.lr_drops(lr)
-  cv:font(15 * s)
+  cv:font(math.max(15 * s, 10))
   local last_label_end = -math.huge
   for _, e in ipairs(drops) do
     local x = math.floor(px(e)) + 0.5
@@ -213,9 +225,12 @@ function M.loss_curve(path, history, opts)
     local label = 'lr ↓'
     local w, asc = cv:measure(label)
     -- Labels that would overlap the previous one are left off; the line stays.
-    if x + 4 * s > last_label_end + 4 * s and x + 4 * s + w < left + pw then
-      cv:text(x + 4 * s, top + asc + 4 * s, label)
-      last_label_end = x + 4 * s + w
+    local lx, ly = x + 4 * s, top + asc + 4 * s
+    local hits_legend = #entries > 0 and lx < bx + bw and lx + w > bx and ly > by
+                        and ly - asc < by + bh
+    if lx > last_label_end + 4 * s and lx + w < left + pw and not hits_legend then
+      cv:text(lx, ly, label)
+      last_label_end = lx + w
     end
   end
 
@@ -275,17 +290,9 @@ function M.loss_curve(path, history, opts)
   cv:text(24 * s + yasc, top + ph / 2 + yw / 2, ylabel, -math.pi / 2)
 
   -- Legend, upper right inside the axes.
-  local entries = {}
-  if n_loss > 0 then entries[#entries + 1] = {'Train Loss', M.colors.train} end
-  if n_val > 0 then entries[#entries + 1] = {'Val Loss', M.colors.val} end
   if #entries > 0 then
     cv:font(f_legend)
-    local tw = 0
-    for _, e in ipairs(entries) do tw = math.max(tw, (cv:measure(e[1]))) end
-    local _, asc, desc = cv:measure('Ag')
-    local line_h, swatch, pad = (asc + desc) * 1.25, 36 * s, 10 * s
-    local bw, bh = pad + swatch + 8 * s + tw + pad, pad * 2 + line_h * #entries
-    local bx, by = left + pw - bw - 12 * s, top + 12 * s
+    local asc, desc, pad = lasc, ldesc, lpad
     cv:color(1, 1, 1, 0.85)
     cv:rect(bx, by, bw, bh, true)
     cv:color(0.8, 0.8, 0.8)
