@@ -43,6 +43,8 @@ describe('pairs', function()
     assert.are.same({1, 1, 2}, images)
     assert.has_error(function() pairs_.batch(p, nil, 8, 1) end,
       'pairs.batch: first 8 is past the last of 7 pairs')
+    assert.has_error(function() pairs_.batch(p, nil, 1, 0) end,
+      'pairs.batch: count is 0, expected an integer >= 1')
   end)
 
   it('shuffle gives a permutation that the seed repeats', function()

@@ -210,6 +210,18 @@ describe('shapes.generate at full size', function()
   local base = tmpdir()
   teardown(function() os.execute('rm -rf ' .. paths.quote(base)) end)
 
+  it('keeps captions true at other image sizes', function()
+    for _, size in ipairs({32, 96}) do
+      local r = assert(shapes.generate{dir = base .. '/s' .. size, n = 60, size = size, seed = 2})
+      for _, rec in ipairs(r.images) do
+        for _, cap in ipairs(rec.captions) do
+          local ok, why = check(cap, rec.shapes, size)
+          assert.is_true(ok, size .. ' ' .. rec.id .. ': "' .. cap .. '": ' .. tostring(why))
+        end
+      end
+    end
+  end)
+
   it('makes 2000 images fast, all captions true, short, over a small vocabulary', function()
     local t0 = os.time()
     local r = assert(shapes.generate{dir = base, n = 2000, size = 64, seed = 1})

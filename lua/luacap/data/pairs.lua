@@ -49,6 +49,9 @@ function M.batch(p, order, first, count, max_len)
   if first < 1 or first ~= math.floor(first) then
     error('pairs.batch: first is ' .. tostring(first) .. ', expected an integer >= 1', 2)
   end
+  if type(count) ~= 'number' or count < 1 or count ~= math.floor(count) then
+    error('pairs.batch: count is ' .. tostring(count) .. ', expected an integer >= 1', 2)
+  end
   local B = math.min(count, n - first + 1)
   if B < 1 then
     error('pairs.batch: first ' .. first .. ' is past the last of ' .. n .. ' pairs', 2)
