@@ -54,7 +54,7 @@ HDR = $(wildcard csrc/*.h csrc/*/*.h)
 OBJ = $(SRC:csrc/%.c=$(BUILD)/%.o)
 SO = lua/luacap/core.so
 
-.PHONY: all deps test demo bench memcheck lint clean install links check-deps
+.PHONY: all deps test test-browser demo bench memcheck lint clean install links vgg16-weights
 
 all: $(SO) links
 
@@ -89,6 +89,14 @@ test: deps
 demo: deps
 	@$(MAKE) --no-print-directory all
 	$(LUAJIT) examples/train.lua $(DEMO_ARGS)
+
+# The results page in headless Chromium (installs Debian's chromium when missing).
+test-browser: all
+	sh tools/test-browser.sh
+
+# Keras' VGG16 weights into data/weights/ (needs the network; fails clearly without it).
+vgg16-weights:
+	sh tools/get-vgg16-weights.sh
 
 bench: all
 	$(LUAJIT) bench/run.lua
