@@ -19,6 +19,16 @@ luacap.random = core.random
 luacap.set_threads = core.set_threads
 luacap.get_threads = core.get_threads
 
+-- luacap.load(path) -> a captioner (model, encoder, tokenizer) ready to caption images;
+-- luacap.caption(captioner, 'img.jpg') -> the caption string (or nil, message).
+function luacap.load(path) return require('luacap.captioner').load(path) end
+function luacap.caption(c, images, opts)
+  if type(c) ~= 'table' or not c.caption then
+    error('caption: expected a captioner from luacap.load(path) as the first argument', 2)
+  end
+  return c:caption(images, opts)
+end
+
 -- Families load lazily so that `require 'luacap'` stays fast and a missing optional
 -- part (cairo for plots) does not stop the rest.
 local lazy = {

@@ -11,6 +11,7 @@ local tokenizer = require 'luacap.data.tokenizer'
 local split = require 'luacap.data.split'
 local pairs_ = require 'luacap.data.pairs'
 local util = require 'luacap.util'
+local captioner = require 'luacap.captioner'
 
 local M = {}
 
@@ -133,7 +134,9 @@ function M.choose_encoder(opt)
       error(string.format("the vgg16 encoder needs Keras' weights file at %s (make vgg16-weights, " ..
         'or --vgg16-weights PATH)', weights), 0)
     end
-    enc = luacap.encoders.build{name = 'vgg16', weights = weights, layer = opt.vgg16_layer or 'fc2'}
+    local err
+    enc, err = luacap.encoders.build{name = 'vgg16', weights = weights, output = opt.vgg16_layer or 'fc2'}
+    if not enc then error(err, 0) end
     enc.trainable = false
   elseif name == 'smallcnn' then
     enc = luacap.encoders.build{name = 'smallcnn', input_size = opt.image_size,
@@ -156,8 +159,7 @@ function M.load_images(opt, data, ids, S)
     local img, err
     if path then img, err = image.load(path) else err = id .. ': no image file' end
     if img then
-      if img:size(1) ~= S or img:size(2) ~= S then img = image.resize(img, S, S, opt.resize or 'bilinear') end
-      buf[#buf + 1] = image.vgg_preprocess(img)
+      buf[#buf + 1] = captioner.prepare_image(img, S, opt.resize)
       ok_ids[#ok_ids + 1] = id
     else
       bad[#bad + 1] = err
@@ -188,8 +190,8 @@ function M.prepare_inputs(opt, data, enc, enc_name, results_dir)
     local images = {}
     for _, id in ipairs(all) do images[id] = M.image_path(data, id) or paths.join(data.images_dir, id .. '.jpg') end
     local cache = opt.features or paths.join(opt.out, 'img_features_' .. enc_name .. '.h5')
-    X, ids = luacap.features.extract{encoder = enc, images = images, ids = all, out = cache,
-      batch = opt.extract_batch or 16}
+    ids, X = luacap.features.extract{encoder = enc, images = images, ids = all, out = cache,
+      batch = opt.extract_batch or 16, resize = 'nearest'}
   end
   local index = {}
   for i, id in ipairs(ids) do index[id] = i end
@@ -265,6 +267,7 @@ function M.run(opt)
   luacap.seed(opt.seed)
   if opt.threads then luacap.set_threads(opt.threads) end
   opt.out = opt.out or paths.output_dir()
+  opt.resize = opt.resize or 'bilinear'    -- how a trainable encoder's images are resized
   local dirs, derr = paths.output_dirs(opt.out)
   if not dirs then error('cannot create the output folders: ' .. tostring(derr), 0) end
   local dir = opt.data or M.ensure_shapes(opt)
@@ -301,7 +304,8 @@ function M.run(opt)
     cbs.CSVLogger{path = paths.join(dirs.results, 'training_log.csv'), append = opt.resume and true or false},
   }
   local function bundle(extra)
-    local b = {model = model, encoder = enc, tokenizer = data.tok}
+    local b = {model = model, encoder = enc, tokenizer = data.tok,
+      meta = {dataset_dir = dir, resize = enc.trainable and opt.resize or 'nearest'}}
     for k, v in pairs(extra or {}) do b[k] = v end
     return b
   end

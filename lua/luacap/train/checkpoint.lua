@@ -4,7 +4,7 @@
 -- temporary file and renames it: a crash never leaves a half-written model.
 -- Layout: /model/<layer>/<weight>, /encoder/... (trainable encoders), /optimizer/{m,v}/...;
 -- root attributes: format, format_version, model_config, encoder_config, tokenizer,
--- train_state (JSON strings).
+-- train_state, optimizer_state, meta (dataset folder, image resize mode) (JSON strings).
 local cjson = require 'cjson'
 local h5 = require 'luacap.h5'
 
@@ -40,6 +40,7 @@ function M.save(path, bundle)
     attrs.optimizer_state = cjson.encode({t = st.t, lr = bundle.optimizer.lr})
   end
   if bundle.train_state then attrs.train_state = cjson.encode(bundle.train_state) end
+  if bundle.meta then attrs.meta = cjson.encode(bundle.meta) end
   return h5.save(path, tensors, attrs)
 end
 
@@ -123,6 +124,7 @@ function M.load(path, opts)
     bundle.tokenizer = t
   end
   bundle.train_state = decode_json(path, attrs, 'train_state', false) or nil
+  bundle.meta = decode_json(path, attrs, 'meta', false) or nil
   bundle.optimizer_state = decode_json(path, attrs, 'optimizer_state', false) or nil
   return bundle
 end

@@ -1,0 +1,75 @@
+-- A trained captioner ready to use: the model, its encoder and tokenizer loaded from one
+-- model file, and caption(images) that prepares, encodes and decodes them in batches.
+-- This is what luacap.load / luacap.caption and examples/caption.lua use. Not training.
+local luacap = require 'luacap'
+local ckpt = require 'luacap.train.checkpoint'
+local decode = require 'luacap.eval.decode'
+
+local M = {}
+local Captioner = {}
+Captioner.__index = Captioner
+
+-- The one image preparation of luacap: resize to size x size when needed (Keras'
+-- load_img uses 'nearest'), then VGG16's caffe preprocessing. Training, feature caches
+-- and captioning all go through here, so the pixels agree.
+function M.prepare_image(img, size, resize)
+  if img:size(1) ~= size or img:size(2) ~= size then
+    img = luacap.image.resize(img, size, size, resize or 'nearest')
+  end
+  return luacap.image.vgg_preprocess(img)
+end
+
+-- load(path) -> captioner | nil, message
+function M.load(path)
+  if type(path) ~= 'string' then error('load: expected a model file path, got ' .. type(path), 2) end
+  local b, err = ckpt.load(path)
+  if not b then return nil, err end
+  if not b.encoder then return nil, path .. ': the model file names no encoder' end
+  if not b.tokenizer then return nil, path .. ': the model file holds no tokenizer' end
+  local meta = b.meta or {}
+  local c = setmetatable({model = b.model, encoder = b.encoder, tokenizer = b.tokenizer,
+    path = path, meta = meta, resize = meta.resize or 'nearest',
+    size = b.encoder:config().input_size}, Captioner)
+  b.model:evaluate()
+  b.encoder:train(false)
+  return c
+end
+
+-- Prepares a list of images (paths or H x W x 3 tensors) into one batch tensor.
+-- Returns the tensor, the positions that loaded, and {position -> message} for the rest.
+function Captioner:prepare(images)
+  local good, bad, prepared = {}, {}, {}
+  for i, x in ipairs(images) do
+    local img, err = x, nil
+    if type(x) == 'string' then img, err = luacap.image.load(x) end
+    if img then
+      prepared[#prepared + 1] = M.prepare_image(img, self.size, self.resize)
+      good[#good + 1] = i
+    else
+      bad[i] = err or 'not an image'
+    end
+  end
+  local X = luacap.zeros(math.max(#prepared, 1), self.size, self.size, 3)
+  for k, t in ipairs(prepared) do X:narrow(k, 1):copy(t) end
+  return X, good, bad
+end
+
+-- caption(images[, {batch = 64}]) -> captions {position -> string}, errors {position -> msg}
+-- images: a list of paths and/or image tensors, or one of them.
+function Captioner:caption(images, opts)
+  opts = opts or {}
+  local single = type(images) == 'string' or luacap.is_tensor(images)
+  if single then images = {images} end
+  local X, good, bad = self:prepare(images)
+  local out = {}
+  if #good > 0 then
+    local caps = decode.greedy(self.model, X:narrow(1, #good), self.tokenizer,
+      {batch = opts.batch or 64, encoder = self.encoder, beam = opts.beam})
+    for k, i in ipairs(good) do out[i] = caps[k] end
+  end
+  if single then return out[1], bad[1] end
+  return out, bad
+end
+
+M.Captioner = Captioner
+return M
