@@ -137,11 +137,9 @@ function M.choose_encoder(opt)
     local err
     enc, err = luacap.encoders.build{name = 'vgg16', weights = weights, output = opt.vgg16_layer or 'fc2'}
     if not enc then error(err, 0) end
-    enc.trainable = false
   elseif name == 'smallcnn' then
     enc = luacap.encoders.build{name = 'smallcnn', input_size = opt.image_size,
       channels = opt.cnn_channels, out_dim = opt.feat_dim}
-    enc.trainable = true
   else
     error(string.format("unknown encoder '%s' (expected auto, vgg16 or smallcnn)", name), 0)
   end

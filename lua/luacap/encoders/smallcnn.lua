@@ -39,6 +39,7 @@ function M.new(opts)
   local enc = setmetatable({cfg = cfg, net = nn.Sequential(layers, {name = 'smallcnn'})},
     Encoder)
   enc.out_dim, enc.out_shape = cfg.out_dim, {cfg.out_dim}
+  enc.trainable = true      -- trains with the captioner; its weights are saved with the model
   return enc
 end
 

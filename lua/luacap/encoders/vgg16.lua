@@ -152,6 +152,7 @@ function M.new(opts)
   end
   local specs, map_shape = plan(cfg)
   local enc = setmetatable({cfg = cfg, net = build_net(specs)}, Encoder)
+  enc.trainable = false     -- frozen: features are cached, weights come from the Keras file
   local last = specs[#specs]
   if cfg.output == 'block5_conv3' then
     local S = cfg.input_size / 16

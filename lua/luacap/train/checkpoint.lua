@@ -111,7 +111,8 @@ function M.load(path, opts)
       return nil, string.format('%s: cannot rebuild its %s encoder: %s', path,
         tostring(ecfg.name or ecfg.type or '?'), tostring(enc))
     end
-    if enc.trainable then
+    -- weights saved with the model (a trained encoder) win over the encoder's own
+    if tree.encoder then
       local ok2, e2 = M.load_params(path, tree, 'encoder', enc:parameters())
       if not ok2 then return nil, e2 end
     end

@@ -1,0 +1,110 @@
+-- End-to-end specs of the notebook's run (lua/luacap/pipeline.lua) on a tiny synthetic
+-- dataset: every output file, a falling loss, a model file that captions the same in a
+-- new process, batched decoding equal to one image at a time, and exact resuming.
+local luacap = require 'luacap'
+local cjson = require 'cjson'
+local pipeline = require 'luacap.pipeline'
+local util = require 'luacap.util'
+
+local tmp = os.tmpname()
+os.remove(tmp)
+local shapes_dir = tmp .. '_shapes'
+
+local function opts(out, extra)
+  local o = {out = out, shapes_dir = shapes_dir, n_images = 40, shapes_size = 32, data_seed = 3,
+    seed = 7, epochs = 3, batch_size = 16, lr = 0.005, embed_dim = 12, units = 8, img_dense = 12,
+    dec_dense = 12, dropout = 0.2, feat_dim = 12, image_size = 16, lr_patience = 3, lr_factor = 0.5,
+    es_patience = 6, decode_batch = 64, quiet = true, encoder = 'smallcnn'}
+  for k, v in pairs(extra or {}) do o[k] = v end
+  return o
+end
+
+local function read(path)
+  local s, err = util.read_file(path)
+  if not s then error(err) end
+  return s
+end
+
+describe('pipeline', function()
+  local out = tmp .. '_run'
+  local res
+
+  setup(function() res = pipeline.run(opts(out)) end)
+  teardown(function() os.execute('rm -rf ' .. tmp .. '_*') end)
+
+  it('writes every output the notebook writes', function()
+    for _, f in ipairs({'models/best.h5', 'models/final.h5', 'models/last.h5',
+        'results/training_log.csv', 'results/train_history.json', 'results/bleu_metrics.json',
+        'results/qualitative_examples.json', 'results/qualitative_examples.png',
+        'results/train_val_loss_curve.png', 'results/index.html'}) do
+      assert.is_true(util.exists(out .. '/' .. f), f)
+    end
+    local csv = read(out .. '/results/training_log.csv')
+    assert.matches('^epoch,loss,lr,val_loss\n0,', csv)
+    local hist = cjson.decode(read(out .. '/results/train_history.json'))
+    assert.equal(3, #hist.loss)
+    assert.equal(3, #hist.val_loss)
+    assert.equal(3, #hist.lr)
+    local m = cjson.decode(read(out .. '/results/bleu_metrics.json'))
+    for _, k in ipairs({'BLEU-1', 'BLEU-2', 'BLEU-3', 'BLEU-4'}) do
+      assert.is_number(m[k])
+      assert.is_number(m.baseline[k])
+    end
+    local q = cjson.decode(read(out .. '/results/qualitative_examples.json'))
+    assert.is_true(#q >= 1 and #q <= 10)
+    assert.is_string(q[1].predicted)
+  end)
+
+  it('trains: the loss falls', function()
+    assert.is_true(res.history.loss[3] < res.history.loss[1],
+      ('loss %s -> %s'):format(res.history.loss[1], res.history.loss[3]))
+  end)
+
+  it('decodes in batches exactly as one image at a time', function()
+    local decode = require 'luacap.eval.decode'
+    local X = luacap.zeros(#res.test_ids, res.data and 16 or 16, 16, 3)
+    local images = pipeline.load_images({resize = 'bilinear', quiet = true}, res.data, res.test_ids, 16)
+    X:copy(images)
+    local batched = decode.greedy(res.model, X, res.data.tok, {batch = 64, encoder = res.encoder})
+    assert.same(res.preds, batched)
+    for i = 1, math.min(3, #res.test_ids) do
+      local one = decode.greedy(res.model, X:narrow(i, 1), res.data.tok, {batch = 1, encoder = res.encoder})
+      assert.equal(res.preds[i], one[1])
+    end
+  end)
+
+  it('captions the test images the same from best.h5 in a new process', function()
+    local files = {}
+    for i, id in ipairs(res.test_ids) do files[i] = pipeline.image_path(res.data, id) end
+    local cmd = 'luajit examples/caption.lua --json --batch 3 --model ' .. out .. '/models/best.h5 ' ..
+      table.concat(files, ' ') .. ' 2>&1'
+    local p = io.popen(cmd)
+    local got = {}
+    for line in p:lines() do
+      local ok, obj = pcall(cjson.decode, line)
+      assert.is_true(ok, line)
+      got[#got + 1] = obj.caption
+    end
+    p:close()
+    assert.same(res.preds, got)
+  end)
+
+  it('resumes from last.h5 and reproduces the next epoch exactly', function()
+    local out2 = tmp .. '_resume'
+    pipeline.run(opts(out2, {epochs = 2}))
+    local resumed = pipeline.run(opts(out2, {epochs = 3, resume = true}))
+    assert.equal(3, #resumed.history.loss)
+    assert.equal(res.history.loss[3], resumed.history.loss[3])
+    assert.equal(res.history.val_loss[3], resumed.history.val_loss[3])
+    local csv = read(out2 .. '/results/training_log.csv')
+    local rows = 0
+    for _ in csv:gmatch('\n') do rows = rows + 1 end
+    assert.equal(4, rows)              -- the header and epochs 0, 1, 2
+  end)
+
+  it('runs the same twice with the same seed', function()
+    local again = pipeline.run(opts(tmp .. '_again'))
+    assert.same(res.metrics, again.metrics)
+    assert.same(res.history.loss, again.history.loss)
+  end)
+end)
