@@ -194,35 +194,39 @@ void maxpool2d_backward(float *dx, const float *dout, const float *x, const lc_c
 
 /* ---------------------------------------------------------------- nn/: lstm, attention */
 /* lstm.c: Keras LSTM (gates i, f, c, o) over a whole sequence; see the file's header.
- *   x (B, T, C)  mask (B, T) 1/0 or NULL  kernel (C, 4H)  rkernel (H, 4H)  bias (4H)
+ *   x (B, T, C), or (B, C) with repeat (the same input at every step, as after a
+ *   RepeatVector)  mask (B, T) 1/0 or NULL  kernel (C, 4H)  rkernel (H, 4H)  bias (4H)
  *   h0, c0 (B, H) or NULL   out (B, T, H) when return_sequences (processing order), else (B, H)
  *   caches by processing step: gates (T, B, 4H) post-activation, cs, hs (T, B, H)
  *   zx (B, T, 4H) forward scratch; dz (T, B, 4H), dzx (B, T, 4H) backward scratch
- * backward writes dx (B, T, C) (and dh0, dc0 (B, H) unless NULL), ADDS into dkernel,
+ *   (zx, dzx (B, 4H) with repeat)
+ * The fast pair computes only the real (step, row) pairs of the mask and keeps gates as a
+ * compact block in its own order: pair lstm_forward with lstm_backward, *_ref with *_ref.
+ * backward writes dx shaped like x (and dh0, dc0 (B, H) unless NULL), ADDS into dkernel,
  * drkernel, dbias. *_ref: plain loops, same arguments (scratch unused). Return LC_OK or
  * LC_ENOMEM. */
 int lstm_forward(float *out, float *gates, float *cs, float *hs, float *zx,
                  const float *x, const float *mask, const float *kernel, const float *rkernel,
                  const float *bias, const float *h0, const float *c0,
                  int B, int T, int C, int H, int go_backwards, int return_sequences,
-                 int zero_output_for_mask);
+                 int zero_output_for_mask, int repeat);
 int lstm_forward_ref(float *out, float *gates, float *cs, float *hs, float *zx,
                      const float *x, const float *mask, const float *kernel,
                      const float *rkernel, const float *bias, const float *h0, const float *c0,
                      int B, int T, int C, int H, int go_backwards, int return_sequences,
-                     int zero_output_for_mask);
+                     int zero_output_for_mask, int repeat);
 int lstm_backward(float *dx, float *dkernel, float *drkernel, float *dbias, float *dh0,
                   float *dc0, float *dz, float *dzx, const float *dout, const float *x,
                   const float *mask, const float *kernel, const float *rkernel,
                   const float *gates, const float *cs, const float *hs, const float *h0,
                   const float *c0, int B, int T, int C, int H, int go_backwards,
-                  int return_sequences, int zero_output_for_mask);
+                  int return_sequences, int zero_output_for_mask, int repeat);
 int lstm_backward_ref(float *dx, float *dkernel, float *drkernel, float *dbias, float *dh0,
                       float *dc0, float *dz, float *dzx, const float *dout, const float *x,
                       const float *mask, const float *kernel, const float *rkernel,
                       const float *gates, const float *cs, const float *hs, const float *h0,
                       const float *c0, int B, int T, int C, int H, int go_backwards,
-                      int return_sequences, int zero_output_for_mask);
+                      int return_sequences, int zero_output_for_mask, int repeat);
 /* One decoding step, no cache: x (B, C), h_prev, c_prev (B, H) or NULL -> h, c (B, H);
  * gates (B, 4H) scratch. */
 void lstm_step(float *h, float *c, float *gates, const float *x, const float *h_prev,

@@ -9,13 +9,19 @@ typedef struct {
   int64_t B, T, C, H;
 } lstm_dims;
 
+/* steps < 0: x is (B, T, C); else x is (B, C), repeated over T = steps. */
 static lstm_dims lstm_check_weights(lua_State *L, const char *fn, const lc_tensor *x,
                                     const lc_tensor *kernel, const lc_tensor *rkernel,
-                                    const lc_tensor *bias) {
+                                    const lc_tensor *bias, int64_t steps) {
   lstm_dims d;
   int64_t wx[3] = {-1, -1, -1};
-  lcb_expect_shape(L, fn, "x", x, 3, wx, "(B, T, C)");
-  d.B = x->shape[0]; d.T = x->shape[1]; d.C = x->shape[2];
+  if (steps >= 0) {
+    lcb_expect_shape(L, fn, "x", x, 2, wx, "(B, C) with steps");
+    d.B = x->shape[0]; d.T = steps; d.C = x->shape[1];
+  } else {
+    lcb_expect_shape(L, fn, "x", x, 3, wx, "(B, T, C)");
+    d.B = x->shape[0]; d.T = x->shape[1]; d.C = x->shape[2];
+  }
   int64_t wk[2] = {d.C, -1};
   lcb_expect_shape(L, fn, "kernel", kernel, 2, wk, "(C, 4H)");
   if (kernel->shape[1] % 4 != 0 || kernel->shape[1] == 0)
@@ -53,8 +59,26 @@ static void lstm_check_out(lua_State *L, const char *fn, const char *arg, const 
 
 #define DATA(t) ((t) ? (t)->data : NULL)
 
+/* The optional steps argument at index i: nil -> -1 (x is (B, T, C)), else a count >= 0. */
+static int64_t opt_steps(lua_State *L, const char *fn, int i) {
+  if (lua_isnoneornil(L, i)) return -1;
+  lua_Number n = luaL_checknumber(L, i);
+  if (n < 0 || n != (lua_Number)(int64_t)n || n > 1e9)
+    luaL_error(L, "%s: steps must be a non-negative integer, got %g", fn, (double)n);
+  return (int64_t)n;
+}
+
+/* Scratch zx / dzx: (B, T, 4H), or (B, 4H) when x repeats. */
+static void lstm_check_scratch(lua_State *L, const char *fn, const char *arg, const lstm_dims *d,
+                               const lc_tensor *z, int repeat) {
+  int64_t w3[3] = {d->B, d->T, 4 * d->H}, w2[2] = {d->B, 4 * d->H};
+  if (repeat) lcb_expect_shape(L, fn, arg, z, 2, w2, "(B, 4H) with steps");
+  else lcb_expect_shape(L, fn, arg, z, 3, w3, "(B, T, 4H)");
+}
+
 /* lstm_forward(out, gates, cs, hs, zx, x, mask|nil, kernel, recurrent_kernel, bias,
- *              h0|nil, c0|nil, go_backwards, return_sequences, zero_output_for_mask) */
+ *              h0|nil, c0|nil, go_backwards, return_sequences, zero_output_for_mask,
+ *              steps|nil)   steps: x is (B, C), the same input at each of T = steps */
 static int forward_impl(lua_State *L, const char *fn, int ref) {
   lc_tensor *out = lcb_check(L, 1), *gates = lcb_check(L, 2), *cs = lcb_check(L, 3);
   lc_tensor *hs = lcb_check(L, 4), *zx = lcb_check(L, 5), *x = lcb_check(L, 6);
@@ -62,16 +86,16 @@ static int forward_impl(lua_State *L, const char *fn, int ref) {
   lc_tensor *bias = lcb_check(L, 10), *h0 = lcb_opt(L, 11), *c0 = lcb_opt(L, 12);
   int go_backwards = lua_toboolean(L, 13), return_sequences = lua_toboolean(L, 14);
   int zero_output = lua_toboolean(L, 15);
-  lstm_dims d = lstm_check_weights(L, fn, x, kernel, rkernel, bias);
+  int64_t steps = opt_steps(L, fn, 16);
+  lstm_dims d = lstm_check_weights(L, fn, x, kernel, rkernel, bias, steps);
   lstm_check_state(L, fn, &d, mask, h0, c0);
   lstm_check_caches(L, fn, &d, gates, cs, hs);
   lstm_check_out(L, fn, "out", &d, out, return_sequences);
-  int64_t wz[3] = {d.B, d.T, 4 * d.H};
-  lcb_expect_shape(L, fn, "zx", zx, 3, wz, "(B, T, 4H)");
+  lstm_check_scratch(L, fn, "zx", &d, zx, steps >= 0);
   int rc = (ref ? lstm_forward_ref : lstm_forward)(
       out->data, gates->data, cs->data, hs->data, zx->data, x->data, DATA(mask), kernel->data,
       rkernel->data, bias->data, DATA(h0), DATA(c0), (int)d.B, (int)d.T, (int)d.C, (int)d.H,
-      go_backwards, return_sequences, zero_output);
+      go_backwards, return_sequences, zero_output, steps >= 0);
   if (rc != LC_OK) return luaL_error(L, "%s: out of memory", fn);
   return 0;
 }
@@ -81,7 +105,7 @@ static int l_lstm_forward_ref(lua_State *L) { return forward_impl(L, "lstm_forwa
 
 /* lstm_backward(dx, dkernel, drecurrent_kernel, dbias, dh0|nil, dc0|nil, dz, dzx, dout,
  *               x, mask|nil, kernel, recurrent_kernel, gates, cs, hs, h0|nil, c0|nil,
- *               go_backwards, return_sequences, zero_output_for_mask) */
+ *               go_backwards, return_sequences, zero_output_for_mask, steps|nil) */
 static int backward_impl(lua_State *L, const char *fn, int ref) {
   lc_tensor *dx = lcb_check(L, 1), *dkernel = lcb_check(L, 2), *drkernel = lcb_check(L, 3);
   lc_tensor *dbias = lcb_check(L, 4), *dh0 = lcb_opt(L, 5), *dc0 = lcb_opt(L, 6);
@@ -91,7 +115,8 @@ static int backward_impl(lua_State *L, const char *fn, int ref) {
   lc_tensor *hs = lcb_check(L, 16), *h0 = lcb_opt(L, 17), *c0 = lcb_opt(L, 18);
   int go_backwards = lua_toboolean(L, 19), return_sequences = lua_toboolean(L, 20);
   int zero_output = lua_toboolean(L, 21);
-  lstm_dims d = lstm_check_weights(L, fn, x, kernel, rkernel, dbias);
+  int64_t steps = opt_steps(L, fn, 22);
+  lstm_dims d = lstm_check_weights(L, fn, x, kernel, rkernel, dbias, steps);
   lstm_check_state(L, fn, &d, mask, h0, c0);
   lstm_check_state(L, fn, &d, NULL, dh0, dc0);
   lstm_check_caches(L, fn, &d, gates, cs, hs);
@@ -99,14 +124,14 @@ static int backward_impl(lua_State *L, const char *fn, int ref) {
   lcb_expect_same(L, fn, "dx", dx, "x", x);
   lcb_expect_same(L, fn, "dkernel", dkernel, "kernel", kernel);
   lcb_expect_same(L, fn, "drecurrent_kernel", drkernel, "recurrent_kernel", rkernel);
-  int64_t wdz[3] = {d.T, d.B, 4 * d.H}, wdzx[3] = {d.B, d.T, 4 * d.H};
+  int64_t wdz[3] = {d.T, d.B, 4 * d.H};
   lcb_expect_shape(L, fn, "dz", dz, 3, wdz, "(T, B, 4H)");
-  lcb_expect_shape(L, fn, "dzx", dzx, 3, wdzx, "(B, T, 4H)");
+  lstm_check_scratch(L, fn, "dzx", &d, dzx, steps >= 0);
   int rc = (ref ? lstm_backward_ref : lstm_backward)(
       dx->data, dkernel->data, drkernel->data, dbias->data, DATA(dh0), DATA(dc0), dz->data,
       dzx->data, dout->data, x->data, DATA(mask), kernel->data, rkernel->data, gates->data,
       cs->data, hs->data, DATA(h0), DATA(c0), (int)d.B, (int)d.T, (int)d.C, (int)d.H,
-      go_backwards, return_sequences, zero_output);
+      go_backwards, return_sequences, zero_output, steps >= 0);
   if (rc != LC_OK) return luaL_error(L, "%s: out of memory", fn);
   return 0;
 }

@@ -7,7 +7,9 @@
  *   c_t = f * c_{t-1} + i * g            h_t = o * tanh(c_t)
  *
  * Shapes used throughout:
- *   x (B, T, C)   mask (B, T) of 1/0 floats, or NULL (all real)
+ *   x (B, T, C), or (B, C) with repeat: the same input at every step (RepeatVector's
+ *   output, whose input projection is then computed once per row, not once per step)
+ *   mask (B, T) of 1/0 floats, or NULL (all real)
  *   kernel (C, 4H)   rkernel (H, 4H)   bias (4H)   h0, c0 (B, H), or NULL (zeros)
  * The processing step s reads time t = s, or t = T-1-s with go_backwards (Keras reverses
  * inputs and mask). Caches are time-major and indexed by s:
@@ -56,68 +58,147 @@ static void write_output(float *out, const float *h, int real, int s, int b, int
   }                                /* last-output mode: o already holds the carry */
 }
 
+/* ------------------------------------------------------------------ step plan */
+
+/* Which rows each step computes. Only real (b, t) pairs do any work: a masked step
+ * carries h and c over, so its gates are never read. For step s the real rows are
+ * rows[off[s] .. off[s+1]), listed with the rows whose h_prev may be non-zero first
+ * (nrec[s] of them: h0 given, or a real step before s), then the rows whose h_prev is
+ * still the zero initial state (their h_prev @ rkernel is zero and is skipped). The
+ * compact caches gates and dz use this order: row k of the (n, 4H) block is the pair
+ * (s, rows[k]). Exact for any mask; pre-padding just makes n small. */
+typedef struct {
+  int *rows, *off, *nrec;
+  int n;
+} lstm_plan;
+
+static void plan_free(lstm_plan *p) {
+  free(p->rows); free(p->off); free(p->nrec);
+}
+
+static int plan_build(lstm_plan *p, const float *mask, int h0_given, int B, int T,
+                      int go_backwards) {
+  p->rows = malloc((size_t)B * T * sizeof(int) + 1);
+  p->off = malloc(((size_t)T + 1) * sizeof(int));
+  p->nrec = malloc(((size_t)T + 1) * sizeof(int));
+  unsigned char *live = malloc((size_t)B + 1);   /* h_prev may be non-zero */
+  if (!p->rows || !p->off || !p->nrec || !live) { plan_free(p); free(live); return LC_ENOMEM; }
+  memset(live, h0_given ? 1 : 0, (size_t)B);
+  int n = 0;
+  for (int s = 0; s < T; s++) {
+    int t = STEP_T(s);
+    p->off[s] = n;
+    for (int b = 0; b < B; b++)
+      if (IS_REAL(b, t) && live[b]) p->rows[n++] = b;
+    p->nrec[s] = n - p->off[s];
+    for (int b = 0; b < B; b++)
+      if (IS_REAL(b, t) && !live[b]) { p->rows[n++] = b; live[b] = 1; }
+  }
+  p->off[T] = n;
+  p->n = n;
+  free(live);
+  return LC_OK;
+}
+
 /* ------------------------------------------------------------------ forward */
 
-/* Fast forward. zx (B, T, 4H) is scratch for the input projection of all steps.
- * writes: out, gates, cs, hs (see the top of the file). */
+/* Fast forward: work only on the plan's real (step, row) pairs.
+ * x is (B, T, C), or (B, C) with repeat (the same input at every step: RepeatVector).
+ * zx is scratch: (B, T, 4H), or (B, 4H) with repeat.
+ * writes: out, cs, hs (see the top of the file) and gates: here a compact (n, 4H) block
+ * at the start of the (T, B, 4H) buffer, in the plan's order (only backward reads it). */
 int lstm_forward(float *out, float *gates, float *cs, float *hs, float *zx,
                  const float *x, const float *mask, const float *kernel, const float *rkernel,
                  const float *bias, const float *h0, const float *c0,
                  int B, int T, int C, int H, int go_backwards, int return_sequences,
-                 int zero_output_for_mask) {
+                 int zero_output_for_mask, int repeat) {
   size_t G = 4 * (size_t)H, BH = (size_t)B * H;
   if (!return_sequences) memset(out, 0, BH * sizeof(float));
   if (T == 0 || B == 0) return LC_OK;
-  /* zx (B*T, 4H) = x (B*T, C) @ kernel (C, 4H): every step's input projection at once */
-  lc_sgemm(0, 0, B * T, (int)G, C, 1.0f, x, kernel, 0.0f, zx);
-  for (int s = 0; s < T; s++) {
-    int t = STEP_T(s);
-    float *gates_s = gates + (size_t)s * B * G, *c_s = cs + (size_t)s * BH, *h_s = hs + (size_t)s * BH;
-    const float *h_prev = s ? hs + (size_t)(s - 1) * BH : h0;
-    const float *c_prev = s ? cs + (size_t)(s - 1) * BH : c0;
-    /* gates_s (B, 4H) = h_prev (B, H) @ rkernel (H, 4H) */
-    if (h_prev) lc_sgemm(0, 0, B, (int)G, H, 1.0f, h_prev, rkernel, 0.0f, gates_s);
-    else memset(gates_s, 0, (size_t)B * G * sizeof(float));
-    for (int b = 0; b < B; b++) {
-      float *gates_bs = gates_s + (size_t)b * G;
-      const float *zx_bt = zx + ((size_t)b * T + t) * G;
-      float *c_bs = c_s + (size_t)b * H, *h_bs = h_s + (size_t)b * H;
-      int real = IS_REAL(b, t);
-      for (size_t j = 0; j < G; j++) gates_bs[j] += zx_bt[j] + bias[j];
-      for (int k = 0; k < H; k++) {
-        float i = sigmoidf(gates_bs[k]), f = sigmoidf(gates_bs[H + k]);
-        float g = tanh_fast(gates_bs[2 * H + k]), o = sigmoidf(gates_bs[3 * H + k]);
-        gates_bs[k] = i; gates_bs[H + k] = f; gates_bs[2 * H + k] = g; gates_bs[3 * H + k] = o;
-        float cp = c_prev ? c_prev[(size_t)b * H + k] : 0.0f;
-        float hp = h_prev ? h_prev[(size_t)b * H + k] : 0.0f;
-        if (real) {
-          float c = f * cp + i * g;
-          c_bs[k] = c;
-          h_bs[k] = o * tanh_fast(c);
-        } else {
-          c_bs[k] = cp;
-          h_bs[k] = hp;
-        }
+  lstm_plan p;
+  if (plan_build(&p, mask, h0 != NULL, B, T, go_backwards) != LC_OK) return LC_ENOMEM;
+  size_t n = (size_t)p.n;
+  int xr_own = !repeat && (size_t)C > G;   /* zx holds the gathered x when C <= 4H */
+  float *hc = malloc(BH * sizeof(float) + 1);                          /* (B, H) */
+  float *xr = xr_own ? malloc(n * C * sizeof(float) + 1) : zx;          /* (n, C) */
+  if (!hc || !xr) { free(hc); if (xr_own) free(xr); plan_free(&p); return LC_ENOMEM; }
+  if (n > 0) {
+    if (repeat) {
+      /* zx (B, 4H) = x (B, C) @ kernel (C, 4H): one projection serves every step */
+      lc_sgemm(0, 0, B, (int)G, C, 1.0f, x, kernel, 0.0f, zx);
+      for (size_t k = 0; k < n; k++)
+        memcpy(gates + k * G, zx + (size_t)p.rows[k] * G, G * sizeof(float));
+    } else {
+      for (int s = 0; s < T; s++) {
+        int t = STEP_T(s);
+        for (int k = p.off[s]; k < p.off[s + 1]; k++)
+          memcpy(xr + (size_t)k * C, x + ((size_t)p.rows[k] * T + t) * C, (size_t)C * sizeof(float));
       }
-      write_output(out, h_bs, real, s, b, T, H, return_sequences, zero_output_for_mask);
+      /* gates (n, 4H) = xr (n, C) @ kernel (C, 4H): the real pairs' input projections */
+      lc_sgemm(0, 0, (int)n, (int)G, C, 1.0f, xr, kernel, 0.0f, gates);
+    }
+    for (size_t k = 0; k < n; k++) {
+      float *g_k = gates + k * G;
+      for (size_t j = 0; j < G; j++) g_k[j] += bias[j];
     }
   }
+  for (int s = 0; s < T; s++) {
+    int t = STEP_T(s), o = p.off[s], na = p.off[s + 1] - o, nr = p.nrec[s];
+    const int *rows = p.rows + o;
+    float *gates_s = gates + (size_t)o * G, *c_s = cs + (size_t)s * BH, *h_s = hs + (size_t)s * BH;
+    const float *h_prev = s ? hs + (size_t)(s - 1) * BH : h0;
+    const float *c_prev = s ? cs + (size_t)(s - 1) * BH : c0;
+    if (nr > 0) {   /* nr > 0 implies h_prev != NULL */
+      for (int k = 0; k < nr; k++)
+        memcpy(hc + (size_t)k * H, h_prev + (size_t)rows[k] * H, (size_t)H * sizeof(float));
+      /* gates_s (nr, 4H) += hc (nr, H) @ rkernel (H, 4H) */
+      lc_sgemm(0, 0, nr, (int)G, H, 1.0f, hc, rkernel, 1.0f, gates_s);
+    }
+    for (int k = 0; k < na; k++) {
+      int b = rows[k];
+      float *g_k = gates_s + (size_t)k * G, *c_b = c_s + (size_t)b * H, *h_b = h_s + (size_t)b * H;
+      for (int u = 0; u < H; u++) {
+        float i = sigmoidf(g_k[u]), f = sigmoidf(g_k[H + u]);
+        float g = tanh_fast(g_k[2 * H + u]), o_ = sigmoidf(g_k[3 * H + u]);
+        g_k[u] = i; g_k[H + u] = f; g_k[2 * H + u] = g; g_k[3 * H + u] = o_;
+        float cp = c_prev ? c_prev[(size_t)b * H + u] : 0.0f;
+        float c = f * cp + i * g;
+        c_b[u] = c;
+        h_b[u] = o_ * tanh_fast(c);
+      }
+    }
+    for (int b = 0; b < B; b++) {
+      int real = IS_REAL(b, t);
+      float *c_b = c_s + (size_t)b * H, *h_b = h_s + (size_t)b * H;
+      if (!real) {   /* carried state */
+        if (c_prev) memcpy(c_b, c_prev + (size_t)b * H, (size_t)H * sizeof(float));
+        else memset(c_b, 0, (size_t)H * sizeof(float));
+        if (h_prev) memcpy(h_b, h_prev + (size_t)b * H, (size_t)H * sizeof(float));
+        else memset(h_b, 0, (size_t)H * sizeof(float));
+      }
+      write_output(out, h_b, real, s, b, T, H, return_sequences, zero_output_for_mask);
+    }
+  }
+  free(hc);
+  if (xr_own) free(xr);
+  plan_free(&p);
   return LC_OK;
 }
 
-/* Plain-loop forward, the reference for specs. Same arguments and caches; zx unused. */
+/* Plain-loop forward, the reference for specs. Same arguments; zx unused;
+ * gates is the full (T, B, 4H) cache here, every (step, row). */
 int lstm_forward_ref(float *out, float *gates, float *cs, float *hs, float *zx,
                      const float *x, const float *mask, const float *kernel,
                      const float *rkernel, const float *bias, const float *h0, const float *c0,
                      int B, int T, int C, int H, int go_backwards, int return_sequences,
-                     int zero_output_for_mask) {
+                     int zero_output_for_mask, int repeat) {
   (void)zx;
   size_t G = 4 * (size_t)H, BH = (size_t)B * H;
   if (!return_sequences) memset(out, 0, BH * sizeof(float));
   for (int s = 0; s < T; s++) {
     int t = STEP_T(s);
     for (int b = 0; b < B; b++) {
-      const float *x_bt = x + ((size_t)b * T + t) * C;
+      const float *x_bt = x + (repeat ? (size_t)b : (size_t)b * T + t) * C;
       const float *h_prev = s ? hs + (size_t)(s - 1) * BH + (size_t)b * H : (h0 ? h0 + (size_t)b * H : NULL);
       const float *c_prev = s ? cs + (size_t)(s - 1) * BH + (size_t)b * H : (c0 ? c0 + (size_t)b * H : NULL);
       float *gates_bs = gates + ((size_t)s * B + b) * G;
@@ -182,76 +263,129 @@ static void cell_backward(float *dz_b, float *dc_b, const float *dh_b, const flo
   }
 }
 
-/* Fast backward. dout is shaped like out. Scratch: dz (T, B, 4H) by step, dzx (B, T, 4H)
- * by time. writes dx (B, T, C), and dh0, dc0 (B, H) when not NULL; ADDS into dkernel
- * (C, 4H), drkernel (H, 4H), dbias (4H). Returns LC_ENOMEM when its (B, H) buffers fail. */
+/* Fast backward, over the plan of the forward (rebuilt from the mask). dout is shaped
+ * like out. Reads forward's compact gates. Scratch: dz (T, B, 4H) (a compact (n, 4H)
+ * block is used), dzx (B, T, 4H), or (B, 4H) with repeat. writes dx (B, T, C), or (B, C)
+ * with repeat (summed over the steps), and dh0, dc0 (B, H) when not NULL; ADDS into
+ * dkernel (C, 4H), drkernel (H, 4H), dbias (4H). Returns LC_ENOMEM when a buffer fails. */
 int lstm_backward(float *dx, float *dkernel, float *drkernel, float *dbias, float *dh0,
                   float *dc0, float *dz, float *dzx, const float *dout, const float *x,
                   const float *mask, const float *kernel, const float *rkernel,
                   const float *gates, const float *cs, const float *hs, const float *h0,
                   const float *c0, int B, int T, int C, int H, int go_backwards,
-                  int return_sequences, int zero_output_for_mask) {
+                  int return_sequences, int zero_output_for_mask, int repeat) {
   size_t G = 4 * (size_t)H, BH = (size_t)B * H;
-  float *work = calloc(3 * BH + 1, sizeof(float));
-  if (!work) return LC_ENOMEM;
-  float *dh = work, *dc = work + BH, *dcarry = work + 2 * BH;   /* (B, H) each */
+  if (T == 0 || B == 0) {
+    memset(dx, 0, (size_t)B * (repeat ? 1 : T) * C * sizeof(float));
+    if (dh0) memset(dh0, 0, BH * sizeof(float));
+    if (dc0) memset(dc0, 0, BH * sizeof(float));
+    return LC_OK;
+  }
+  lstm_plan p;
+  if (plan_build(&p, mask, h0 != NULL, B, T, go_backwards) != LC_OK) return LC_ENOMEM;
+  size_t n = (size_t)p.n;
+  int xr_own = !repeat && (size_t)C > G;
+  float *work = calloc(4 * BH + 1, sizeof(float));
+  float *hp = malloc(n * H * sizeof(float) + 1);                        /* (n, H) */
+  float *xr = xr_own ? malloc(n * C * sizeof(float) + 1) : dzx;         /* (n, C) */
+  if (!work || !hp || !xr) {
+    free(work); free(hp); if (xr_own) free(xr); plan_free(&p);
+    return LC_ENOMEM;
+  }
+  float *dh = work, *dc = work + BH, *dcarry = work + 2 * BH, *dhc = work + 3 * BH;
   if (!return_sequences) memcpy(dcarry, dout, BH * sizeof(float));
   for (int s = T - 1; s >= 0; s--) {
-    int t = STEP_T(s);
-    const float *gates_s = gates + (size_t)s * B * G, *c_s = cs + (size_t)s * BH;
-    const float *c_prev = s ? cs + (size_t)(s - 1) * BH : c0;
-    float *dz_s = dz + (size_t)s * B * G;
-    for (int b = 0; b < B; b++) {
-      int real = IS_REAL(b, t);
-      float *dh_b = dh + (size_t)b * H, *dc_b = dc + (size_t)b * H;
-      route_dout(dh_b, dcarry + (size_t)b * H, dout, real, s, b, T, H, return_sequences,
-                 zero_output_for_mask);
-      if (real) {
-        cell_backward(dz_s + (size_t)b * G, dc_b, dh_b, gates_s + (size_t)b * G,
-                      c_s + (size_t)b * H, c_prev ? c_prev + (size_t)b * H : NULL, H);
-        memset(dh_b, 0, (size_t)H * sizeof(float));   /* consumed; refilled below */
-      } else {
-        /* h_s = h_prev, c_s = c_prev: dh and dc pass straight through */
-        memset(dz_s + (size_t)b * G, 0, G * sizeof(float));
-      }
+    int t = STEP_T(s), o = p.off[s], na = p.off[s + 1] - o, nr = p.nrec[s];
+    const int *rows = p.rows + o;
+    const float *c_s = cs + (size_t)s * BH, *c_prev = s ? cs + (size_t)(s - 1) * BH : c0;
+    float *dz_s = dz + (size_t)o * G;
+    for (int b = 0; b < B; b++)
+      route_dout(dh + (size_t)b * H, dcarry + (size_t)b * H, dout, IS_REAL(b, t), s, b, T, H,
+                 return_sequences, zero_output_for_mask);
+    for (int k = 0; k < na; k++) {
+      int b = rows[k];
+      cell_backward(dz_s + (size_t)k * G, dc + (size_t)b * H, dh + (size_t)b * H,
+                    gates + ((size_t)o + k) * G, c_s + (size_t)b * H,
+                    c_prev ? c_prev + (size_t)b * H : NULL, H);
     }
-    /* z = h_prev @ rkernel + ...  =>  dh_prev (B, H) += dz_s (B, 4H) @ rkernel^T (4H, H)
-     * (masked rows have dz = 0 and keep their pass-through dh) */
-    lc_sgemm(0, 1, B, H, (int)G, 1.0f, dz_s, rkernel, 1.0f, dh);
+    /* real rows: dh is consumed and replaced by the gradient of h_prev; masked rows keep
+     * their pass-through dh. Rows whose h_prev is the zero initial state need it only
+     * for dh0. */
+    int nd = dh0 ? na : nr;
+    for (int k = nd; k < na; k++) memset(dh + (size_t)rows[k] * H, 0, (size_t)H * sizeof(float));
+    if (nd > 0) {
+      /* z = h_prev @ rkernel + ...  =>  dhc (nd, H) = dz_s (nd, 4H) @ rkernel^T (4H, H) */
+      lc_sgemm(0, 1, nd, H, (int)G, 1.0f, dz_s, rkernel, 0.0f, dhc);
+      for (int k = 0; k < nd; k++)
+        memcpy(dh + (size_t)rows[k] * H, dhc + (size_t)k * H, (size_t)H * sizeof(float));
+    }
   }
   if (dh0) memcpy(dh0, dh, BH * sizeof(float));
   if (dc0) memcpy(dc0, dc, BH * sizeof(float));
-  free(work);
-  if (T == 0 || B == 0) return LC_OK;
-  /* reorder dz from step order (T, B, 4H) into time order (B, T, 4H), x's layout */
-  for (int s = 0; s < T; s++) {
-    int t = STEP_T(s);
-    for (int b = 0; b < B; b++)
-      memcpy(dzx + ((size_t)b * T + t) * G, dz + ((size_t)s * B + b) * G, G * sizeof(float));
+  if (n > 0) {
+    /* z = ... + bias  =>  dbias (4H) += column sums of dz (n, 4H) */
+    for (size_t k = 0; k < n; k++) {
+      const float *dz_k = dz + k * G;
+      for (size_t j = 0; j < G; j++) dbias[j] += dz_k[j];
+    }
+    /* z = h_prev @ rkernel  =>  drkernel (H, 4H) += hp^T (H, n) @ dz (n, 4H), hp (n, H)
+     * each pair's h_prev (rows past nrec: zero) */
+    for (int s = 0; s < T; s++) {
+      const float *h_prev = s ? hs + (size_t)(s - 1) * BH : h0;
+      for (int k = p.off[s]; k < p.off[s + 1]; k++) {
+        float *hp_k = hp + (size_t)k * H;
+        if (k - p.off[s] < p.nrec[s])
+          memcpy(hp_k, h_prev + (size_t)p.rows[k] * H, (size_t)H * sizeof(float));
+        else memset(hp_k, 0, (size_t)H * sizeof(float));
+      }
+    }
+    lc_sgemm(1, 0, H, (int)G, (int)n, 1.0f, hp, dz, 1.0f, drkernel);
   }
-  /* zx = x @ kernel  =>  dx (B*T, C) = dzx (B*T, 4H) @ kernel^T (4H, C) */
-  lc_sgemm(0, 1, B * T, C, (int)G, 1.0f, dzx, kernel, 0.0f, dx);
-  /* dkernel (C, 4H) += x^T (C, B*T) @ dzx (B*T, 4H) */
-  lc_sgemm(1, 0, C, (int)G, B * T, 1.0f, x, dzx, 1.0f, dkernel);
-  /* z_s = h_{s-1} @ rkernel  =>  drkernel (H, 4H) += sum_s h_{s-1}^T @ dz_s:
-   * hs[0..T-2] stacked ((T-1)*B, H) against dz[1..T-1] ((T-1)*B, 4H), in one product */
-  lc_sgemm(1, 0, H, (int)G, (T - 1) * B, 1.0f, hs, dz + (size_t)B * G, 1.0f, drkernel);
-  if (h0) lc_sgemm(1, 0, H, (int)G, B, 1.0f, h0, dz, 1.0f, drkernel);
-  /* z = ... + bias  =>  dbias (4H) += column sums of dz (T*B, 4H) */
-  for (size_t r = 0; r < (size_t)T * B; r++) {
-    const float *dz_r = dz + r * G;
-    for (size_t j = 0; j < G; j++) dbias[j] += dz_r[j];
+  if (repeat) {
+    /* x_t = x for every t  =>  dzx (B, 4H) = sum over the steps of each row's dz */
+    memset(dzx, 0, (size_t)B * G * sizeof(float));
+    for (size_t k = 0; k < n; k++) {
+      float *dzx_b = dzx + (size_t)p.rows[k] * G;
+      const float *dz_k = dz + k * G;
+      for (size_t j = 0; j < G; j++) dzx_b[j] += dz_k[j];
+    }
+    /* zx = x @ kernel  =>  dx (B, C) = dzx (B, 4H) @ kernel^T (4H, C) */
+    lc_sgemm(0, 1, B, C, (int)G, 1.0f, dzx, kernel, 0.0f, dx);
+    /* dkernel (C, 4H) += x^T (C, B) @ dzx (B, 4H) */
+    lc_sgemm(1, 0, C, (int)G, B, 1.0f, x, dzx, 1.0f, dkernel);
+  } else {
+    memset(dx, 0, (size_t)B * T * C * sizeof(float));
+    if (n > 0) {
+      for (int s = 0; s < T; s++) {
+        int t = STEP_T(s);
+        for (int k = p.off[s]; k < p.off[s + 1]; k++)
+          memcpy(xr + (size_t)k * C, x + ((size_t)p.rows[k] * T + t) * C, (size_t)C * sizeof(float));
+      }
+      /* gates = xr @ kernel  =>  dkernel (C, 4H) += xr^T (C, n) @ dz (n, 4H) */
+      lc_sgemm(1, 0, C, (int)G, (int)n, 1.0f, xr, dz, 1.0f, dkernel);
+      /* dxr (n, C) = dz (n, 4H) @ kernel^T (4H, C), into xr, then scattered to dx */
+      lc_sgemm(0, 1, (int)n, C, (int)G, 1.0f, dz, kernel, 0.0f, xr);
+      for (int s = 0; s < T; s++) {
+        int t = STEP_T(s);
+        for (int k = p.off[s]; k < p.off[s + 1]; k++)
+          memcpy(dx + ((size_t)p.rows[k] * T + t) * C, xr + (size_t)k * C, (size_t)C * sizeof(float));
+      }
+    }
   }
+  free(work); free(hp);
+  if (xr_own) free(xr);
+  plan_free(&p);
   return LC_OK;
 }
 
-/* Plain-loop backward, the reference for specs: same arguments; dz, dzx unused. */
+/* Plain-loop backward, the reference for specs: same arguments (gates full (T, B, 4H),
+ * as lstm_forward_ref writes it); dz, dzx unused. */
 int lstm_backward_ref(float *dx, float *dkernel, float *drkernel, float *dbias, float *dh0,
                       float *dc0, float *dz, float *dzx, const float *dout, const float *x,
                       const float *mask, const float *kernel, const float *rkernel,
                       const float *gates, const float *cs, const float *hs, const float *h0,
                       const float *c0, int B, int T, int C, int H, int go_backwards,
-                      int return_sequences, int zero_output_for_mask) {
+                      int return_sequences, int zero_output_for_mask, int repeat) {
   (void)dz; (void)dzx;
   size_t G = 4 * (size_t)H, BH = (size_t)B * H;
   float *work = calloc(4 * BH + G + 1, sizeof(float));
@@ -259,7 +393,7 @@ int lstm_backward_ref(float *dx, float *dkernel, float *drkernel, float *dbias, 
   float *dh = work, *dc = work + BH, *dcarry = work + 2 * BH, *dhp = work + 3 * BH;
   float *dz_b = work + 4 * BH;   /* (4H) */
   if (!return_sequences) memcpy(dcarry, dout, BH * sizeof(float));
-  memset(dx, 0, (size_t)B * T * C * sizeof(float));
+  memset(dx, 0, (size_t)B * (repeat ? 1 : T) * C * sizeof(float));
   for (int s = T - 1; s >= 0; s--) {
     int t = STEP_T(s);
     for (int b = 0; b < B; b++) {
@@ -272,8 +406,9 @@ int lstm_backward_ref(float *dx, float *dkernel, float *drkernel, float *dbias, 
       const float *h_prev_b = s ? hs + (size_t)(s - 1) * BH + (size_t)b * H : (h0 ? h0 + (size_t)b * H : NULL);
       cell_backward(dz_b, dc_b, dh_b, gates + ((size_t)s * B + b) * G, cs + (size_t)s * BH + (size_t)b * H,
                     c_prev_b, H);
-      const float *x_bt = x + ((size_t)b * T + t) * C;
-      float *dx_bt = dx + ((size_t)b * T + t) * C;
+      size_t xoff = (repeat ? (size_t)b : (size_t)b * T + t) * C;
+      const float *x_bt = x + xoff;
+      float *dx_bt = dx + xoff;
       for (size_t j = 0; j < G; j++) {
         /* z_j = sum_c x_c kernel[c, j] + sum_k h_prev_k rkernel[k, j] + bias_j */
         dbias[j] += dz_b[j];

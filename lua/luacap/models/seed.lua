@@ -79,8 +79,9 @@ end
 function Seed:forward_image(feats)
   self.fe1 = self.img_drop:forward(feats)
   self.fe2 = self.img_dense:forward(self.fe1)
-  self.fe3 = self.repeat_vec:forward(self.fe2)
-  self.fe4 = self.img_lstm:forward(self.fe3)
+  -- RepeatVector(T) then the BiLSTM, fused: the repeated input's projection is computed
+  -- once per image instead of once per step (repeat_vec stays for the summary's rows)
+  self.fe4 = self.img_lstm:forward_repeated(self.fe2, self.cfg.max_len)
   return self.fe4
 end
 
@@ -119,8 +120,7 @@ function Seed:backward(dlogits)
   local dse2 = self.cap_lstm:backward(self.se2, dse3)
   local dse1 = self.cap_drop:backward(self.se1, dse2)
   self.embed:backward(self.ids, dse1)
-  local dfe3 = self.img_lstm:backward(self.fe3, dattn[2])
-  local dfe2 = self.repeat_vec:backward(self.fe2, dfe3)
+  local dfe2 = self.img_lstm:backward(self.fe2, dattn[2])
   local dfe1 = self.img_dense:backward(self.fe1, dfe2)
   return self.img_drop:backward(self.feats, dfe1)
 end

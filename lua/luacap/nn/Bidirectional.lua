@@ -38,13 +38,10 @@ function Bidirectional:reset()
   return self
 end
 
--- x (B, T, C), mask (B, T) of 1/0 or nil.
-function Bidirectional:forward(x, mask)
-  local yf = self.forward_lstm:forward(x, mask)
-  local yb = self.backward_lstm:forward(x, mask)
-  local B, H = x:size(1), self.H
+local function merge(self, yf, yb, B, Tn)
+  local H = self.H
   if self.return_sequences then
-    self.out = T.ensure(self.out, B, x:size(2), 2 * H)
+    self.out = T.ensure(self.out, B, Tn, 2 * H)
   else
     self.out = T.ensure(self.out, B, 2 * H)
   end
@@ -52,21 +49,46 @@ function Bidirectional:forward(x, mask)
   return self.out
 end
 
--- dout shaped like the output -> dx (B, T, C); adds into both directions' gradients.
+-- x (B, T, C), mask (B, T) of 1/0 or nil.
+function Bidirectional:forward(x, mask)
+  self.steps = nil
+  local yf = self.forward_lstm:forward(x, mask)
+  local yb = self.backward_lstm:forward(x, mask)
+  return merge(self, yf, yb, x:size(1), x:size(2))
+end
+
+-- x (B, C) repeated over `steps` (Keras' RepeatVector(steps) then this layer), without
+-- building the (B, steps, C) input; backward(x, dout) then returns dx (B, C).
+function Bidirectional:forward_repeated(x, steps, mask)
+  self.steps = steps
+  local yf = self.forward_lstm:forward_repeated(x, steps, mask)
+  local yb = self.backward_lstm:forward_repeated(x, steps, mask)
+  return merge(self, yf, yb, x:size(1), steps)
+end
+
+-- dout shaped like the output -> dx shaped like x; adds into both directions' gradients.
 function Bidirectional:backward(x, dout)
   local B, H = x:size(1), self.H
+  local Tn = self.steps or x:size(2)
   if self.return_sequences then
-    self.dyf = T.ensure(self.dyf, B, x:size(2), H)
-    self.dyb = T.ensure(self.dyb, B, x:size(2), H)
+    self.dyf = T.ensure(self.dyf, B, Tn, H)
+    self.dyb = T.ensure(self.dyb, B, Tn, H)
   else
     self.dyf = T.ensure(self.dyf, B, H)
     self.dyb = T.ensure(self.dyb, B, H)
   end
   core.bidir_concat_backward(self.dyf, self.dyb, dout, self.return_sequences)
-  self.dx = T.ensure(self.dx, B, x:size(2), self.C)
-  self.dx:copy(self.forward_lstm:backward(x, self.dyf))
-  self.dx:add(self.backward_lstm:backward(x, self.dyb))
-  return self.dx
+  local dx
+  if self.steps then
+    self.dx1 = T.ensure(self.dx1, B, self.C)
+    dx = self.dx1
+  else
+    self.dx = T.ensure(self.dx, B, Tn, self.C)
+    dx = self.dx
+  end
+  dx:copy(self.forward_lstm:backward(x, self.dyf))
+  dx:add(self.backward_lstm:backward(x, self.dyb))
+  return dx
 end
 
 return Bidirectional

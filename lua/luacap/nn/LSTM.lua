@@ -51,15 +51,10 @@ local function check_x(self, x)
   end
 end
 
--- x (B, T, C), mask (B, T) of 1/0 or nil, initial_state {h = (B, H), c = (B, H)} or nil.
--- Returns (B, T, H) with return_sequences (in processing order: reversed when
--- go_backwards, as Keras' bare LSTM), else (B, H): the last step's output. At a masked
--- step h and c carry over; its output is the previous output, or 0 with
--- zero_output_for_mask. The returned tensor is the module's and is overwritten next call.
-function LSTM:forward(x, mask, initial_state)
-  check_x(self, x)
-  local B, Tn, H = x:size(1), x:size(2), self.H
+local function run_forward(self, x, Tn, steps, mask, initial_state)
+  local B, H = x:size(1), self.H
   self.mask = mask
+  self.steps = steps
   self.h0 = initial_state and initial_state.h or nil
   self.c0 = initial_state and initial_state.c or nil
   if self.return_sequences then
@@ -67,27 +62,69 @@ function LSTM:forward(x, mask, initial_state)
   else
     self.out = T.ensure(self.out, B, H)
   end
-  self.gates = T.ensure(self.gates, Tn, B, 4 * H)   -- post-activation, by step
+  self.gates = T.ensure(self.gates, Tn, B, 4 * H)   -- post-activation (fast path: compact)
   self.cs = T.ensure(self.cs, Tn, B, H)
   self.hs = T.ensure(self.hs, Tn, B, H)
-  self.zx = T.ensure(self.zx, B, Tn, 4 * H)         -- forward: x @ kernel; backward: dz by time
+  if steps then                                     -- forward: x @ kernel; backward: dz
+    self.zx1 = T.ensure(self.zx1, B, 4 * H)
+  else
+    self.zx = T.ensure(self.zx, B, Tn, 4 * H)
+  end
+  self.ran_ref = self.use_ref
   local fn = self.use_ref and core.lstm_forward_ref or core.lstm_forward
-  fn(self.out, self.gates, self.cs, self.hs, self.zx, x, mask, self.kernel,
-    self.recurrent_kernel, self.bias, self.h0, self.c0, self.go_backwards,
-    self.return_sequences, self.zero_output_for_mask)
+  fn(self.out, self.gates, self.cs, self.hs, steps and self.zx1 or self.zx, x, mask,
+    self.kernel, self.recurrent_kernel, self.bias, self.h0, self.c0, self.go_backwards,
+    self.return_sequences, self.zero_output_for_mask, steps)
   return self.out
 end
 
--- dout shaped like forward's output -> dx (B, T, C); adds into dkernel, drecurrent_kernel,
--- dbias. Uses the mask and initial state given to the last forward (whose caches it
--- reads, so call it right after forward on the same x). With an initial state,
--- self.dstate = {h = (B, H), c = (B, H)} holds its gradient.
-function LSTM:backward(x, dout)
+-- x (B, T, C), mask (B, T) of 1/0 or nil, initial_state {h = (B, H), c = (B, H)} or nil.
+-- Returns (B, T, H) with return_sequences (in processing order: reversed when
+-- go_backwards, as Keras' bare LSTM), else (B, H): the last step's output. At a masked
+-- step h and c carry over; its output is the previous output, or 0 with
+-- zero_output_for_mask. Masked steps cost nothing (only real (step, row) pairs are
+-- computed). The returned tensor is the module's and is overwritten next call.
+function LSTM:forward(x, mask, initial_state)
   check_x(self, x)
-  local B, Tn, H = x:size(1), x:size(2), self.H
+  return run_forward(self, x, x:size(2), nil, mask, initial_state)
+end
+
+-- The same as forward(RepeatVector(steps):forward(x), mask, initial_state) for x (B, C),
+-- without building the (B, steps, C) input: the input projection is computed once per
+-- row. backward(x, dout) after it returns dx (B, C), the gradient summed over the steps.
+function LSTM:forward_repeated(x, steps, mask, initial_state)
+  if not T.is_tensor(x) or x:dim() ~= 2 or x:size(2) ~= self.C then
+    error(string.format('%s %s: x has shape %s, expected (B, %d)', self.__name, self.name,
+      T.is_tensor(x) and shape_str(x) or type(x), self.C), 2)
+  end
+  assert(type(steps) == 'number' and steps >= 1 and steps % 1 == 0,
+    'LSTM ' .. self.name .. ': steps must be a positive integer, got ' .. tostring(steps))
+  return run_forward(self, x, steps, steps, mask, initial_state)
+end
+
+-- dout shaped like forward's output -> dx shaped like x (B, T, C), or (B, C) after
+-- forward_repeated; adds into dkernel, drecurrent_kernel, dbias. Uses the mask and
+-- initial state given to the last forward (whose caches it reads, so call it right after
+-- forward on the same x). With an initial state, self.dstate = {h = (B, H), c = (B, H)}
+-- holds its gradient.
+function LSTM:backward(x, dout)
+  local steps = self.steps
+  if steps then
+    assert(T.is_tensor(x) and x:dim() == 2 and x:size(2) == self.C, 'LSTM ' .. self.name
+      .. ': backward after forward_repeated expects x (B, ' .. self.C .. ')')
+  else
+    check_x(self, x)
+  end
+  local B, Tn, H = x:size(1), steps or x:size(2), self.H
   assert(self.gates and self.gates:size(1) == Tn and self.gates:size(2) == B,
     'LSTM ' .. self.name .. ': backward before forward on this x')
-  self.dx = T.ensure(self.dx, B, Tn, self.C)
+  assert(self.ran_ref == self.use_ref,
+    'LSTM ' .. self.name .. ': use_ref changed between forward and backward')
+  if steps then
+    self.dx1 = T.ensure(self.dx1, B, self.C)
+  else
+    self.dx = T.ensure(self.dx, B, Tn, self.C)
+  end
   self.dz = T.ensure(self.dz, Tn, B, 4 * H)
   local dh0, dc0
   if self.h0 or self.c0 then
@@ -95,11 +132,13 @@ function LSTM:backward(x, dout)
                    c = T.ensure(self.dstate and self.dstate.c, B, H)}
     dh0, dc0 = self.dstate.h, self.dstate.c
   end
+  local dx = steps and self.dx1 or self.dx
   local fn = self.use_ref and core.lstm_backward_ref or core.lstm_backward
-  fn(self.dx, self.dkernel, self.drecurrent_kernel, self.dbias, dh0, dc0, self.dz, self.zx,
-    dout, x, self.mask, self.kernel, self.recurrent_kernel, self.gates, self.cs, self.hs,
-    self.h0, self.c0, self.go_backwards, self.return_sequences, self.zero_output_for_mask)
-  return self.dx
+  fn(dx, self.dkernel, self.drecurrent_kernel, self.dbias, dh0, dc0, self.dz,
+    steps and self.zx1 or self.zx, dout, x, self.mask, self.kernel, self.recurrent_kernel,
+    self.gates, self.cs, self.hs, self.h0, self.c0, self.go_backwards, self.return_sequences,
+    self.zero_output_for_mask, steps)
+  return dx
 end
 
 -- One decoding step without a cache: x_t (B, C), state {h =, c =} (B, H) each or nil
