@@ -1,0 +1,111 @@
+-- The caption command: examples/caption.lua and the installed luacap-caption both call
+-- main(). Captions image files or dataset ids (looked up as <data>/Images/<id>.jpg|.jpeg|.png,
+-- as the notebook's find_image_path) with a trained model file; for a dataset image it
+-- also prints the reference captions, as the notebook's generate_caption. Images are
+-- captioned in batches. Exit status 1 when any image failed.
+-- Not the captioning itself (luacap.captioner) and not a library API: it prints and exits.
+local M = {}
+
+-- parser(prog, train_prog): the argparse parser; prog names the command in messages.
+function M.parser(prog, train_prog)
+  local argparse = require 'argparse'
+  local parser = argparse(prog, 'Caption images with a trained luacap model.')
+  parser:argument('images', 'Image files or dataset image ids.'):args('+')
+  parser:option('--model', 'Model file written by ' .. train_prog .. '.', 'outputs/models/best.h5')
+  parser:option('--data', 'Dataset folder for ids and reference captions (default: the one the model was trained on).')
+  parser:option('--save', 'Folder where each image is written with its caption drawn under it.')
+  parser:option('--batch', 'Images captioned together.', '64'):convert(tonumber)
+  parser:flag('--json', 'Print one JSON object per image instead of text.')
+  return parser
+end
+
+-- main(argv[, prog[, train_prog]]) -> exit status (0: every image captioned, 1 otherwise).
+-- argv is a list of strings as the global `arg`; --help and bad options exit in argparse.
+function M.main(argv, prog, train_prog)
+  prog = prog or 'luacap-caption'
+  local args = M.parser(prog, train_prog or 'luacap-train'):parse(argv)
+  local luacap = require 'luacap'
+  local paths = require 'luacap.data.paths'
+  local captions = require 'luacap.data.captions'
+
+  local c, err = luacap.load(args.model)
+  if not c then
+    io.stderr:write(prog, ': ', err, '\n')
+    return 1
+  end
+
+  -- Reference captions of the dataset, when there is one.
+  local data_dir = args.data or c.meta.dataset_dir
+  local refs = nil
+  if data_dir and paths.is_file(paths.join(data_dir, 'captions.txt')) then
+    local ds = captions.load(paths.join(data_dir, 'captions.txt'))
+    refs = ds and ds.captions
+  end
+
+  local function find_image(x)
+    if paths.is_file(x) then return x, captions.image_id(x:match('[^/]*$')) end
+    local id = captions.image_id(x)
+    if data_dir then
+      for _, ext in ipairs({'.jpg', '.jpeg', '.png'}) do
+        local p = paths.join(data_dir, 'Images', id .. ext)
+        if paths.is_file(p) then return p, id end
+      end
+    end
+    return nil, id
+  end
+
+  local files, ids, errors = {}, {}, {}
+  for i, x in ipairs(args.images) do
+    local path, id = find_image(x)
+    ids[i] = id
+    if path then files[i] = path
+    else errors[i] = x .. ': no such file' .. (data_dir and (' or image id in ' .. paths.join(data_dir, 'Images')) or '') end
+  end
+
+  -- caption every file that exists, in batches
+  local list, where = {}, {}
+  for i = 1, #args.images do
+    if files[i] then list[#list + 1] = files[i]; where[#list] = i end
+  end
+  local caps, bad = c:caption(list, {batch = args.batch})
+  local out = {}
+  for k, i in pairs(where) do
+    if caps[k] then out[i] = caps[k] else errors[i] = bad[k] end
+  end
+
+  if args.save then
+    local ok, merr = paths.mkdir_p(args.save)
+    if not ok then
+      io.stderr:write(prog, ': ', tostring(merr), '\n')
+      return 1
+    end
+  end
+
+  local cjson = require 'cjson'
+  local n_bad = 0
+  for i, x in ipairs(args.images) do
+    if errors[i] then
+      n_bad = n_bad + 1
+      io.stderr:write(prog, ': ', errors[i], '\n')
+    else
+      local r = refs and refs[ids[i]]
+      if args.json then
+        print(cjson.encode({image = x, file = files[i], caption = out[i], references = r}))
+      else
+        print(x .. ': ' .. out[i])
+        if r then
+          print('  ---------------------Actual---------------------')
+          for _, rc in ipairs(r) do print('  ' .. rc) end
+        end
+      end
+      if args.save then
+        local name = files[i]:match('([^/]*)$'):gsub('%.[^.]*$', '') .. '.png'
+        local ok, derr = luacap.report.captioned_image(paths.join(args.save, name), files[i], out[i])
+        if not ok then io.stderr:write(prog, ': could not draw ', name, ': ', tostring(derr), '\n') end
+      end
+    end
+  end
+  return n_bad > 0 and 1 or 0
+end
+
+return M

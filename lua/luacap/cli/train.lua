@@ -1,0 +1,76 @@
+-- The train command: examples/train.lua and the installed luacap-train both call main().
+-- It parses the options (each with a default and a help string), prints them, and runs
+-- the notebook's whole job through luacap.pipeline.run(opt).
+-- Not the pipeline itself (luacap.pipeline) and not a library API: it prints and exits.
+local M = {}
+
+-- parser(prog): the argparse parser; prog names the command in usage and messages.
+function M.parser(prog)
+  local argparse = require 'argparse'
+  local parser = argparse(prog, 'Train the notebook\'s captioner and caption the test split.')
+  parser:option('--data', 'Dataset folder with Images/ and captions.txt (Flickr8k layout). ' ..
+    'Default: the synthetic shapes dataset, generated on first use in data/shapes.')
+  parser:option('--out', 'Output folder (models/ and results/ are created). Default: $A5_OUTPUT_DIR or ./outputs.')
+  parser:option('--encoder', 'Image encoder: auto (vgg16 when its weights are present, else smallcnn), vgg16 or smallcnn.', 'auto')
+  parser:option('--vgg16-weights', 'Keras VGG16 weights file.', 'data/weights/vgg16_weights_tf_dim_ordering_tf_kernels.h5')
+  parser:option('--epochs', 'Epochs (an epoch is one full pass over the training pairs).', '50'):convert(tonumber)
+  parser:option('--batch-size', 'Pairs per batch.', '32'):convert(tonumber)
+  parser:option('--lr', 'Adam learning rate.', '0.001'):convert(tonumber)
+  parser:option('--seed', 'Seed of the one random generator.', '1'):convert(tonumber)
+  parser:option('--threads', 'Threads for OpenBLAS and the parallel loops.'):convert(tonumber)
+  parser:option('--steps-per-epoch', 'Batches per epoch (the notebook\'s shorter epochs); default: a full pass.'):convert(tonumber)
+  parser:option('--validation-steps', 'Validation batches per epoch; default: all validation pairs.'):convert(tonumber)
+  parser:option('--embed-dim', 'Embedding width.', '300'):convert(tonumber)
+  parser:option('--units', 'LSTM units per direction of both BiLSTMs (decoder: twice this).', '256'):convert(tonumber)
+  parser:option('--img-dense', 'Width of the Dense layer on the image features.', '512'):convert(tonumber)
+  parser:option('--dec-dense', 'Width of the Dense layer after the decoder.', '512'):convert(tonumber)
+  parser:option('--dropout', 'Rate of the three Dropout layers.', '0.5'):convert(tonumber)
+  parser:option('--feat-dim', 'Feature width of the small CNN.', '256'):convert(tonumber)
+  parser:option('--image-size', 'Input size of the small CNN (images are resized to it).', '64'):convert(tonumber)
+  parser:option('--lr-patience', 'ReduceLROnPlateau patience (epochs).', '3'):convert(tonumber)
+  parser:option('--lr-factor', 'ReduceLROnPlateau factor.', '0.5'):convert(tonumber)
+  parser:option('--es-patience', 'EarlyStopping patience (epochs).', '6'):convert(tonumber)
+  parser:option('--decode-batch', 'Images decoded together.', '64'):convert(tonumber)
+  parser:option('--decode-with', 'Weights for the test captions: best (best.h5) or final.', 'best')
+  parser:option('--max-test', 'Caption at most this many test images.'):convert(tonumber)
+  parser:option('--n-images', 'Images in the synthetic dataset.', '1000'):convert(tonumber)
+  parser:option('--shapes-size', 'Side of the synthetic images in pixels.', '64'):convert(tonumber)
+  parser:option('--shapes-dir', 'Where the synthetic dataset is generated.', 'data/shapes')
+  parser:option('--data-seed', 'Seed of the synthetic dataset.', '1'):convert(tonumber)
+  parser:option('--group-images', 'Draw each batch from a shuffled group of this many images (fewer encoder passes per batch); default: pairs shuffled freely.'):convert(tonumber)
+  parser:option('--clip-norm', 'Clip the global gradient norm to this (off by default, as Keras).'):convert(tonumber)
+  parser:flag('--resume', 'Resume from <out>/models/last.h5 (weights, optimizer, callbacks, data position).')
+  parser:flag('--strict', 'Stop at the first malformed caption line instead of skipping it.')
+  parser:flag('--quiet', 'Print only errors.')
+  return parser
+end
+
+-- options(args) -> opt: argparse's result with '-' in names turned into '_'.
+function M.options(args)
+  local opt = {}
+  for k, v in pairs(args) do opt[k:gsub('-', '_')] = v end
+  return opt
+end
+
+-- main(argv[, prog]) -> exit status (0 done, 1 failed with a message on stderr).
+function M.main(argv, prog)
+  prog = prog or 'luacap-train'
+  local opt = M.options(M.parser(prog):parse(argv))
+  if not opt.quiet then
+    local keys = {}
+    for k in pairs(opt) do keys[#keys + 1] = k end
+    table.sort(keys)
+    io.stderr:write('Options:\n')
+    for _, k in ipairs(keys) do io.stderr:write(string.format('  %-16s %s\n', k, tostring(opt[k]))) end
+  end
+  local ok, err = xpcall(function() return require('luacap.pipeline').run(opt) end, debug.traceback)
+  if not ok then
+    -- errors raised with level 0 are messages for the user; others keep their traceback
+    local msg = tostring(err)
+    io.stderr:write(prog, ': ', os.getenv('LUACAP_DEBUG') and msg or msg:match('^[^\n]*'), '\n')
+    return 1
+  end
+  return 0
+end
+
+return M
