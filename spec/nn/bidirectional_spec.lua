@@ -126,4 +126,35 @@ describe('nn.Bidirectional', function()
       for j = 1, #a do assert.near(2 * a[j], b[j], 1e-5 * math.max(1, math.abs(b[j]))) end
     end
   end)
+  it('forward_repeated equals RepeatVector then forward, fast and reference', function()
+    for _, rs in ipairs{false, true} do
+      for _, use_ref in ipairs{false, true} do
+        luacap.seed(41)
+        local B, Tn, C, H = 3, 5, 4, 2
+        local a = nn.Bidirectional(C, H, {return_sequences = rs})
+        local b = nn.Bidirectional(C, H, {return_sequences = rs})
+        copy_weights(b.forward_lstm, a.forward_lstm)
+        copy_weights(b.backward_lstm, a.backward_lstm)
+        a.forward_lstm.use_ref, a.backward_lstm.use_ref = use_ref, use_ref
+        local x = luacap.randn(B, C)
+        local rv = nn.RepeatVector(Tn)
+        local xr = rv:forward(x)
+        local mask = luacap.tensor{{0, 0, 1, 1, 1}, {1, 1, 1, 1, 1}, {0, 1, 0, 1, 1}}
+        local ya = a:forward_repeated(x, Tn, mask):clone()
+        local yb = b:forward(xr, mask)
+        local fa, fb = ya:flat(), yb:flat()
+        for i = 1, #fa do assert.near(fb[i], fa[i], 1e-5) end
+        local dout = luacap.randn(ya:shape())
+        a:zero_grad(); b:zero_grad()
+        local dxa = a:backward(x, dout):flat()
+        local dxb = rv:backward(x, b:backward(xr, dout)):flat()
+        assert.equal(#dxb, #dxa)
+        for i = 1, #dxa do assert.near(dxb[i], dxa[i], 1e-4) end
+        for i, p in ipairs(a:parameters()) do
+          local ga, gb = p.grad:flat(), b:parameters()[i].grad:flat()
+          for j = 1, #ga do assert.near(gb[j], ga[j], 1e-4) end
+        end
+      end
+    end
+  end)
 end)

@@ -285,6 +285,128 @@ describe('nn.LSTM', function()
     end
   end)
 
+  -- Random masks for the active-rows path: pre-padded (a real suffix per row), post-padded,
+  -- arbitrary holes, all-masked rows and an all-masked step.
+  local function random_mask(kind, B, Tn)
+    local m = luacap.zeros(B, Tn)
+    for b = 1, B do
+      local n = math.random(0, Tn)
+      for t = 1, Tn do
+        local v
+        if kind == 'pre' then v = t > Tn - n
+        elseif kind == 'post' then v = t <= n
+        else v = math.random() < 0.6 end
+        m:set(b, t, v and 1 or 0)
+      end
+    end
+    if kind == 'holes' and Tn >= 2 then
+      for b = 1, B do m:set(b, 2, 0) end                -- a step where no row is real
+    end
+    return m
+  end
+
+  -- fast (active rows only) against the plain-loop reference: output, caches h/c, dx,
+  -- parameter gradients and the initial state's gradients.
+  local function compare_fast_ref(B, Tn, C, H, opts, mask, with_state, steps)
+    luacap.seed(31)
+    local fast = nn.LSTM(C, H, opts)
+    local ref = nn.LSTM(C, H, opts)
+    copy_weights(ref, fast)
+    ref.use_ref = true
+    local x = steps and luacap.randn(B, C) or luacap.randn(B, Tn, C)
+    local state = with_state and {h = luacap.randn(B, H), c = luacap.randn(B, H)} or nil
+    local yf, yr
+    if steps then
+      yf, yr = fast:forward_repeated(x, steps, mask, state), ref:forward_repeated(x, steps, mask, state)
+    else
+      yf, yr = fast:forward(x, mask, state), ref:forward(x, mask, state)
+    end
+    close(yr, yf, 1e-5)
+    close(ref.hs, fast.hs, 1e-5)
+    close(ref.cs, fast.cs, 1e-5)
+    local dout = luacap.randn(yf:shape())
+    fast:zero_grad(); ref:zero_grad()
+    close(ref:backward(x, dout), fast:backward(x, dout), 1e-4)
+    for i, p in ipairs(fast:parameters()) do close(ref:parameters()[i].grad, p.grad, 1e-4) end
+    if with_state then
+      close(ref.dstate.h, fast.dstate.h, 1e-4)
+      close(ref.dstate.c, fast.dstate.c, 1e-4)
+    end
+  end
+
+  it('computes only real steps, exactly as the reference, for any mask', function()
+    math.randomseed(7)
+    for _, kind in ipairs{'pre', 'post', 'holes'} do
+      for _, gb in ipairs{false, true} do
+        for _, rs in ipairs{false, true} do
+          for _, zo in ipairs{false, true} do
+            for _, st in ipairs{false, true} do
+              local B, Tn, C, H = 6, 7, 5, 3
+              if kind == 'pre' then C = 13 end   -- C > 4H: the gathered-x buffer path
+              compare_fast_ref(B, Tn, C, H, {return_sequences = rs, go_backwards = gb,
+                zero_output_for_mask = zo}, random_mask(kind, B, Tn), st)
+            end
+          end
+        end
+      end
+    end
+  end)
+
+  it('handles a batch whose every step is masked', function()
+    for _, rs in ipairs{false, true} do
+      compare_fast_ref(3, 4, 2, 2, {return_sequences = rs}, luacap.zeros(3, 4), false)
+      compare_fast_ref(3, 4, 2, 2, {return_sequences = rs}, luacap.zeros(3, 4), true)
+    end
+  end)
+
+  it('forward_repeated equals RepeatVector then forward, with gradients summed', function()
+    math.randomseed(8)
+    for _, gb in ipairs{false, true} do
+      for _, rs in ipairs{false, true} do
+        for _, kind in ipairs{'none', 'pre', 'holes'} do
+          local B, Tn, C, H = 4, 5, 6, 3
+          local mask = kind ~= 'none' and random_mask(kind, B, Tn) or nil
+          local opts = {return_sequences = rs, go_backwards = gb, zero_output_for_mask = gb}
+          compare_fast_ref(B, Tn, C, H, opts, mask, false, Tn)   -- fast vs ref, repeated
+          luacap.seed(32)
+          local a, b = nn.LSTM(C, H, opts), nn.LSTM(C, H, opts)
+          copy_weights(b, a)
+          local x = luacap.randn(B, C)
+          local rv = nn.RepeatVector(Tn)
+          local xr = rv:forward(x)
+          close(b:forward(xr, mask), a:forward_repeated(x, Tn, mask), 1e-5)
+          local dout = luacap.randn(a.out:shape())
+          a:zero_grad(); b:zero_grad()
+          local dx = a:backward(x, dout)
+          assert.same({B, C}, dx:shape())
+          close(rv:backward(x, b:backward(xr, dout)), dx, 1e-4)
+          for i, p in ipairs(a:parameters()) do close(b:parameters()[i].grad, p.grad, 1e-4) end
+        end
+      end
+    end
+  end)
+
+  it('forward_repeated passes finite differences', function()
+    luacap.seed(33)
+    local l = nn.LSTM(3, 2, {return_sequences = true})
+    local x = luacap.randn(2, 3)
+    local wrt = {input = x}
+    for _, p in ipairs(l:parameters()) do wrt[p.name] = p.value end
+    local ok, report = gradcheck.check{
+      coords = 30, eps = 1e-2, tol = 2e-2,
+      forward = function() return l:forward_repeated(x, 4) end,
+      backward = function(R)
+        l:forward_repeated(x, 4)
+        l:zero_grad()
+        local res = {input = l:backward(x, R):clone()}
+        for _, p in ipairs(l:parameters()) do res[p.name] = p.grad:clone() end
+        return res
+      end,
+      wrt = wrt,
+    }
+    assert.is_true(ok, report)
+  end)
+
   it('names the argument and the shapes in its errors', function()
     local l = nn.LSTM(3, 2)
     assert.has_error(function() l:forward(luacap.zeros(2, 4, 5)) end,
@@ -297,5 +419,12 @@ describe('nn.LSTM', function()
         luacap.zeros(4, 2, 2), luacap.zeros(2, 4, 8), luacap.zeros(2, 4, 3), nil, k,
         luacap.zeros(2, 7), luacap.zeros(8))
     end, 'lstm_forward: recurrent_kernel has shape (2, 7), expected (2, 8) = (H, 4H)')
+    assert.has_error(function() l:forward_repeated(luacap.zeros(2, 4, 3), 5) end,
+      'LSTM lstm: x has shape (2, 4, 3), expected (B, 3)')
+    assert.has_error(function()
+      core.lstm_forward(luacap.zeros(2, 2), luacap.zeros(4, 2, 8), luacap.zeros(4, 2, 2),
+        luacap.zeros(4, 2, 2), luacap.zeros(2, 4, 8), luacap.zeros(2, 3), nil, k,
+        luacap.zeros(2, 8), luacap.zeros(8), nil, nil, false, false, false, 4)
+    end, 'lstm_forward: zx has shape (2, 4, 8), expected (2, 8) = (B, 4H) with steps')
   end)
 end)
