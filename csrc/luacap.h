@@ -284,6 +284,40 @@ void xent_backward(float *dlogits, const float *probs, const float *targets, con
 void adam_update(float *param, float *m, float *v, const float *grad, size_t n, float lr_t,
                  float beta1, float beta2, float eps);
 
+/* ---- nn/: gru */
+/* gru.c: Keras GRU, reset_after=True (TF2 default), gates z, r, h along the 3H axis; see
+ * the file's header for the equations.
+ *   x (B, T, C)  mask (B, T) 1/0 or NULL  kernel (C, 3H)  rkernel (H, 3H)
+ *   bias (2, 3H) (input bias, recurrent bias)  h0 (B, H) or NULL
+ *   out (B, T, H) when return_sequences, else (B, H)
+ *   caches by step: gates (T, B, 3H) post-activation z, r, hh; rz (T, B, 3H)
+ *   = h_{t-1} @ rkernel + bias[1]; hs (T, B, H). zx (B, T, 3H) forward scratch;
+ *   dz (T, B, 3H), dzx (B, T, 3H) backward scratch.
+ * Fast and *_ref write the same caches (pairs mix freely). backward writes dx (B, T, C)
+ * and dh0 (B, H) unless NULL, ADDS into dkernel, drkernel, dbias. LC_OK or LC_ENOMEM. */
+int gru_forward(float *out, float *gates, float *rz, float *hs, float *zx,
+                const float *x, const float *mask, const float *kernel, const float *rkernel,
+                const float *bias, const float *h0, int B, int T, int C, int H,
+                int return_sequences);
+int gru_forward_ref(float *out, float *gates, float *rz, float *hs, float *zx,
+                    const float *x, const float *mask, const float *kernel,
+                    const float *rkernel, const float *bias, const float *h0,
+                    int B, int T, int C, int H, int return_sequences);
+int gru_backward(float *dx, float *dkernel, float *drkernel, float *dbias, float *dh0,
+                 float *dz, float *dzx, const float *dout, const float *x, const float *mask,
+                 const float *kernel, const float *rkernel, const float *gates,
+                 const float *rz, const float *hs, const float *h0, int B, int T, int C, int H,
+                 int return_sequences);
+int gru_backward_ref(float *dx, float *dkernel, float *drkernel, float *dbias, float *dh0,
+                     float *dz, float *dzx, const float *dout, const float *x,
+                     const float *mask, const float *kernel, const float *rkernel,
+                     const float *gates, const float *rz, const float *hs, const float *h0,
+                     int B, int T, int C, int H, int return_sequences);
+/* One decoding step, no cache: x (B, C), h_prev (B, H) or NULL -> h (B, H);
+ * work (2, B, 3H) scratch. */
+void gru_step(float *h, float *work, const float *x, const float *h_prev, const float *kernel,
+              const float *rkernel, const float *bias, int B, int C, int H);
+
 /* ---------------------------------------------------------------- text/ */
 /* Caption metrics over token ids (bleu.c, cider.c, rouge.c). S hypotheses (one per image),
  * R references in all, N the highest n-gram order. Ids are any int32 values: equal id,

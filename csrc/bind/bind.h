@@ -50,6 +50,7 @@ void lcb_open_image(lua_State *L);
 void lcb_open_h5(lua_State *L);
 void lcb_open_conv(lua_State *L);
 void lcb_open_rnn(lua_State *L);
+void lcb_open_gru(lua_State *L);
 void lcb_open_text(lua_State *L);
 void lcb_open_nn(lua_State *L);
 void lcb_open_draw(lua_State *L);

@@ -15,6 +15,7 @@ LC_EXPORT int luaopen_luacap_core(lua_State *L) {
   lcb_open_h5(L);
   lcb_open_conv(L);
   lcb_open_rnn(L);
+  lcb_open_gru(L);
   lcb_open_text(L);
   lcb_open_nn(L);
   lcb_open_draw(L);
