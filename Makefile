@@ -78,7 +78,7 @@ links:
 # Debian packages luacap needs; apt-get installs the missing ones (root only).
 DEB_PKGS = build-essential pkg-config luajit libluajit-5.1-dev libopenblas-dev libjpeg-dev \
            libpng-dev libhdf5-dev libcairo2-dev fonts-dejavu-core lua-busted lua-cjson \
-           lua-argparse valgrind
+           lua-argparse luarocks valgrind
 deps:
 	@sh tools/deps.sh $(DEB_PKGS)
 
