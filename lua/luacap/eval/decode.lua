@@ -106,4 +106,163 @@ function M.greedy(model, feats, tok, opts)
   return out
 end
 
+-- The k best allowed columns of one logits row, best first: (logit, column) pairs, ties to
+-- the lower column (as argmax). Column j is id j-1; allowed[j] says whether it may be
+-- emitted. A k-slot insertion list: k is small and V large, so O(V k) beats a sort.
+local function top_k(flat, base, V, k, allowed)
+  local vals, cols, n = {}, {}, 0
+  for j = 1, V do
+    if allowed[j] then
+      local v = flat[base + j]
+      if n < k or v > vals[n] then
+        local pos = n < k and n + 1 or n
+        while pos > 1 and v > vals[pos - 1] do
+          vals[pos], cols[pos] = vals[pos - 1], cols[pos - 1]
+          pos = pos - 1
+        end
+        vals[pos], cols[pos] = v, j
+        if n < k then n = n + 1 end
+      end
+    end
+  end
+  return vals, cols, n
+end
+
+-- log(sum(exp(row))) of one logits row, in double, max subtracted first.
+local function log_sum_exp(flat, base, V)
+  local mx = -math.huge
+  for j = 1, V do
+    local v = flat[base + j]
+    if v > mx then mx = v end
+  end
+  local s = 0
+  for j = 1, V do s = s + math.exp(flat[base + j] - mx) end
+  return mx + math.log(s)
+end
+
+local function better(a, b)
+  if a.score ~= b.score then return a.score > b.score end
+  return a.order < b.order
+end
+
+-- beam(model, feats, tok, opts) -> captions (one string per row of feats), hyps
+--   opts.beam (3): K; opts.batch (64): images decoded together; opts.max_len: the model's
+--   by default; opts.length_penalty (0): alpha, the final ranking is score / len^alpha
+--   (len: words generated, a final 'endseq' included); opts.encoder as in greedy.
+-- A hypothesis' score is the sum of its words' log-softmax probabilities (the softmax
+-- over every column, padding included). Each step expands every live hypothesis by its K
+-- best words, and each image keeps its K - (finished so far) best candidates (a beam
+-- that shrinks as hypotheses finish). A hypothesis finishes when it emits 'endseq' or
+-- holds max_len words; the best finished one by the ranking wins (ties: found first).
+-- Same start, stop and strip rules as greedy, except one: greedy stops when the argmax
+-- is the padding id 0 (or an id with no word), while beam never emits those ids (they
+-- are masked out of the candidates), so beam 1 equals greedy whenever the argmax is never
+-- 0. All live hypotheses of a chunk of images go through one forward_caption call per
+-- step; the image branch runs once per image and its rows are gathered per hypothesis.
+-- hyps[i] = {ids = generated ids ('startseq' excluded), score = raw sum, rank = score / len^alpha}.
+function M.beam(model, feats, tok, opts)
+  opts = opts or {}
+  local vocab = opts.vocab or M.vocab_of(tok)
+  local max_len = opts.max_len or model.cfg.max_len
+  local K = opts.beam or 3
+  if type(K) ~= 'number' or K < 1 or K % 1 ~= 0 then
+    error('decode.beam: beam must be a positive integer, got ' .. tostring(K), 2)
+  end
+  local alpha = opts.length_penalty or 0
+  local chunk_size = opts.batch or 64
+  local N = feats:size(1)
+  model:evaluate()
+  if opts.encoder then opts.encoder:train(false) end
+  local captions, hyps_out = {}, {}
+  local allowed, V_allowed
+  local fe_rows
+  for first = 1, N, chunk_size do
+    local count = math.min(chunk_size, N - first + 1)
+    local chunk = feats:narrow(first, count)
+    local f = opts.encoder and opts.encoder:forward(chunk) or chunk
+    local fe4 = model:forward_image(f):clone()
+    local live, done = {}, {}
+    for i = 1, count do
+      live[i] = {{ids = {vocab.start}, score = 0}}
+      done[i] = {}
+    end
+    local found = 0   -- finishing order, for ties in the final ranking
+    for step = 1, max_len do
+      local owners, prefixes, hyps = {}, {}, {}
+      for i = 1, count do
+        for _, h in ipairs(live[i]) do
+          local n = #hyps + 1
+          owners[n], prefixes[n], hyps[n] = i, h.ids, h
+        end
+      end
+      local n = #hyps
+      if n == 0 then break end
+      local shape = fe4:shape()
+      shape[1] = n
+      fe_rows = (fe_rows and fe_rows:size(1) == n and fe_rows:dim() == #shape) and fe_rows
+        or luacap.zeros(shape)
+      luacap.core.gather(fe_rows, fe4, owners)
+      local logits = model:forward_caption(fe_rows, prefix_ids(prefixes, max_len))
+      local V = logits:size(2)
+      if V_allowed ~= V then   -- padding and ids without a word are never emitted
+        allowed, V_allowed = {}, V
+        for j = 1, V do allowed[j] = j > 1 and vocab.index_word[j - 1] ~= nil end
+      end
+      local flat = logits:flat()
+      local cands = {}
+      for r = 1, n do
+        local i = owners[r]
+        local width = K - #done[i]
+        local base = (r - 1) * V
+        local lse = log_sum_exp(flat, base, V)
+        local vals, cols, m = top_k(flat, base, V, width, allowed)
+        cands[i] = cands[i] or {}
+        local ci = cands[i]
+        for c = 1, m do
+          ci[#ci + 1] = {hyp = hyps[r], id = cols[c] - 1, score = hyps[r].score + (vals[c] - lse),
+            order = base + cols[c]}
+        end
+      end
+      for i, ci in pairs(cands) do
+        table.sort(ci, better)
+        local width = K - #done[i]
+        local next_live = {}
+        for c = 1, math.min(width, #ci) do
+          local cand = ci[c]
+          local ids = {}
+          for t, id in ipairs(cand.hyp.ids) do ids[t] = id end
+          ids[#ids + 1] = cand.id
+          local h = {ids = ids, score = cand.score}
+          if cand.id == vocab.stop or step == max_len then
+            found = found + 1
+            h.found = found
+            done[i][#done[i] + 1] = h
+          else
+            next_live[#next_live + 1] = h
+          end
+        end
+        live[i] = next_live
+      end
+    end
+    for i = 1, count do
+      local best
+      for _, h in ipairs(done[i]) do
+        h.rank = alpha == 0 and h.score or h.score / (#h.ids - 1) ^ alpha
+        if not best or h.rank > best.rank or (h.rank == best.rank and h.found < best.found) then
+          best = h
+        end
+      end
+      best = best or {ids = {vocab.start}, score = 0, rank = 0}   -- max_len 0: nothing decoded
+      local words, gen = {}, {}
+      for t, id in ipairs(best.ids) do
+        words[t] = t == 1 and 'startseq' or vocab.index_word[id]
+        if t > 1 then gen[t - 1] = id end
+      end
+      captions[first + i - 1] = M.finish(words, 'endseq')
+      hyps_out[first + i - 1] = {ids = gen, score = best.score, rank = best.rank}
+    end
+  end
+  return captions, hyps_out
+end
+
 return M
