@@ -12,17 +12,22 @@ local function say(cb, fmt, ...)
   end
 end
 
-local function is_number(v) return type(v) == 'number' and v == v end
+-- Keras tests a monitored value with numpy comparisons, so a missing value (nil) skips the
+-- epoch but a NaN is simply never an improvement.
+local function missing(v) return type(v) ~= 'number' end
 
--- Shortest decimal that reads back as the same double (Python's repr of a float).
+-- Shortest decimal that reads back as the same double (Python's repr of a float): fixed
+-- notation for 1e-4 <= |v| < 1e16 (with '.0' on whole numbers), exponent notation beyond.
 function M.repr(v)
   if type(v) ~= 'number' then return tostring(v) end
   if v ~= v then return 'nan' end
   if v == math.huge then return 'inf' end
   if v == -math.huge then return '-inf' end
   if v == math.floor(v) and math.abs(v) < 1e16 then return string.format('%.1f', v) end
+  -- %g picks fixed notation up to an exponent below its precision; Python switches at 16
+  local conv = math.abs(v) >= 1e16 and 'e' or 'g'
   for prec = 1, 17 do
-    local s = string.format('%.' .. prec .. 'g', v)
+    local s = string.format('%.' .. (conv == 'e' and prec - 1 or prec) .. conv, v)
     if tonumber(s) == v then return s end
   end
   return string.format('%.17g', v)
@@ -31,7 +36,9 @@ end
 ---------------------------------------------------------------- ModelCheckpoint
 -- ModelCheckpoint{path=, monitor='val_loss', mode='min', save_best_only=true, verbose=1}
 -- Saves when the monitored value improves on the best so far (strictly, no min_delta,
--- as Keras); without save_best_only, saves every epoch.
+-- as Keras); without save_best_only, saves every epoch. Messages as tf.keras 2.9+ prints
+-- them, with the 1-based epoch: 'Epoch 3: val_loss improved from 0.50000 to 0.40000,
+-- saving model to P' / 'Epoch 4: val_loss did not improve from 0.40000'.
 function M.ModelCheckpoint(opts)
   local cb = {name = 'ModelCheckpoint', path = assert(opts.path, 'ModelCheckpoint: path is required'),
     monitor = opts.monitor or 'val_loss', mode = opts.mode or 'min',
@@ -41,20 +48,21 @@ function M.ModelCheckpoint(opts)
   function cb.on_epoch_end(state)
     local current = state.logs[cb.monitor]
     if not cb.save_best_only then
+      say(cb, 'Epoch %d: saving model to %s', state.epoch, cb.path)
       state.save(cb.path)
       return
     end
-    if not is_number(current) then
+    if missing(current) then
       say(cb, 'Can save best model only with %s available, skipping.', cb.monitor)
       return
     end
-    if better(current, cb.best) then
-      say(cb, 'Epoch %05d: %s improved from %s to %.5f, saving model to %s', state.epoch,
-        cb.monitor, cb.best == math.huge and 'inf' or string.format('%.5f', cb.best), current, cb.path)
+    if better(current, cb.best) then   -- a NaN is never better
+      say(cb, 'Epoch %d: %s improved from %.5f to %.5f, saving model to %s', state.epoch,
+        cb.monitor, cb.best, current, cb.path)
       cb.best = current
       state.save(cb.path)
     else
-      say(cb, 'Epoch %05d: %s did not improve from %.5f', state.epoch, cb.monitor, cb.best)
+      say(cb, 'Epoch %d: %s did not improve from %.5f', state.epoch, cb.monitor, cb.best)
     end
   end
   function cb.get_state() return {best = cb.best} end
@@ -66,7 +74,8 @@ end
 -- ReduceLROnPlateau{monitor='val_loss', factor=0.5, patience=3, min_delta=1e-4,
 --   cooldown=0, min_lr=0, verbose=1}. Keras: logs.lr is the rate used in this epoch;
 -- improvement means current < best - min_delta; after `patience` epochs without one,
--- lr = max(lr * factor, min_lr) when lr > min_lr (compared in float32, as Keras).
+-- lr = max(lr * factor, min_lr) when lr > min_lr, then `cooldown` epochs in which wait
+-- stays 0. A NaN counts as no improvement. (Keras keeps lr in float32; here it is a double.)
 function M.ReduceLROnPlateau(opts)
   opts = opts or {}
   local cb = {name = 'ReduceLROnPlateau', monitor = opts.monitor or 'val_loss',
@@ -76,13 +85,14 @@ function M.ReduceLROnPlateau(opts)
   if cb.factor >= 1 then error('ReduceLROnPlateau does not support a factor >= 1', 2) end
   cb.best, cb.wait, cb.cooldown_counter = math.huge, 0, 0
   function cb.on_train_begin()
+    if cb.resumed then cb.resumed = nil; return end   -- set_state() just restored it
     cb.best, cb.wait, cb.cooldown_counter = math.huge, 0, 0
   end
   function cb.on_epoch_end(state)
     local opt = state.optimizer
     state.logs.lr = opt.lr
     local current = state.logs[cb.monitor]
-    if not is_number(current) then return end
+    if missing(current) then return end
     local in_cooldown = cb.cooldown_counter > 0
     if in_cooldown then
       cb.cooldown_counter = cb.cooldown_counter - 1
@@ -98,7 +108,7 @@ function M.ReduceLROnPlateau(opts)
         if old > cb.min_lr then
           local new = math.max(old * cb.factor, cb.min_lr)
           opt.lr = new
-          say(cb, 'Epoch %05d: ReduceLROnPlateau reducing learning rate to %s.', state.epoch, M.repr(new))
+          say(cb, 'Epoch %d: ReduceLROnPlateau reducing learning rate to %s.', state.epoch, M.repr(new))
           cb.cooldown_counter = cb.cooldown
           cb.wait = 0
         end
@@ -106,15 +116,18 @@ function M.ReduceLROnPlateau(opts)
     end
   end
   function cb.get_state() return {best = cb.best, wait = cb.wait, cooldown_counter = cb.cooldown_counter} end
-  function cb.set_state(s) cb.best, cb.wait, cb.cooldown_counter = s.best, s.wait, s.cooldown_counter end
+  function cb.set_state(s)
+    cb.best, cb.wait, cb.cooldown_counter, cb.resumed = s.best, s.wait, s.cooldown_counter, true
+  end
   return cb
 end
 
 ---------------------------------------------------------------- EarlyStopping
 -- EarlyStopping{monitor='val_loss', patience=6, min_delta=0, restore_best_weights=true,
 --   verbose=1}. Keras 2.x: wait counts epochs since the last improvement; stopping is
--- checked only after the first epoch; best weights are restored when it stops (not when
--- training simply runs out of epochs).
+-- checked only after the first epoch; improvement means current < best - min_delta; a NaN
+-- is no improvement; best weights are restored when it stops (not when training simply
+-- runs out of epochs).
 function M.EarlyStopping(opts)
   opts = opts or {}
   local cb = {name = 'EarlyStopping', monitor = opts.monitor or 'val_loss',
@@ -122,17 +135,17 @@ function M.EarlyStopping(opts)
     restore_best_weights = opts.restore_best_weights ~= false, verbose = opts.verbose or 1}
   cb.wait, cb.best, cb.best_epoch, cb.stopped_epoch = 0, math.huge, 0, 0
   function cb.on_train_begin()
-    if cb.resumed then return end
+    if cb.resumed then cb.resumed = nil; return end   -- set_state() just restored it
     cb.wait, cb.best, cb.best_weights, cb.best_epoch, cb.stopped_epoch = 0, math.huge, nil, 0, 0
   end
   function cb.on_epoch_end(state)
     local current = state.logs[cb.monitor]
-    if not is_number(current) then return end
+    if missing(current) then return end
     if cb.restore_best_weights and cb.best_weights == nil then
       cb.best_weights = state.get_weights()   -- progress never made: restore the first epoch
     end
     cb.wait = cb.wait + 1
-    if current - cb.min_delta < cb.best then
+    if current + cb.min_delta < cb.best then   -- Keras: (current - (-min_delta)) < best
       cb.best = current
       cb.best_epoch = state.epoch
       if cb.restore_best_weights then cb.best_weights = state.get_weights() end
@@ -150,7 +163,7 @@ function M.EarlyStopping(opts)
     end
   end
   function cb.on_train_end()
-    if cb.stopped_epoch > 0 then say(cb, 'Epoch %05d: early stopping', cb.stopped_epoch) end
+    if cb.stopped_epoch > 0 then say(cb, 'Epoch %d: early stopping', cb.stopped_epoch) end
   end
   function cb.get_state()
     return {wait = cb.wait, best = cb.best, best_epoch = cb.best_epoch}
