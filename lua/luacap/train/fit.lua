@@ -188,7 +188,8 @@ function M.fit(opts)
   local show = progress(opts)
   local steps_per_epoch = opts.steps_per_epoch or math.ceil(train.n / bs)
   -- With steps_per_epoch the pass over the data continues across epochs, as a Keras
-  -- generator does; otherwise each epoch is one full, freshly shuffled pass.
+  -- generator does (the notebook's fills every batch, running on into the next pass);
+  -- otherwise each epoch is one full, freshly shuffled pass ending in a short batch.
   local cursor = opts.cursor or {pos = 0, order = nil}
   local val_cursor = opts.val_cursor or {pos = 0}
   local first_loss
@@ -204,15 +205,15 @@ function M.fit(opts)
     local t0 = now()
     local loss_sum, seen = 0, 0
     for step = 1, steps_per_epoch do
-      if cursor.order == nil or cursor.pos >= train.n then
-        if opts.shuffle == false then cursor.order = identity(train.n)
-        elseif opts.group_images and train.image_of then cursor.order = M.grouped_order(train, opts.group_images)
-        else cursor.order = shuffle(train.n) end
-        cursor.pos = 0
-      end
       local idx = {}
       for i = 1, bs do
-        if cursor.pos >= train.n then break end
+        if cursor.order == nil or cursor.pos >= train.n then
+          if i > 1 and not opts.steps_per_epoch then break end
+          if opts.shuffle == false then cursor.order = identity(train.n)
+          elseif opts.group_images and train.image_of then cursor.order = M.grouped_order(train, opts.group_images)
+          else cursor.order = shuffle(train.n) end
+          cursor.pos = 0
+        end
         cursor.pos = cursor.pos + 1
         idx[i] = cursor.order[cursor.pos]
       end
@@ -243,6 +244,7 @@ function M.fit(opts)
       local el = now() - t0
       show(step, steps_per_epoch, loss_sum / seen, seen / math.max(el, 1e-9), el, false)
       if step % 20 == 0 then collectgarbage('step', 1000) end
+      if state.stop then break end    -- Keras ends the epoch when a batch hook stops training
     end
     state.logs.batch_loss = nil
     if state.stop and seen == 0 then break end
@@ -254,8 +256,9 @@ function M.fit(opts)
       state.logs.val_loss = M.evaluate(ctx, opts.val, bs, opts.validation_steps,
         opts.validation_steps and val_cursor or nil)
     end
+    local lr_used = optimizer.lr      -- the epoch's rate, before any callback changes it
     callbacks.call(cbs, 'on_epoch_end', state)
-    state.logs.lr = state.logs.lr or optimizer.lr
+    state.logs.lr = state.logs.lr or lr_used
     for k, v in pairs(state.logs) do
       history[k] = history[k] or {}
       history[k][#history[k] + 1] = v
