@@ -13,6 +13,11 @@ local M = {}
 M.FORMAT = 'luacap-model'
 M.VERSION = '1'
 
+-- The training state may hold infinities (a callback's best before any finite val_loss):
+-- written as inf / -inf, which cjson's decoder reads back.
+local state_json = cjson.new()
+state_json.encode_invalid_numbers(true)
+
 -- 'img_lstm.forward_lstm.kernel' -> 'img_lstm/forward_lstm/kernel'
 local function path_of(name) return (name:gsub('%.', '/')) end
 
@@ -39,7 +44,7 @@ function M.save(path, bundle)
     for name, t in pairs(st.v or {}) do tensors['optimizer/v/' .. path_of(name)] = t end
     attrs.optimizer_state = cjson.encode({t = st.t, lr = bundle.optimizer.lr})
   end
-  if bundle.train_state then attrs.train_state = cjson.encode(bundle.train_state) end
+  if bundle.train_state then attrs.train_state = state_json.encode(bundle.train_state) end
   if bundle.meta then attrs.meta = cjson.encode(bundle.meta) end
   return h5.save(path, tensors, attrs)
 end
@@ -53,6 +58,16 @@ local function lookup(tree, prefix, name)
   return node
 end
 
+-- Whole shapes, not element counts: a (5, 6) kernel must not load into a (6, 5) one.
+local function same_shape(a, b)
+  local sa, sb = a:shape(), b:shape()
+  if #sa ~= #sb then return false end
+  for i = 1, #sa do
+    if sa[i] ~= sb[i] then return false end
+  end
+  return true
+end
+
 -- Copies saved weights into params; fails naming the first missing or mismatched tensor.
 function M.load_params(file, tree, prefix, params)
   for _, p in ipairs(params) do
@@ -61,7 +76,7 @@ function M.load_params(file, tree, prefix, params)
       return nil, string.format("%s: no weight '%s/%s' in the file (is it from another model or version?)",
         file, prefix, path_of(p.name))
     end
-    if type(t) ~= 'userdata' or t:numel() ~= p.value:numel() then
+    if type(t) ~= 'userdata' or not same_shape(t, p.value) then
       local want = table.concat(p.value:shape(), 'x')
       local got = type(t) == 'userdata' and table.concat(t:shape(), 'x') or type(t)
       return nil, string.format("%s: weight '%s/%s' has shape %s, the model expects %s",
