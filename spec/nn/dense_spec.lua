@@ -138,3 +138,21 @@ describe('nn.Dense', function()
     assert.has_error(function() luacap.nn.Dense(3, 2, {activation = 'tanh'}) end)
   end)
 end)
+
+describe('kernel initializers', function()
+  local luacap = require 'luacap'
+  it('draws glorot-uniform by default and he-uniform on request, within their limits', function()
+    luacap.seed(11)
+    local g = luacap.nn.Dense(200, 50)
+    local h = luacap.nn.Dense(200, 50, {kernel_initializer = 'he_uniform'})
+    local lg, lh = math.sqrt(6 / 250), math.sqrt(6 / 200)   -- 0.1549, 0.1732
+    local function span(t) return math.max(t:max(), -t:min()) end
+    assert.is_true(span(g.kernel) <= lg and span(g.kernel) > 0.98 * lg)
+    assert.is_true(span(h.kernel) <= lh and span(h.kernel) > 0.98 * lh)
+    local c = luacap.nn.Conv2d(8, 16, 3, {kernel_initializer = 'he_uniform'})
+    local lc = math.sqrt(6 / (9 * 8))                        -- fan_in = 3*3*8
+    assert.is_true(span(c.kernel) <= lc and span(c.kernel) > 0.95 * lc)
+    assert.has_error(function() luacap.nn.Dense(2, 2, {kernel_initializer = 'zeros'}) end,
+      "Dense: kernel_initializer must be 'glorot_uniform' or 'he_uniform', got 'zeros'")
+  end)
+end)

@@ -28,14 +28,15 @@ function M.new(opts)
   local layers, C = {}, 3
   for i, OC in ipairs(cfg.channels) do
     layers[#layers + 1] = nn.Conv2d(C, OC, 3, {padding = 'same', activation = 'relu',
-      name = 'conv' .. i})
+      name = 'conv' .. i, kernel_initializer = 'he_uniform'})
     layers[#layers + 1] = nn.MaxPool2d(2, {name = 'pool' .. i})
     C, S = OC, S / 2
   end
   layers[#layers + 1] = nn.Flatten({name = 'flatten'})
   local act = cfg.activation
   if act == 'linear' or act == false then act = nil end
-  layers[#layers + 1] = nn.Dense(S * S * C, cfg.out_dim, {activation = act, name = 'proj'})
+  layers[#layers + 1] = nn.Dense(S * S * C, cfg.out_dim, {activation = act, name = 'proj',
+    kernel_initializer = 'he_uniform'})
   local enc = setmetatable({cfg = cfg, net = nn.Sequential(layers, {name = 'smallcnn'})},
     Encoder)
   enc.out_dim, enc.out_shape = cfg.out_dim, {cfg.out_dim}

@@ -35,7 +35,8 @@ local function pair(v, what)
 end
 
 -- Conv2d(C, OC, K, {stride = 1, padding = 'valid' | 'same', activation = 'relu' | nil,
---                   name = 'conv2d', use_bias = true, trainable = true});
+--                   name = 'conv2d', use_bias = true, trainable = true,
+--                   kernel_initializer = 'glorot_uniform' | 'he_uniform'});
 -- K and stride: a number or {h, w}.
 function Conv2d:init(C, OC, K, opts)
   opts = opts or {}
@@ -54,15 +55,23 @@ function Conv2d:init(C, OC, K, opts)
   self.name = opts.name or 'conv2d'
   self.use_bias = opts.use_bias ~= false
   self.trainable = opts.trainable ~= false
+  self.kernel_initializer = opts.kernel_initializer or 'glorot_uniform'
+  if self.kernel_initializer ~= 'glorot_uniform' and self.kernel_initializer ~= 'he_uniform' then
+    error("Conv2d: kernel_initializer must be 'glorot_uniform' or 'he_uniform', got '" ..
+      tostring(self.kernel_initializer) .. "'", 3)
+  end
   self.kernel, self.dkernel = param(self, 'kernel', T.zeros(self.KH, self.KW, C, OC))
   if self.use_bias then self.bias, self.dbias = param(self, 'bias', T.zeros(OC)) end
   self:reset()
 end
 
--- Glorot-uniform as Keras: fan_in = KH*KW*C, fan_out = KH*KW*OC; zero bias.
+-- Glorot-uniform as Keras: fan_in = KH*KW*C, fan_out = KH*KW*OC, l = sqrt(6 / (fan_in +
+-- fan_out)); or He-uniform, l = sqrt(6 / fan_in), which keeps the scale through relu
+-- layers trained from scratch; zero bias.
 function Conv2d:reset()
   local rf = self.KH * self.KW
-  local limit = math.sqrt(6 / (rf * self.C + rf * self.OC))
+  local limit = self.kernel_initializer == 'he_uniform' and math.sqrt(6 / (rf * self.C))
+    or math.sqrt(6 / (rf * self.C + rf * self.OC))
   self.kernel:copy(core.rand(-limit, limit, self.KH, self.KW, self.C, self.OC))
   if self.bias then self.bias:zero() end
   return self

@@ -29,7 +29,7 @@ end
 local ACTIVATIONS = {relu = true, linear = false}
 
 -- Dense(C, OC, {activation = 'relu' | 'linear' | nil, name = 'dense', use_bias = true,
---              trainable = true})
+--              trainable = true, kernel_initializer = 'glorot_uniform' | 'he_uniform'})
 function Dense:init(C, OC, opts)
   opts = opts or {}
   assert(type(C) == 'number' and C >= 1 and C % 1 == 0,
@@ -46,6 +46,11 @@ function Dense:init(C, OC, opts)
   self.name = opts.name or 'dense'
   self.use_bias = opts.use_bias ~= false
   self.trainable = opts.trainable ~= false
+  self.kernel_initializer = opts.kernel_initializer or 'glorot_uniform'
+  if self.kernel_initializer ~= 'glorot_uniform' and self.kernel_initializer ~= 'he_uniform' then
+    error("Dense: kernel_initializer must be 'glorot_uniform' or 'he_uniform', got '" ..
+      tostring(self.kernel_initializer) .. "'", 3)
+  end
   self.kernel, self.dkernel = param(self, 'kernel', T.zeros(C, OC))   -- (C, OC)
   if self.use_bias then
     self.bias, self.dbias = param(self, 'bias', T.zeros(OC))          -- (OC)
@@ -53,10 +58,12 @@ function Dense:init(C, OC, opts)
   self:reset()
 end
 
--- Glorot-uniform kernel (Keras' default): U(-l, l), l = sqrt(6 / (C + OC)); zero bias.
--- Draws from luacap's seeded generator, so luacap.seed(n) fixes the weights.
+-- Glorot-uniform kernel (Keras' default): U(-l, l), l = sqrt(6 / (C + OC)); He-uniform:
+-- l = sqrt(6 / C); zero bias. Draws from luacap's seeded generator, so luacap.seed(n)
+-- fixes the weights.
 function Dense:reset()
-  local limit = math.sqrt(6 / (self.C + self.OC))
+  local limit = self.kernel_initializer == 'he_uniform' and math.sqrt(6 / self.C)
+    or math.sqrt(6 / (self.C + self.OC))
   self.kernel:copy(core.rand(-limit, limit, self.C, self.OC))
   if self.bias then self.bias:zero() end
   return self
