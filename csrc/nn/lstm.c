@@ -18,9 +18,18 @@
  * go_backwards, as a bare Keras LSTM returns it), else (B, H) = the last step's output.
  * At a masked step the state is carried over unchanged; the output is the previous
  * step's output (zero before the first step), or zero with zero_output_for_mask. */
+/* The fast path's gate loops are written to be vectorised (SSE2 at the default -O2):
+ * that needs the dynamic cost model, and no-trapping-math so the compiler may turn the
+ * clamps and selects into blends (luacap never reads floating-point exception flags).
+ * Neither option changes results: NaN, Inf and signed zeros keep IEEE semantics. Those
+ * loops' functions are also built for AVX2 (target_clones: picked at load time, plain
+ * SSE2 elsewhere). */
+#pragma GCC optimize("no-trapping-math", "vect-cost-model=dynamic")
+
 #include "../luacap.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,6 +49,53 @@ static inline float tanh_fast(float z) {
   return z < 0 ? -t : t;
 }
 
+/* exp for the vectorised loops: e^x = 2^n e^r, n = round(x / ln2), |r| <= ln2 / 2,
+ * e^r by its Taylor series to r^6 (truncation under 1.2e-7 relative), 2^n written into
+ * the exponent bits. x is clamped to [-87, 88], where e^x is a normal float; NaN stays
+ * NaN. Within 2 ulp of expf, with no branches and no calls. */
+static inline float exp_vec(float x) {
+  x = x < -87.0f ? -87.0f : x;
+  x = x > 88.0f ? 88.0f : x;
+  const float round_magic = 12582912.0f;   /* 1.5 * 2^23: adding it rounds to an integer */
+  float t = x * 1.44269504f + round_magic;
+  float n = t - round_magic;
+  float r = x - n * 0.693145752f - n * 1.42860677e-6f;   /* ln2 split in two parts */
+  float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120
+            + r * (1.0f / 720))))));
+  int32_t ti, bits;
+  memcpy(&ti, &t, sizeof ti);
+  bits = (int32_t)((uint32_t)(ti - 0x4B400000 + 127) << 23);   /* 2^n; 0x4B400000 = bits of round_magic */
+  float scale;
+  memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+
+static inline float sigmoid_vec(float z) { return 1.0f / (1.0f + exp_vec(-z)); }
+
+/* tanh_fast's formula through exp_vec, with a select instead of the branch. */
+static inline float tanh_vec(float z) {
+  float a = fabsf(z), z2 = z * z;
+  float e = exp_vec(-2.0f * a);
+  float big = copysignf((1.0f - e) / (1.0f + e), z);
+  float small = z * (1.0f + z2 * (-1.0f / 3.0f + z2 * (2.0f / 15.0f)));
+  return a < 0.0625f ? small : big;
+}
+
+/* Forward of one real (step, row): g (4H) pre-activations -> post-activations in place;
+ * c = f * c_prev + i * g, h = o * tanh(c). c_prev may be a row of zeros. */
+__attribute__((target_clones("avx2", "default")))
+static void cell_forward_vec(float *restrict h, float *restrict c, float *restrict g,
+                             const float *restrict c_prev, int H) {
+  for (int u = 0; u < 2 * H; u++) g[u] = sigmoid_vec(g[u]);                /* i, f */
+  for (int u = 2 * H; u < 3 * H; u++) g[u] = tanh_vec(g[u]);               /* g */
+  for (int u = 3 * H; u < 4 * H; u++) g[u] = sigmoid_vec(g[u]);            /* o */
+  for (int u = 0; u < H; u++) {
+    float cn = g[H + u] * c_prev[u] + g[u] * g[2 * H + u];
+    c[u] = cn;
+    h[u] = g[3 * H + u] * tanh_vec(cn);
+  }
+}
+
 #define STEP_T(s) (go_backwards ? T - 1 - (s) : (s))
 #define IS_REAL(b, t) (!mask || mask[(size_t)(b) * T + (t)] != 0.0f)
 
@@ -56,6 +112,40 @@ static void write_output(float *out, const float *h, int real, int s, int b, int
     if (s > 0) memcpy(o, o - H, (size_t)H * sizeof(float));
     else memset(o, 0, (size_t)H * sizeof(float));
   }                                /* last-output mode: o already holds the carry */
+}
+
+/* Below this many rows, products with a weight matrix run as plain loops: sgemm packs
+ * the whole (K, N) weight (megabytes) on every call, which costs more than the product
+ * itself when it serves one or two rows (greedy decoding of one image, the first real
+ * steps of a pre-padded batch). */
+#define SMALL_ROWS 4
+
+/* out (M, N) += a (M, K) @ w (K, N), w row-major, for M < SMALL_ROWS: four rows of w at a
+ * time into each out row (the out row stays in L1; w is read once per out row). */
+__attribute__((target_clones("avx2", "default")))
+static void small_rows_matmul_acc(float *restrict out, const float *restrict a,
+                                  const float *restrict w, int M, int N, int K) {
+  for (int m = 0; m < M; m++) {
+    float *restrict o = out + (size_t)m * N;
+    const float *a_m = a + (size_t)m * K;
+    int k = 0;
+    for (; k + 4 <= K; k += 4) {
+      const float *w0 = w + (size_t)k * N, *w1 = w0 + N, *w2 = w1 + N, *w3 = w2 + N;
+      float a0 = a_m[k], a1 = a_m[k + 1], a2 = a_m[k + 2], a3 = a_m[k + 3];
+      for (int j = 0; j < N; j++) o[j] += a0 * w0[j] + a1 * w1[j] + a2 * w2[j] + a3 * w3[j];
+    }
+    for (; k < K; k++) {
+      const float *w_k = w + (size_t)k * N;
+      float a_k = a_m[k];
+      for (int j = 0; j < N; j++) o[j] += a_k * w_k[j];
+    }
+  }
+}
+
+/* out (M, N) += a (M, K) @ w (K, N): sgemm, or plain loops for a few rows. */
+static void matmul_acc(float *out, const float *a, const float *w, int M, int N, int K) {
+  if (M < SMALL_ROWS) small_rows_matmul_acc(out, a, w, M, N, K);
+  else lc_sgemm(0, 0, M, N, K, 1.0f, a, w, 1.0f, out);
 }
 
 /* ------------------------------------------------------------------ step plan */
@@ -119,9 +209,10 @@ int lstm_forward(float *out, float *gates, float *cs, float *hs, float *zx,
   if (plan_build(&p, mask, h0 != NULL, B, T, go_backwards) != LC_OK) return LC_ENOMEM;
   size_t n = (size_t)p.n;
   int xr_own = !repeat && (size_t)C > G;   /* zx holds the gathered x when C <= 4H */
-  float *hc = malloc(BH * sizeof(float) + 1);                          /* (B, H) */
+  float *hc = calloc(BH + H, sizeof(float));                 /* (B, H), then H zeros */
   float *xr = xr_own ? malloc(n * C * sizeof(float) + 1) : zx;          /* (n, C) */
   if (!hc || !xr) { free(hc); if (xr_own) free(xr); plan_free(&p); return LC_ENOMEM; }
+  const float *zeros = hc + BH;
   if (n > 0) {
     if (repeat) {
       /* zx (B, 4H) = x (B, C) @ kernel (C, 4H): one projection serves every step */
@@ -135,7 +226,8 @@ int lstm_forward(float *out, float *gates, float *cs, float *hs, float *zx,
           memcpy(xr + (size_t)k * C, x + ((size_t)p.rows[k] * T + t) * C, (size_t)C * sizeof(float));
       }
       /* gates (n, 4H) = xr (n, C) @ kernel (C, 4H): the real pairs' input projections */
-      lc_sgemm(0, 0, (int)n, (int)G, C, 1.0f, xr, kernel, 0.0f, gates);
+      memset(gates, 0, n * G * sizeof(float));
+      matmul_acc(gates, xr, kernel, (int)n, (int)G, C);
     }
     for (size_t k = 0; k < n; k++) {
       float *g_k = gates + k * G;
@@ -152,20 +244,12 @@ int lstm_forward(float *out, float *gates, float *cs, float *hs, float *zx,
       for (int k = 0; k < nr; k++)
         memcpy(hc + (size_t)k * H, h_prev + (size_t)rows[k] * H, (size_t)H * sizeof(float));
       /* gates_s (nr, 4H) += hc (nr, H) @ rkernel (H, 4H) */
-      lc_sgemm(0, 0, nr, (int)G, H, 1.0f, hc, rkernel, 1.0f, gates_s);
+      matmul_acc(gates_s, hc, rkernel, nr, (int)G, H);
     }
     for (int k = 0; k < na; k++) {
       int b = rows[k];
-      float *g_k = gates_s + (size_t)k * G, *c_b = c_s + (size_t)b * H, *h_b = h_s + (size_t)b * H;
-      for (int u = 0; u < H; u++) {
-        float i = sigmoidf(g_k[u]), f = sigmoidf(g_k[H + u]);
-        float g = tanh_fast(g_k[2 * H + u]), o_ = sigmoidf(g_k[3 * H + u]);
-        g_k[u] = i; g_k[H + u] = f; g_k[2 * H + u] = g; g_k[3 * H + u] = o_;
-        float cp = c_prev ? c_prev[(size_t)b * H + u] : 0.0f;
-        float c = f * cp + i * g;
-        c_b[u] = c;
-        h_b[u] = o_ * tanh_fast(c);
-      }
+      cell_forward_vec(h_s + (size_t)b * H, c_s + (size_t)b * H, gates_s + (size_t)k * G,
+                       c_prev ? c_prev + (size_t)b * H : zeros, H);
     }
     for (int b = 0; b < B; b++) {
       int real = IS_REAL(b, t);
@@ -263,6 +347,28 @@ static void cell_backward(float *dz_b, float *dc_b, const float *dh_b, const flo
   }
 }
 
+/* cell_backward for the fast path: the same lines, vectorisable; c_prev may be zeros. */
+__attribute__((target_clones("avx2", "default")))
+static void cell_backward_vec(float *restrict dz_b, float *restrict dc_b,
+                              const float *restrict dh_b, const float *restrict gates_b,
+                              const float *restrict c_b, const float *restrict c_prev_b, int H) {
+  for (int k = 0; k < H; k++) {
+    float i = gates_b[k], f = gates_b[H + k], g = gates_b[2 * H + k], o = gates_b[3 * H + k];
+    float tc = tanh_vec(c_b[k]), cp = c_prev_b[k];
+    /* h = o * tanh(c) */
+    float d_o = dh_b[k] * tc;
+    float dc = dc_b[k] + dh_b[k] * o * (1.0f - tc * tc);
+    /* c = f * c_prev + i * g */
+    float di = dc * g, df = dc * cp, dg = dc * i;
+    dc_b[k] = dc * f;
+    /* i = sigmoid(z_i), f = sigmoid(z_f), g = tanh(z_c), o = sigmoid(z_o) */
+    dz_b[k] = di * i * (1.0f - i);
+    dz_b[H + k] = df * f * (1.0f - f);
+    dz_b[2 * H + k] = dg * (1.0f - g * g);
+    dz_b[3 * H + k] = d_o * o * (1.0f - o);
+  }
+}
+
 /* Fast backward, over the plan of the forward (rebuilt from the mask). dout is shaped
  * like out. Reads forward's compact gates. Scratch: dz (T, B, 4H) (a compact (n, 4H)
  * block is used), dzx (B, T, 4H), or (B, 4H) with repeat. writes dx (B, T, C), or (B, C)
@@ -285,7 +391,7 @@ int lstm_backward(float *dx, float *dkernel, float *drkernel, float *dbias, floa
   if (plan_build(&p, mask, h0 != NULL, B, T, go_backwards) != LC_OK) return LC_ENOMEM;
   size_t n = (size_t)p.n;
   int xr_own = !repeat && (size_t)C > G;
-  float *work = calloc(4 * BH + 1, sizeof(float));
+  float *work = calloc(4 * BH + H, sizeof(float));   /* dh, dc, dcarry, dhc; H zeros */
   float *hp = malloc(n * H * sizeof(float) + 1);                        /* (n, H) */
   float *xr = xr_own ? malloc(n * C * sizeof(float) + 1) : dzx;         /* (n, C) */
   if (!work || !hp || !xr) {
@@ -293,6 +399,7 @@ int lstm_backward(float *dx, float *dkernel, float *drkernel, float *dbias, floa
     return LC_ENOMEM;
   }
   float *dh = work, *dc = work + BH, *dcarry = work + 2 * BH, *dhc = work + 3 * BH;
+  const float *zeros = work + 4 * BH;
   if (!return_sequences) memcpy(dcarry, dout, BH * sizeof(float));
   for (int s = T - 1; s >= 0; s--) {
     int t = STEP_T(s), o = p.off[s], na = p.off[s + 1] - o, nr = p.nrec[s];
@@ -304,9 +411,9 @@ int lstm_backward(float *dx, float *dkernel, float *drkernel, float *dbias, floa
                  return_sequences, zero_output_for_mask);
     for (int k = 0; k < na; k++) {
       int b = rows[k];
-      cell_backward(dz_s + (size_t)k * G, dc + (size_t)b * H, dh + (size_t)b * H,
-                    gates + ((size_t)o + k) * G, c_s + (size_t)b * H,
-                    c_prev ? c_prev + (size_t)b * H : NULL, H);
+      cell_backward_vec(dz_s + (size_t)k * G, dc + (size_t)b * H, dh + (size_t)b * H,
+                        gates + ((size_t)o + k) * G, c_s + (size_t)b * H,
+                        c_prev ? c_prev + (size_t)b * H : zeros, H);
     }
     /* real rows: dh is consumed and replaced by the gradient of h_prev; masked rows keep
      * their pass-through dh. Rows whose h_prev is the zero initial state need it only
