@@ -307,9 +307,10 @@ describe('nn.LSTM', function()
 
   -- fast (active rows only) against the plain-loop reference: output, caches h/c, dx,
   -- parameter gradients and the initial state's gradients.
-  local function compare_fast_ref(B, Tn, C, H, opts, mask, with_state, steps)
+  local function compare_fast_ref(B, Tn, C, H, opts, mask, with_state, steps, scale)
     luacap.seed(31)
     local fast = nn.LSTM(C, H, opts)
+    if scale then fast.kernel:scale(scale); fast.bias:fill(0.01) end
     local ref = nn.LSTM(C, H, opts)
     copy_weights(ref, fast)
     ref.use_ref = true
@@ -349,6 +350,14 @@ describe('nn.LSTM', function()
           end
         end
       end
+    end
+  end)
+
+  it('keeps the reference gate values for tiny and huge pre-activations', function()
+    -- scale 1e-3: |z| < 1/16 (tanh's series); 300: |z| past the exp clamp (saturation)
+    for _, scale in ipairs{1e-3, 300} do
+      compare_fast_ref(5, 6, 7, 4, {return_sequences = true}, random_mask('pre', 5, 6), true,
+        nil, scale)
     end
   end)
 
