@@ -33,22 +33,26 @@ local function random_ids(B)
   return luacap.core.from_flat(flat, {B, TMAX})
 end
 
--- Matrix-product flops of one forward of the model on B pairs whose prefixes hold `real`
--- real steps in all (sum of lengths): what the work would be, counted once per real step
--- for the masked layers and once per row for the image branch's input projection.
---   dense F->512; image BiLSTM 2 dirs: B*(512*4U) projection + B*T*(U*4U) recurrence;
---   caption BiLSTM 2 dirs over real steps; attention 2 products over T*T; decoder LSTM
---   over real steps; two Dense.
-local function forward_flops(c, B, real)
+-- Matrix-product flops of the model's forward, counting what the computation needs: the
+-- image branch's input projection once per image (not per step) and the masked layers'
+-- work once per real (step, row) pair; backward is counted as twice the forward.
+--   image: Dense F->512, BiLSTM 2 directions x (projection + T recurrence steps)
+--   caption (B rows, `real` pairs): BiLSTM over real pairs, attention's two (T, T)
+--   products, decoder LSTM over real pairs, Dense 512 and the output Dense
+local function image_flops(c, B)
+  local U = c.units
+  return 2 * B * F * c.img_dense + 2 * (2 * B * c.img_dense * 4 * U + 2 * B * TMAX * U * 4 * U)
+end
+
+local function caption_flops(c, B, real)
   local U, D = c.units, c.dec_units
-  local f = 2 * B * F * c.img_dense
-  f = f + 2 * 2 * (B * c.img_dense * 4 * U + B * TMAX * U * 4 * U)
-  f = f + 2 * 2 * real * (c.embed_dim + U) * 4 * U
+  local f = 2 * 2 * real * (c.embed_dim + U) * 4 * U
   f = f + 2 * 2 * B * TMAX * TMAX * 2 * U
   f = f + 2 * real * (4 * U + D) * 4 * D
-  f = f + 2 * B * (D * c.dec_dense + c.dec_dense * V)
-  return f
+  return f + 2 * B * (D * c.dec_dense + c.dec_dense * V)
 end
+
+local function forward_flops(c, B, real) return image_flops(c, B) + caption_flops(c, B, real) end
 
 local function real_steps(ids)
   local n = 0
@@ -81,19 +85,33 @@ local function train_bench(m, B, reps)
   return median(ts), median(flops)
 end
 
+-- ms per image and flop rate of greedy decoding; counts the forward_caption calls' rows
+-- (decoding steps) and real pairs through a wrapper on this model instance.
 local function decode_bench(m, N, batch, reps)
   local wi = {startseq = 1, endseq = 2}
   for i = 3, V - 1 do wi['w' .. i] = i end
   local tok = {word_index = wi}
   local vocab = decode.vocab_of(tok)
-  local ts = {}
+  local count = {steps = 0, flops = 0}
+  local plain = m.forward_caption
+  m.forward_caption = function(self, fe4, ids)
+    count.steps = count.steps + ids:size(1)
+    count.flops = count.flops + caption_flops(self.cfg, ids:size(1), real_steps(ids))
+    return plain(self, fe4, ids)
+  end
+  local ts, rates, steps = {}, {}, {}
   for r = 0, reps do
     local feats = luacap.randn(N, F)
+    count.steps, count.flops = 0, image_flops(m.cfg, N)
     local t0 = util.now()
     decode.greedy(m, feats, tok, {batch = batch, vocab = vocab})
-    if r > 0 then ts[#ts + 1] = (util.now() - t0) / N end
+    local dt = util.now() - t0
+    if r > 0 then
+      ts[#ts + 1], rates[#rates + 1], steps[#steps + 1] = dt / N, count.flops / dt, count.steps / N
+    end
   end
-  return median(ts)
+  m.forward_caption = nil   -- back to the class's method
+  return median(ts), median(rates), median(steps)
 end
 
 function M.run(ctx)
@@ -111,14 +129,14 @@ function M.run(ctx)
       .. ' %.2fx PyTorch (%d pairs/s)', B, B / s, s * 1e3, fl / 1e9, fl / 1e9 / g, B / s / ref, ref))
   end
   m:evaluate()
-  -- decoding: every image runs max_len steps at most (random weights rarely stop early);
-  -- the flop rate is not counted here because the number of steps varies per image
+  -- decoding: random weights rarely emit 'endseq', so most images run all max_len steps
   for _, cfg in ipairs{{1, ctx.quick and 2 or 4}, {64, 64}} do
     local batch, N = cfg[1], cfg[2]
-    local s = decode_bench(m, N, batch, math.max(2, math.floor(reps / 2)))
+    local s, fl, steps = decode_bench(m, N, batch, math.max(2, math.floor(reps / 2)))
     local lo, hi = batch == 1 and TORCH.dec1 or TORCH.dec64_lo, batch == 1 and TORCH.dec1 or TORCH.dec64_hi
-    print(string.format('  greedy decode batch %2d: %7.1f ms/image; PyTorch %s ms/image (%.2fx%s)',
-      batch, s * 1e3, lo == hi and tostring(lo) or (lo .. '-' .. hi), lo / (s * 1e3),
+    print(string.format('  greedy decode batch %2d: %7.1f ms/image (%.1f steps/image), %.1f GFLOP/s'
+      .. ' = %.2f of sgemm; PyTorch %s ms/image: %.2fx%s', batch, s * 1e3, steps, fl / 1e9,
+      fl / 1e9 / g, lo == hi and tostring(lo) or (lo .. '-' .. hi), lo / (s * 1e3),
       lo == hi and '' or string.format(' to %.2fx', hi / (s * 1e3))))
   end
 end
