@@ -17,7 +17,13 @@
  * out is (B, T, H) in processing order when return_sequences (so reversed with
  * go_backwards, as a bare Keras LSTM returns it), else (B, H) = the last step's output.
  * At a masked step the state is carried over unchanged; the output is the previous
- * step's output (zero before the first step), or zero with zero_output_for_mask. */
+ * step's output (zero before the first step), or zero with zero_output_for_mask.
+ *
+ * Speed (lstm_forward / lstm_backward): a masked step's cell is never computed, since its
+ * state is carried. Only the mask's real (step, row) pairs run, gathered into compact
+ * blocks (see the step plan), so a pre-padded batch of short prefixes costs its real
+ * tokens, not B * T; their gates cache is that compact block, not (T, B, 4H). */
+
 /* The fast path's gate loops are written to be vectorised (SSE2 at the default -O2):
  * that needs the dynamic cost model, and no-trapping-math so the compiler may turn the
  * clamps and selects into blends (luacap never reads floating-point exception flags).
