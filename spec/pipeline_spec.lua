@@ -40,7 +40,7 @@ describe('pipeline', function()
       assert.is_true(util.exists(out .. '/' .. f), f)
     end
     local csv = read(out .. '/results/training_log.csv')
-    assert.matches('^epoch,loss,lr,val_loss\n0,', csv)
+    assert.matches('^epoch,loss,lr,val_loss\r\n0,', csv)
     local hist = cjson.decode(read(out .. '/results/train_history.json'))
     assert.equal(3, #hist.loss)
     assert.equal(3, #hist.val_loss)

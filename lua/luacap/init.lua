@@ -1,6 +1,18 @@
 -- luacap: image captioning with C kernels and Lua workflow.
 -- The public entry: `local luacap = require 'luacap'`. Tensor constructors live here;
 -- families load on first use (luacap.image, luacap.h5, luacap.data, luacap.nn, ...).
+-- LuaJIT's default path has ./?.lua but not ./?/init.lua: when luacap was found through
+-- a path entry P/?.lua (the repository root's luacap.lua link, or lua/?.lua), make its
+-- families (luacap.nn, luacap.data, ...) findable as P/?/init.lua too.
+do
+  local src = debug.getinfo(1, 'S').source:match('^@(.*)$') or ''
+  local base = src:match('^(.-)luacap%.lua$') or src:match('^(.-)luacap/init%.lua$')
+  if base then
+    local entry = (base == '' and './' or base) .. '?/init.lua'
+    if not package.path:find(entry, 1, true) then package.path = package.path .. ';' .. entry end
+  end
+end
+
 local core = require 'luacap.core'
 local tensor = require 'luacap.tensor'
 

@@ -333,6 +333,20 @@ function M.run(opt)
     for i, cb in ipairs(list) do
       if cb.set_state and ts.callbacks[i] then cb.set_state(ts.callbacks[i]) end
     end
+    -- EarlyStopping's best weights are those of best.h5 (the same monitor, the same strict
+    -- improvement), so a run resumed after its best epoch can still restore them.
+    local es = list[3]
+    if es.restore_best_weights and paths.is_file(best_path) then
+      local best = ckpt.load(best_path)
+      if best then
+        local w = {}
+        for _, p in ipairs(best.model:parameters()) do w[#w + 1] = p.value end
+        if enc.trainable and best.encoder then
+          for _, p in ipairs(best.encoder:parameters()) do w[#w + 1] = p.value end
+        end
+        es.best_weights = w
+      end
+    end
     initial_epoch, history = ts.epoch, ts.history
     cursor, val_cursor = ts.cursor, ts.val_cursor
     luacap.core.set_rng_state(ts.rng)

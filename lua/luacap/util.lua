@@ -73,6 +73,41 @@ function M.write_file(path, s)
   return true
 end
 
+-- Compact JSON whose numbers read back as the same doubles (cjson keeps 14 digits):
+-- Python-style shortest repr, and inf / -inf / nan, which cjson's decoder accepts. For
+-- training state that must resume exactly.
+function M.json_exact(v)
+  local cjson = require 'cjson'
+  local t = type(v)
+  if t == 'number' then
+    if v ~= v then return 'nan' end
+    if v == math.huge then return 'inf' end
+    if v == -math.huge then return '-inf' end
+    return require('luacap.train.callbacks').repr(v)
+  elseif t ~= 'table' then
+    return cjson.encode(v)
+  end
+  local n = #v
+  local is_array = next(v) == nil or n > 0
+  if is_array then
+    for k in pairs(v) do
+      if type(k) ~= 'number' or k < 1 or k > n or k % 1 ~= 0 then is_array = false break end
+    end
+  end
+  local parts = {}
+  if is_array then
+    for i = 1, n do parts[i] = M.json_exact(v[i]) end
+    return '[' .. table.concat(parts, ',') .. ']'
+  end
+  local keys = {}
+  for k in pairs(v) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  for _, k in ipairs(keys) do
+    parts[#parts + 1] = cjson.encode(tostring(k)) .. ':' .. M.json_exact(v[k])
+  end
+  return '{' .. table.concat(parts, ',') .. '}'
+end
+
 -- JSON with sorted keys and indentation (cjson does neither), for files people read.
 function M.json_pretty(v, indent)
   local cjson = require 'cjson'

@@ -294,38 +294,38 @@ describe('CSVLogger', function()
   it('writes a sorted header, 0-based epochs and Python float reprs', function()
     log_epochs(callbacks.CSVLogger{path = path}, 1, three)
     -- Keras: csv.DictWriter over ['epoch'] + sorted(logs), values str()'d by Python.
-    -- (Keras' csv dialect ends lines with \r\n; luacap writes \n.)
-    assert.equal('epoch,loss,lr,val_loss\n' ..
-      '0,0.1,0.001,0.3333333333333333\n' ..
-      '1,2.5,1e-07,1e+22\n' ..
-      '2,0.30000000000000004,0.0005,0.6666666666666666\n', read(path))
+    -- Keras' csv dialect ends lines with \r\n, and so does luacap.
+    assert.equal('epoch,loss,lr,val_loss\r\n' ..
+      '0,0.1,0.001,0.3333333333333333\r\n' ..
+      '1,2.5,1e-07,1e+22\r\n' ..
+      '2,0.30000000000000004,0.0005,0.6666666666666666\r\n', read(path))
   end)
 
   it('appends without a second header, and overwrites without append', function()
     log_epochs(callbacks.CSVLogger{path = path}, 1, {three[1]})
     log_epochs(callbacks.CSVLogger{path = path, append = true}, 2, {three[2], three[3]})
-    assert.equal('epoch,loss,lr,val_loss\n' ..
-      '0,0.1,0.001,0.3333333333333333\n' ..
-      '1,2.5,1e-07,1e+22\n' ..
-      '2,0.30000000000000004,0.0005,0.6666666666666666\n', read(path))
+    assert.equal('epoch,loss,lr,val_loss\r\n' ..
+      '0,0.1,0.001,0.3333333333333333\r\n' ..
+      '1,2.5,1e-07,1e+22\r\n' ..
+      '2,0.30000000000000004,0.0005,0.6666666666666666\r\n', read(path))
     log_epochs(callbacks.CSVLogger{path = path}, 1, {three[2]})
-    assert.equal('epoch,loss,lr,val_loss\n0,2.5,1e-07,1e+22\n', read(path))
+    assert.equal('epoch,loss,lr,val_loss\r\n0,2.5,1e-07,1e+22\r\n', read(path))
   end)
 
   it('writes the header when appending to an empty or missing file', function()
     os.remove(path)
     log_epochs(callbacks.CSVLogger{path = path, append = true}, 1, {{loss = 1.0}})
-    assert.equal('epoch,loss\n0,1.0\n', read(path))
+    assert.equal('epoch,loss\r\n0,1.0\r\n', read(path))
     local f = io.open(path, 'w')
     f:close()
     log_epochs(callbacks.CSVLogger{path = path, append = true}, 1, {{loss = 1.0}})
-    assert.equal('epoch,loss\n0,1.0\n', read(path))
+    assert.equal('epoch,loss\r\n0,1.0\r\n', read(path))
   end)
 
   it('keeps the first epoch\'s columns: NA for a missing value, extra keys dropped', function()
     log_epochs(callbacks.CSVLogger{path = path, separator = ';'}, 1,
       {{loss = 1.5, val_loss = 2.0}, {loss = 1.25, extra = 3}})
-    assert.equal('epoch;loss;val_loss\n0;1.5;2.0\n1;1.25;NA\n', read(path))
+    assert.equal('epoch;loss;val_loss\r\n0;1.5;2.0\r\n1;1.25;NA\r\n', read(path))
   end)
 end)
 

@@ -232,7 +232,7 @@ describe('fit', function()
     f:close()
     os.remove(path)
     local lines = {}
-    for line in csv:gmatch('[^\n]+') do lines[#lines + 1] = line end
+    for line in csv:gmatch('([^\r\n]*)\r\n') do lines[#lines + 1] = line end
     assert.equal(9, #lines)
     assert.equal('epoch,loss,lr,val_loss', lines[1])
     assert.equal('0,' .. callbacks.repr(history.loss[1]) .. ',0.04,1.0', lines[2])

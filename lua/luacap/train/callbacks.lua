@@ -195,7 +195,7 @@ function M.CSVLogger(opts)
     table.sort(keys)
     if not cb.header_written then
       cb.keys = keys
-      cb.file:write('epoch', cb.sep, table.concat(keys, cb.sep), '\n')
+      cb.file:write('epoch', cb.sep, table.concat(keys, cb.sep), '\r\n')
       cb.header_written = true
     end
     local row = {tostring(state.epoch - 1)}
@@ -203,7 +203,7 @@ function M.CSVLogger(opts)
       local v = state.logs[k]
       row[#row + 1] = v == nil and 'NA' or M.repr(v)
     end
-    cb.file:write(table.concat(row, cb.sep), '\n')
+    cb.file:write(table.concat(row, cb.sep), '\r\n')
     cb.file:flush()
   end
   function cb.on_train_end()

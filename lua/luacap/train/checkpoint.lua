@@ -13,10 +13,10 @@ local M = {}
 M.FORMAT = 'luacap-model'
 M.VERSION = '1'
 
--- The training state may hold infinities (a callback's best before any finite val_loss):
--- written as inf / -inf, which cjson's decoder reads back.
-local state_json = cjson.new()
-state_json.encode_invalid_numbers(true)
+-- The training state is written with util.json_exact: every double reads back the same
+-- (cjson's encoder keeps 14 digits), and infinities (a callback's best before any finite
+-- val_loss) as inf / -inf, which cjson's decoder accepts.
+local json_exact = require('luacap.util').json_exact
 
 -- 'img_lstm.forward_lstm.kernel' -> 'img_lstm/forward_lstm/kernel'
 local function path_of(name) return (name:gsub('%.', '/')) end
@@ -42,9 +42,9 @@ function M.save(path, bundle)
     local st = bundle.optimizer:state()
     for name, t in pairs(st.m or {}) do tensors['optimizer/m/' .. path_of(name)] = t end
     for name, t in pairs(st.v or {}) do tensors['optimizer/v/' .. path_of(name)] = t end
-    attrs.optimizer_state = cjson.encode({t = st.t, lr = bundle.optimizer.lr})
+    attrs.optimizer_state = json_exact({t = st.t, lr = bundle.optimizer.lr})
   end
-  if bundle.train_state then attrs.train_state = state_json.encode(bundle.train_state) end
+  if bundle.train_state then attrs.train_state = json_exact(bundle.train_state) end
   if bundle.meta then attrs.meta = cjson.encode(bundle.meta) end
   return h5.save(path, tensors, attrs)
 end
