@@ -361,6 +361,22 @@ describe('nn.LSTM', function()
     end
   end)
 
+  it('matches the reference on a larger batch at one and two BLAS threads', function()
+    local threads = luacap.get_threads()
+    math.randomseed(9)
+    for _, n in ipairs{1, 2} do
+      luacap.set_threads(n)
+      for _, kind in ipairs{'pre', 'holes'} do
+        for _, gb in ipairs{false, true} do
+          compare_fast_ref(13, 11, 5, 3, {return_sequences = gb, go_backwards = gb,
+            zero_output_for_mask = gb}, random_mask(kind, 13, 11), gb)
+          compare_fast_ref(13, 11, 5, 3, {return_sequences = true}, nil, false, 11)
+        end
+      end
+    end
+    luacap.set_threads(threads)
+  end)
+
   it('handles a batch whose every step is masked', function()
     for _, rs in ipairs{false, true} do
       compare_fast_ref(3, 4, 2, 2, {return_sequences = rs}, luacap.zeros(3, 4), false)
