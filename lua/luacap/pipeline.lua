@@ -25,13 +25,14 @@ function M.ensure_shapes(opt)
   local dir = opt.shapes_dir or paths.join(paths.cwd(), 'data', 'shapes')
   local marker = paths.join(dir, 'captions.txt')
   local meta = paths.join(dir, 'generator.json')
-  local want = cjson.encode({n = opt.n_images, size = opt.shapes_size, seed = opt.data_seed})
+  local want = cjson.encode({n = opt.n_images, size = opt.shapes_size, seed = opt.data_seed,
+    max_shapes = opt.max_shapes or 3})
   if paths.is_file(marker) and util.read_file(meta) == want then return dir end
   log(opt, 'Generating the synthetic shapes dataset (%d images of %dx%d) in %s',
     opt.n_images, opt.shapes_size, opt.shapes_size, dir)
   local t0 = util.now()
   local ok, err = luacap.data.shapes.generate{dir = dir, n = opt.n_images, size = opt.shapes_size,
-    seed = opt.data_seed}
+    seed = opt.data_seed, max_shapes = opt.max_shapes}
   if not ok then error('cannot generate the synthetic dataset: ' .. tostring(err), 0) end
   assert(util.write_file(meta, want))
   log(opt, '  done in %.1f s', util.now() - t0)

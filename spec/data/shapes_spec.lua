@@ -133,6 +133,18 @@ end
 
 describe('shapes.generate', function()
   local base = tmpdir()
+
+  it('draws at most max_shapes shapes per image', function()
+    local m = assert(shapes.generate{dir = base .. '/m', n = 40, seed = 5, max_shapes = 2})
+    local seen = {}
+    for _, rec in ipairs(m.images) do
+      assert.is_true(#rec.shapes >= 1 and #rec.shapes <= 2)
+      seen[#rec.shapes] = true
+    end
+    assert.is_true(seen[1] and seen[2])
+    assert.has_error(function() shapes.generate{dir = base .. '/m', n = 1, max_shapes = 4} end,
+      'shapes.generate: max_shapes is 4, expected 1, 2 or 3')
+  end)
   local a = assert(shapes.generate{dir = base .. '/a', n = 24, seed = 5})
   local b = assert(shapes.generate{dir = base .. '/b', n = 24, seed = 5})
   local c = assert(shapes.generate{dir = base .. '/c', n = 24, seed = 6})

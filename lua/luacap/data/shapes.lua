@@ -195,8 +195,8 @@ end
 
 -- Draw one image's shapes: 1..3 shapes in distinct cells of a 3x3 grid, distinct colours,
 -- any shape kinds and sizes, centres jittered inside their cells.
-local function layout(size)
-  local k = rand(3)
+local function layout(size, max_shapes)
+  local k = rand(max_shapes)
   local cells = {}
   for i = 1, 9 do cells[i] = i end
   local colours = {}
@@ -271,7 +271,8 @@ local function write_json(path, info, records)
   return true
 end
 
--- generate{dir =, n = 2000, size = 64, seed = 1, captions = 5, noise = 12, quality = 90}
+-- generate{dir =, n = 2000, size = 64, seed = 1, captions = 5, noise = 12, quality = 90,
+--          max_shapes = 3 (each image shows 1..max_shapes shapes)}
 -- -> {dir =, ids =, images = {{id =, file =, background =, shapes = {...}, captions =
 -- {...}}}, captions_file =, shapes_file =, images_dir =} | nil, message.
 -- Writes dir/Images/shape_00001.jpg ..., dir/captions.txt (Kaggle CSV) and dir/shapes.json.
@@ -286,6 +287,10 @@ function M.generate(opt)
     error('shapes.generate: size is ' .. tostring(size) .. ', expected an integer >= 16', 2)
   end
   if per < 1 or per > 5 then error('shapes.generate: captions is ' .. tostring(per) .. ', expected 1..5', 2) end
+  local max_shapes = opt.max_shapes or 3
+  if max_shapes ~= 1 and max_shapes ~= 2 and max_shapes ~= 3 then
+    error('shapes.generate: max_shapes is ' .. tostring(max_shapes) .. ', expected 1, 2 or 3', 2)
+  end
   local image = require 'luacap.image'
   local images_dir = paths.join(opt.dir, 'Images')
   local ok, err = paths.mkdir_p(images_dir)
@@ -295,7 +300,7 @@ function M.generate(opt)
   for i = 1, n do
     local id = string.format('shape_%05d', i)
     local file = id .. '.jpg'
-    local objs = layout(size)
+    local objs = layout(size, max_shapes)
     local background = 50 + rand(60)            -- a dark grey, 51..110
     local img = M.render(objs, size, background)
     if noise > 0 then img:add(core.rand(-noise, noise, size, size, 3)) end
