@@ -124,7 +124,7 @@ static void write_output(float *out, const float *h, int real, int s, int b, int
  * the whole (K, N) weight (megabytes) on every call, which costs more than the product
  * itself when it serves one or two rows (greedy decoding of one image, the first real
  * steps of a pre-padded batch). */
-#define SMALL_ROWS 4
+#define SMALL_ROWS 8
 
 /* out (M, N) += a (M, K) @ w (K, N), w row-major, for M < SMALL_ROWS: four rows of w at a
  * time into each out row (the out row stays in L1; w is read once per out row). */
