@@ -1,32 +1,18 @@
 -- bench/metrics.lua: caption metrics on a Flickr8k-sized test split (1000 hypotheses x 5
--- references of ~12 words, a skewed 2000-word vocabulary); medians of CPU time (os.clock).
+-- references of ~12 words, a skewed 2000-word vocabulary); medians of wall time.
 -- Not a comparison with nltk or coco-caption (they are not installed in CI).
--- Run: luajit bench/metrics.lua  (from the repository root)
-package.path = 'lua/?.lua;lua/?/init.lua;' .. package.path
-package.cpath = 'lua/?.so;' .. package.cpath
+-- Run: luajit bench/run.lua metrics  (from the repository root)
 local metrics = require 'luacap.eval.metrics'
 local core = require 'luacap.core'
+local sgemm = require 'sgemm'
 
-local REPS = tonumber(os.getenv('BENCH_REPS') or '') or 21
 local S, K, V = 1000, 5, 2000
 
-local function median(xs)
-  table.sort(xs)
-  local n = #xs
-  if n % 2 == 1 then return xs[(n + 1) / 2] end
-  return (xs[n / 2] + xs[n / 2 + 1]) / 2
-end
+local M = {}
 
-local function time(fn)
-  fn()
-  local ts = {}
-  for i = 1, REPS do
-    local t0 = os.clock()
-    fn()
-    ts[i] = os.clock() - t0
-  end
-  return median(ts)
-end
+function M.run(ctx)
+local REPS = tonumber(os.getenv('BENCH_REPS') or '') or (ctx.quick and 5 or 21)
+local function time(fn) return (sgemm.time(fn, REPS)) end
 
 -- deterministic corpus: a small LCG, word ranks skewed toward frequent words
 local seed = 12345
@@ -63,3 +49,6 @@ print(('%d hypotheses x %d references, %d words each on average; median of %d ru
 for _, r in ipairs(rows) do
   print(('%-36s %8.2f ms'):format(r[1], time(r[2]) * 1e3))
 end
+end
+
+return M

@@ -1,45 +1,18 @@
 -- bench/rnn.lua: LSTM forward+backward throughput at the seed model's sizes, and the
 -- dot-product attention, beside a 1024^3 sgemm measured in the same run (medians).
 -- Not a comparison with other frameworks: run it next to `make bench`'s other sections.
--- Run: luajit bench/rnn.lua  (from the repository root; `make bench` runs it via bench/run.lua)
-package.path = 'lua/?.lua;lua/?/init.lua;' .. package.path
-package.cpath = 'lua/?.so;' .. package.cpath
+-- Run: luajit bench/run.lua rnn  (from the repository root; `make bench` runs every section)
 local luacap = require 'luacap'
-local util = require 'luacap.util'
-local core = luacap.core
+local sgemm = require 'sgemm'
 
-local REPS = tonumber(os.getenv('BENCH_REPS') or '') or 5
+local M = {}
 
-local function median(xs)
-  table.sort(xs)
-  local n = #xs
-  if n % 2 == 1 then return xs[(n + 1) / 2] end
-  return (xs[n / 2] + xs[n / 2 + 1]) / 2
-end
-
--- median seconds of fn() over REPS runs after one warm-up run
-local function time(fn)
-  fn()
-  local ts = {}
-  for i = 1, REPS do
-    local t0 = util.now()
-    fn()
-    ts[i] = util.now() - t0
-  end
-  return median(ts)
-end
-
+function M.run(ctx)
+local REPS = tonumber(os.getenv('BENCH_REPS') or '') or (ctx.quick and 3 or 5)
+local function time(fn) return (sgemm.time(fn, REPS)) end
 luacap.seed(1)
-print(string.format('rnn bench: %d threads, median of %d', luacap.get_threads(), REPS))
-
--- sgemm reference: C (1024, 1024) = A @ B, 2 * 1024^3 flops
-do
-  local N = 1024
-  local A, Bm, Cm = luacap.randn(N, N), luacap.randn(N, N), luacap.zeros(N, N)
-  local s = time(function() core.sgemm(Cm, A, Bm) end)
-  print(string.format('  sgemm %dx%dx%d: %.2f ms, %.1f GFLOP/s', N, N, N, s * 1e3,
-    2 * N ^ 3 / s / 1e9))
-end
+print(string.format('rnn bench: %d threads, median of %d; sgemm %.1f GFLOP/s', luacap.get_threads(),
+  REPS, ctx.sgemm_gflops or 0))
 
 -- LSTM: forward 2*B*T*4H*(C+H) flops in sgemm; backward twice that (dx, dkernel,
 -- dh, drecurrent_kernel). The elementwise gate work is not counted.
@@ -63,3 +36,6 @@ do
   local both = time(function() attn:forward({q, v}); attn:backward({q, v}, d) end)
   print(string.format('  Attention B=%d Tq=Tv=%d D=%d: forward+backward %.2f ms', B, Tn, D, both * 1e3))
 end
+end
+
+return M
