@@ -284,7 +284,8 @@ function M.run(opt)
   local Seed = require 'luacap.models.seed'
   local model = Seed{vocab_size = data.tok:vocab_size(), max_len = max_len, feat_dim = enc.out_dim,
     img_dense = opt.img_dense, embed_dim = opt.embed_dim, units = opt.units,
-    dec_units = opt.dec_units, dec_dense = opt.dec_dense, dropout = opt.dropout}
+    dec_units = opt.dec_units, dec_dense = opt.dec_dense, dropout = opt.dropout,
+    decoder = opt.decoder}
   if not opt.quiet then model:summary(function(s) io.stderr:write(s, '\n') end) end
   local optimizer = luacap.optim.Adam{lr = opt.lr}
   local ckpt = require 'luacap.train.checkpoint'

@@ -35,6 +35,40 @@ describe('seed model', function()
     assert.matches('Total params: 15,122,049', text, 1, true)
   end)
 
+  it('takes a GRU decoder (Keras GRU, reset_after) in place of the LSTM', function()
+    luacap.seed(6)
+    local m = Seed{vocab_size = 8485, max_len = 35, decoder = 'gru'}
+    -- the LSTM(1024->512) 3,147,776 becomes GRU 3*512*(1024+512+2) = 2,362,368
+    assert.equal(15122049 - 3147776 + 2362368, m:num_params())
+    assert.matches('gru (GRU)', m:summary(false), 1, true)
+    assert.has_error(function() Seed{vocab_size = 5, max_len = 3, decoder = 'rnn'} end,
+      "seed model: decoder must be 'lstm' or 'gru', got 'rnn'")
+    luacap.seed(7)
+    local g = Seed{vocab_size = 9, max_len = 4, feat_dim = 6, img_dense = 5, embed_dim = 4,
+      units = 3, dec_dense = 5, decoder = 'gru'}
+    g:evaluate()
+    -- relu layers' biases well above 0: pre-activations stay away from the kink
+    g.dec_dense.bias:fill(0.5)
+    g.img_dense.bias:fill(0.5)
+    local feats, ids = luacap.randn(3, 6), prefixes(9, 3, 4)
+    local wrt = {feats = feats}
+    for _, p in ipairs(g:parameters()) do wrt[p.name] = p.value end
+    assert.is_not_nil(wrt['dec_gru.kernel'])
+    local ok, report = gradcheck.check{
+      coords = 6, eps = 1e-3, tol = 2e-2, atol = 2e-4,
+      forward = function() return g:forward(feats, ids) end,
+      backward = function(R)
+        g:forward(feats, ids)
+        g:zero_grad()
+        local res = {feats = g:backward(R):clone()}
+        for _, p in ipairs(g:parameters()) do res[p.name] = p.grad:clone() end
+        return res
+      end,
+      wrt = wrt,
+    }
+    assert.is_true(ok, report)
+  end)
+
   it('maps (B, F) features and (B, T) prefixes to (B, V) logits', function()
     luacap.seed(2)
     local m = tiny(11, 5)

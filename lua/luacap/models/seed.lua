@@ -15,6 +15,7 @@ Seed.defaults = {
   dec_units = nil,     -- decoder LSTM units (default 2 * units, as the notebook)
   dec_dense = 512,     -- Dense(512, relu) after the decoder
   dropout = 0.5,       -- all three Dropout layers
+  decoder = 'lstm',    -- the decoder RNN: 'lstm' (the notebook's) or 'gru' (its extension)
 }
 
 local function with_defaults(cfg)
@@ -24,6 +25,9 @@ local function with_defaults(cfg)
   if not c.vocab_size then error("seed model: missing required option 'vocab_size'", 3) end
   if not c.max_len then error("seed model: missing required option 'max_len'", 3) end
   c.dec_units = c.dec_units or 2 * c.units
+  if c.decoder ~= 'lstm' and c.decoder ~= 'gru' then
+    error("seed model: decoder must be 'lstm' or 'gru', got '" .. tostring(c.decoder) .. "'", 3)
+  end
   c.model = 'seed'
   return c
 end
@@ -45,14 +49,18 @@ function Seed:init(cfg)
   -- attention and decoder
   self.attn = nn.Attention()
   self.concat = nn.Concat()
-  self.dec_lstm = nn.LSTM(2 * H2, c.dec_units, {return_sequences = false})
+  -- the decoder RNN keeps the field name dec_lstm; its parameters are named dec_lstm.* or
+  -- dec_gru.*, so a file of the other kind fails to load with a message naming the weight
+  local RNN = c.decoder == 'gru' and nn.GRU or nn.LSTM
+  self.dec_lstm = RNN(2 * H2, c.dec_units, {return_sequences = false})
+  local dec_name = c.decoder == 'gru' and 'dec_gru' or 'dec_lstm'
   self.dec_drop = nn.Dropout(c.dropout)
   self.dec_dense = nn.Dense(c.dec_units, c.dec_dense, {activation = 'relu'})
   self.out = nn.Dense(c.dec_dense, c.vocab_size)
   -- named children, in Keras' layer order (parameter names, summary, checkpoints)
   self.layers = {
     {'img_dense', self.img_dense}, {'embed', self.embed}, {'img_lstm', self.img_lstm},
-    {'cap_lstm', self.cap_lstm}, {'dec_lstm', self.dec_lstm},
+    {'cap_lstm', self.cap_lstm}, {dec_name, self.dec_lstm},
     {'dec_dense', self.dec_dense}, {'out', self.out},
   }
   self.children = {self.img_drop, self.img_dense, self.repeat_vec, self.img_lstm, self.embed,
@@ -143,7 +151,8 @@ function Seed:summary(print_fn)
     {'attention_weights (Activation)', string.format('(None, %d, %d)', T, T), 0},
     {'context_vector (Lambda)', string.format('(None, %d, %d)', T, U2), 0},
     {'decoder_concat (Concatenate)', string.format('(None, %d, %d)', T, 2 * U2), 0},
-    {'lstm (LSTM)', string.format('(None, %d)', c.dec_units), self.dec_lstm:num_params()},
+    {c.decoder == 'gru' and 'gru (GRU)' or 'lstm (LSTM)', string.format('(None, %d)', c.dec_units),
+      self.dec_lstm:num_params()},
     {'dropout_2 (Dropout)', string.format('(None, %d)', c.dec_units), 0},
     {'dense_1 (Dense, relu)', string.format('(None, %d)', c.dec_dense), self.dec_dense:num_params()},
     {'word_predictions (Dense)', string.format('(None, %d)', c.vocab_size), self.out:num_params()},
