@@ -5,9 +5,7 @@ local luacap = require 'luacap'
 local features = luacap.features
 local smallcnn = luacap.encoders.smallcnn
 
-local dir = os.tmpname()
-os.remove(dir)
-os.execute('mkdir -p ' .. dir)
+local dir = require('helpers.util').tmpdir()
 
 local function make_images(n)
   luacap.seed(42)

@@ -2,6 +2,7 @@
 -- file layout, float64 and foreign string forms (spec/fixtures/h5_mixed.h5, made by
 -- spec/fixtures/h5_mixed.c with libhdf5 directly), bad files, and the atomic save.
 local luacap = require 'luacap'
+local util = require 'helpers.util'
 local h5 = luacap.h5
 
 local FIXTURE = 'spec/fixtures/h5_mixed.h5'
@@ -18,18 +19,8 @@ local function files_in(d)
   return out
 end
 
-local function write_file(path, bytes)
-  local f = assert(io.open(path, 'wb'))
-  f:write(bytes)
-  f:close()
-end
-
-local function read_file(path)
-  local f = assert(io.open(path, 'rb'))
-  local s = f:read('*a')
-  f:close()
-  return s
-end
+local write_file = util.write
+local read_file = util.read
 
 describe('luacap.h5', function()
   before_each(function()

@@ -2,21 +2,12 @@
 -- and malformed lines; Karpathy's JSON; clean() on tricky strings; images on disk.
 local captions = require 'luacap.data.captions'
 local paths = require 'luacap.data.paths'
+local util = require 'helpers.util'
 
 local FIX = 'spec/fixtures/captions/'
 
-local function tmpdir()
-  local p = os.tmpname()
-  os.remove(p)
-  assert(paths.mkdir_p(p))
-  return p
-end
-
-local function write(path, s)
-  local f = assert(io.open(path, 'wb'))
-  f:write(s)
-  f:close()
-end
+local tmpdir = util.tmpdir
+local write = util.write
 
 describe('captions.load on Kaggle captions.txt', function()
   local ds = assert(captions.load(FIX .. 'kaggle.csv'))

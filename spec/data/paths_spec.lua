@@ -1,13 +1,9 @@
 -- Specs for luacap.data.paths: the notebook's choice of input and output folders,
 -- directory probes, mkdir -p with awkward names and shell quoting.
 local paths = require 'luacap.data.paths'
+local util = require 'helpers.util'
 
-local function tmpdir()
-  local p = os.tmpname()
-  os.remove(p)
-  assert(paths.mkdir_p(p))
-  return p
-end
+local tmpdir = util.tmpdir
 
 describe('paths', function()
   it('quotes for the shell, single quotes included', function()

@@ -5,20 +5,10 @@ local shapes = require 'luacap.data.shapes'
 local captions = require 'luacap.data.captions'
 local paths = require 'luacap.data.paths'
 local image = require 'luacap.image'
+local util = require 'helpers.util'
 
-local function tmpdir()
-  local p = os.tmpname()
-  os.remove(p)
-  assert(paths.mkdir_p(p))
-  return p
-end
-
-local function slurp(path)
-  local f = assert(io.open(path, 'rb'))
-  local s = f:read('*a')
-  f:close()
-  return s
-end
+local tmpdir = util.tmpdir
+local slurp = util.read
 
 local function set(list) local s = {} for _, w in ipairs(list) do s[w] = true end return s end
 

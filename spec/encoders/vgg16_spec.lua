@@ -50,15 +50,7 @@ local function write_keras(p, edit)
   return tensors
 end
 
-local function close(expected, got, tol)
-  local a, b = expected:flat(), got:flat()
-  assert.equal(#a, #b)
-  for i = 1, #a do
-    if math.abs(a[i] - b[i]) > tol * math.max(1, math.abs(a[i])) then
-      error(string.format('element %d: expected %.7g, got %.7g', i, a[i], b[i]), 2)
-    end
-  end
-end
+local close = require('helpers.util').close
 
 -- The same network with the plain kernels: direct convolution, pooling, loop dense.
 local function reference(tensors, x, upto)

@@ -1,12 +1,9 @@
 -- Specs for luacap.eval.metrics CIDEr-D and ROUGE-L (coco-caption semantics): hand-computed
 -- cases with the arithmetic in comments. No comparison with pycocoevalcap here.
 local metrics = require 'luacap.eval.metrics'
+local util = require 'helpers.util'
 
-local function words(s)
-  local t = {}
-  for w in s:gmatch('%S+') do t[#t + 1] = w end
-  return t
-end
+local words = util.words
 
 local function assert_near(expected, got, tol)
   tol = tol or 1e-12

@@ -2,14 +2,11 @@
 -- values recorded in spec/fixtures/bleu_cases.json, and error messages. No nltk needed.
 local metrics = require 'luacap.eval.metrics'
 local cjson = require 'cjson'
+local util = require 'helpers.util'
 
 local DBL_MIN = 2.2250738585072014e-308   -- nltk's sys.float_info.min for a zero precision
 
-local function words(s)
-  local t = {}
-  for w in s:gmatch('%S+') do t[#t + 1] = w end
-  return t
-end
+local words = util.words
 
 -- relative closeness; exact equality for 0
 local function near(expected, got, rel)

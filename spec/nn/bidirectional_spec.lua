@@ -16,11 +16,7 @@ local function slice_t(x, b, t1, t2, reverse)
   return out
 end
 
-local function copy_weights(dst, src)
-  dst.kernel:copy(src.kernel)
-  dst.recurrent_kernel:copy(src.recurrent_kernel)
-  dst.bias:copy(src.bias)
-end
+local copy_weights = require('helpers.util').copy_weights
 
 describe('nn.Bidirectional', function()
   it('names its parameters forward_lstm.* then backward_lstm.*', function()

@@ -4,15 +4,7 @@ local luacap = require 'luacap'
 local gradcheck = require 'helpers.gradcheck'
 local core = luacap.core
 
-local function close(expected, got, tol)
-  local a, b = expected:flat(), got:flat()
-  assert.equal(#a, #b)
-  for i = 1, #a do
-    if math.abs(a[i] - b[i]) > (tol or 1e-5) * math.max(1, math.abs(a[i])) then
-      error(string.format('element %d: expected %.7g, got %.7g', i, a[i], b[i]), 2)
-    end
-  end
-end
+local close = require('helpers.util').close
 
 -- The 4x4 single-channel image 1..16, row-major, as (1, 4, 4, 1).
 local function image16()

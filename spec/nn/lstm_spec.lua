@@ -6,15 +6,8 @@ local gradcheck = require 'helpers.gradcheck'
 local core = luacap.core
 local nn = luacap.nn
 
-local function close(expected, got, tol)
-  local a, b = expected:flat(), got:flat()
-  assert.equal(#a, #b)
-  for i = 1, #a do
-    if math.abs(a[i] - b[i]) > (tol or 1e-5) * math.max(1, math.abs(a[i])) then
-      error(string.format('element %d: expected %.7g, got %.7g', i, a[i], b[i]), 2)
-    end
-  end
-end
+local util = require 'helpers.util'
+local close, row, copy_weights = util.close, util.row, util.copy_weights
 
 local function sigmoid(z) return 1 / (1 + math.exp(-z)) end
 
@@ -29,19 +22,6 @@ local function slice_t(x, t1, t2, reverse)
     end
   end
   return out
-end
-
--- out (B, T, H) row t as a Lua table per batch element.
-local function row(y, b, t)
-  local r = {}
-  for k = 1, y:size(3) do r[k] = y:get(b, t, k) end
-  return r
-end
-
-local function copy_weights(dst, src)
-  dst.kernel:copy(src.kernel)
-  dst.recurrent_kernel:copy(src.recurrent_kernel)
-  dst.bias:copy(src.bias)
 end
 
 -- Gradient check with an optional mask and initial state: L = sum(out * R).

@@ -4,9 +4,7 @@
 local core = require 'luacap.core'
 local luacap = require 'luacap'
 
-local TMP = os.tmpname()
-os.remove(TMP)
-assert(core.mkdir_p(TMP))
+local TMP = require('helpers.util').tmpdir()
 
 local function px(img, i, j)
   return {img:get(i, j, 1), img:get(i, j, 2), img:get(i, j, 3)}

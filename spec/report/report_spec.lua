@@ -4,10 +4,9 @@
 local core = require 'luacap.core'
 local luacap = require 'luacap'
 local report = require 'luacap.report'
+local util = require 'helpers.util'
 
-local TMP = os.tmpname()
-os.remove(TMP)
-assert(core.mkdir_p(TMP))
+local TMP = util.tmpdir()
 
 local function load(path)
   local cv = assert(core.canvas_load_png(path))
@@ -44,12 +43,7 @@ local function history(n)
   return h
 end
 
-local function read(path)
-  local f = assert(io.open(path, 'rb'))
-  local s = f:read('*a')
-  f:close()
-  return s
-end
+local read = util.read
 
 local function exists(path)
   local f = io.open(path, 'rb')

@@ -272,12 +272,7 @@ describe('CSVLogger', function()
   local path = os.tmpname()
   after_each(function() os.remove(path) end)
 
-  local function read(p)
-    local f = assert(io.open(p, 'rb'))
-    local s = f:read('*a')
-    f:close()
-    return s
-  end
+  local read = require('helpers.util').read
 
   local function log_epochs(cb, first, rows)
     cb.on_train_begin()

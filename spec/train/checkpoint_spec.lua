@@ -6,23 +6,12 @@ local ckpt = require 'luacap.train.checkpoint'
 local h5 = require 'luacap.h5'
 local Seed = require 'luacap.models.seed'
 local tokenizer = require 'luacap.data.tokenizer'
+local util = require 'helpers.util'
 
-local dir = os.tmpname()
-os.remove(dir)
-os.execute('mkdir -p ' .. dir)
+local dir = util.tmpdir()
 
-local function read(p)
-  local f = assert(io.open(p, 'rb'))
-  local s = f:read('*a')
-  f:close()
-  return s
-end
-
-local function write(p, s)
-  local f = assert(io.open(p, 'wb'))
-  f:write(s)
-  f:close()
-end
+local read = util.read
+local write = util.write
 
 local function listing(d)
   local p = io.popen('ls -A ' .. d)

@@ -1,0 +1,65 @@
+-- spec/helpers/util.lua: small helpers several spec files share (temporary folders, whole-file
+-- reads and writes, tensor closeness, RNN weight copies, word lists).
+-- Not checks of luacap's behaviour: each helper only prepares inputs or compares values.
+-- busted gives spec files its assert; a required module sees the plain one, so ask luassert.
+local luassert = require 'luassert'
+
+local M = {}
+
+-- A fresh empty directory under the system's temporary folder; the caller removes it.
+function M.tmpdir()
+  local p = os.tmpname()
+  os.remove(p)
+  assert(require('luacap.data.paths').mkdir_p(p))
+  return p
+end
+
+-- The whole file as a string; raises when it cannot be opened.
+function M.read(path)
+  local f = assert(io.open(path, 'rb'))
+  local s = f:read('*a')
+  f:close()
+  return s
+end
+
+-- Writes s as the whole file (directly, no temporary); raises when it cannot be opened.
+function M.write(path, s)
+  local f = assert(io.open(path, 'wb'))
+  f:write(s)
+  f:close()
+end
+
+-- Raises, naming the first differing element, unless got matches expected element by
+-- element within tol (1e-5 by default) relative to max(1, |expected|).
+function M.close(expected, got, tol)
+  local a, b = expected:flat(), got:flat()
+  luassert.equal(#a, #b)
+  for i = 1, #a do
+    if math.abs(a[i] - b[i]) > (tol or 1e-5) * math.max(1, math.abs(a[i])) then
+      error(string.format('element %d: expected %.7g, got %.7g', i, a[i], b[i]), 2)
+    end
+  end
+end
+
+-- Copies kernel, recurrent_kernel and bias of one recurrent layer (LSTM, GRU) into another.
+function M.copy_weights(dst, src)
+  dst.kernel:copy(src.kernel)
+  dst.recurrent_kernel:copy(src.recurrent_kernel)
+  dst.bias:copy(src.bias)
+end
+
+-- Row (b, t, :) of a (B, T, H) tensor as a plain Lua list.
+function M.row(y, b, t)
+  local r = {}
+  for k = 1, y:size(3) do r[k] = y:get(b, t, k) end
+  return r
+end
+
+-- The whitespace-separated words of s, as a list.
+function M.words(s)
+  local t = {}
+  for w in s:gmatch('%S+') do t[#t + 1] = w end
+  return t
+end
+
+return M
