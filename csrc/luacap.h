@@ -318,6 +318,27 @@ int gru_backward_ref(float *dx, float *dkernel, float *drkernel, float *dbias, f
 void gru_step(float *h, float *work, const float *x, const float *h_prev, const float *kernel,
               const float *rkernel, const float *bias, int B, int C, int H);
 
+/* ---- nn/: transformer */
+/* layernorm.c: over the last axis. x, out (N, D)  gamma, beta (D)  mean, rstd (N) caches
+ * (rstd = 1/sqrt(var + eps), var biased). backward writes dx (N, D), ADDS into dgamma, dbeta. */
+void layernorm_forward(float *out, float *mean, float *rstd, const float *x,
+                       const float *gamma, const float *beta, int N, int D, float eps);
+void layernorm_backward(float *dx, float *dgamma, float *dbeta, const float *dout,
+                        const float *x, const float *mean, const float *rstd,
+                        const float *gamma, int N, int D);
+/* mha.c: multi-head scaled dot-product attention after the projections, NH heads of
+ * DH = D / NH columns. q (B, Tq, D)  k, v (B, Tk, D)  key_mask (B, Tk) 1/0 or NULL
+ * causal (needs Tq == Tk): query i sees keys j <= i. ctx (B, Tq, D), probs (B, NH, Tq, Tk);
+ * a row with every key masked has probs and ctx 0. backward writes dq, dk, dv.
+ * mha_forward / mha_backward return LC_OK or LC_ENOMEM (per-head workspace). */
+int mha_forward(float *ctx, float *probs, const float *q, const float *k, const float *v,
+                const float *key_mask, int B, int Tq, int Tk, int D, int NH, int causal);
+void mha_forward_ref(float *ctx, float *probs, const float *q, const float *k, const float *v,
+                     const float *key_mask, int B, int Tq, int Tk, int D, int NH, int causal);
+int mha_backward(float *dq, float *dk, float *dv, const float *dctx, const float *probs,
+                 const float *q, const float *k, const float *v,
+                 int B, int Tq, int Tk, int D, int NH);
+
 /* ---------------------------------------------------------------- text/ */
 /* Caption metrics over token ids (bleu.c, cider.c, rouge.c). S hypotheses (one per image),
  * R references in all, N the highest n-gram order. Ids are any int32 values: equal id,
