@@ -7,25 +7,6 @@ local Module = require 'luacap.nn.Module'
 
 local Conv2d = Module:extend('Conv2d')
 
--- A parameter; with trainable = false no gradient is allocated (a frozen VGG16 would
--- otherwise carry 550 MB of zeros) and backward refuses to run.
-local function param(self, name, value)
-  if self.trainable then return self:add_param(name, value) end
-  self.params = self.params or {}
-  self.params[#self.params + 1] = {name = name, value = value}
-  return value, nil
-end
-
-function Conv2d:zero_grad()
-  if self.trainable then Module.zero_grad(self) end
-end
-
-local function check_trainable(self)
-  if not self.trainable then
-    error(self.__name .. ' ' .. self.name .. ': built with trainable = false, no backward', 3)
-  end
-end
-
 local function pair(v, what)
   if type(v) == 'number' then v = {v, v} end
   assert(type(v) == 'table' and type(v[1]) == 'number' and type(v[2]) == 'number'
@@ -60,8 +41,8 @@ function Conv2d:init(C, OC, K, opts)
     error("Conv2d: kernel_initializer must be 'glorot_uniform' or 'he_uniform', got '" ..
       tostring(self.kernel_initializer) .. "'", 3)
   end
-  self.kernel, self.dkernel = param(self, 'kernel', T.zeros(self.KH, self.KW, C, OC))
-  if self.use_bias then self.bias, self.dbias = param(self, 'bias', T.zeros(OC)) end
+  self.kernel, self.dkernel = self:add_param('kernel', T.zeros(self.KH, self.KW, C, OC))
+  if self.use_bias then self.bias, self.dbias = self:add_param('bias', T.zeros(OC)) end
   self:reset()
 end
 
@@ -101,7 +82,7 @@ end
 
 -- Returns dx (B, IH, IW, C); adds into dkernel, dbias. Call after forward(x).
 function Conv2d:backward(x, dout)
-  check_trainable(self)
+  self:check_trainable()
   check_input(self, x)
   local g = dout
   if self.relu then

@@ -7,35 +7,14 @@ local Module = require 'luacap.nn.Module'
 
 local Dense = Module:extend('Dense')
 
--- A parameter; with trainable = false no gradient is allocated (a frozen VGG16 would
--- otherwise carry 550 MB of zeros) and backward refuses to run.
-local function param(self, name, value)
-  if self.trainable then return self:add_param(name, value) end
-  self.params = self.params or {}
-  self.params[#self.params + 1] = {name = name, value = value}
-  return value, nil
-end
-
-function Dense:zero_grad()
-  if self.trainable then Module.zero_grad(self) end
-end
-
-local function check_trainable(self)
-  if not self.trainable then
-    error(self.__name .. ' ' .. self.name .. ': built with trainable = false, no backward', 3)
-  end
-end
-
 local ACTIVATIONS = {relu = true, linear = false}
 
 -- Dense(C, OC, {activation = 'relu' | 'linear' | nil, name = 'dense', use_bias = true,
 --              trainable = true, kernel_initializer = 'glorot_uniform' | 'he_uniform'})
 function Dense:init(C, OC, opts)
   opts = opts or {}
-  assert(type(C) == 'number' and C >= 1 and C % 1 == 0,
-    'Dense: in-features C must be a positive integer, got ' .. tostring(C))
-  assert(type(OC) == 'number' and OC >= 1 and OC % 1 == 0,
-    'Dense: out-features OC must be a positive integer, got ' .. tostring(OC))
+  self:check_count('in-features C', C)
+  self:check_count('out-features OC', OC)
   local act = opts.activation
   if act ~= nil and ACTIVATIONS[act] == nil then
     error("Dense: activation must be 'relu', 'linear' or nil, got '" .. tostring(act) .. "'", 3)
@@ -51,9 +30,9 @@ function Dense:init(C, OC, opts)
     error("Dense: kernel_initializer must be 'glorot_uniform' or 'he_uniform', got '" ..
       tostring(self.kernel_initializer) .. "'", 3)
   end
-  self.kernel, self.dkernel = param(self, 'kernel', T.zeros(C, OC))   -- (C, OC)
+  self.kernel, self.dkernel = self:add_param('kernel', T.zeros(C, OC))   -- (C, OC)
   if self.use_bias then
-    self.bias, self.dbias = param(self, 'bias', T.zeros(OC))          -- (OC)
+    self.bias, self.dbias = self:add_param('bias', T.zeros(OC))          -- (OC)
   end
   self:reset()
 end
@@ -91,7 +70,7 @@ end
 -- Returns dx shaped like x; adds into dkernel and dbias. Uses the output kept by forward,
 -- so call it after forward(x) on the same x.
 function Dense:backward(x, dout)
-  check_trainable(self)
+  self:check_trainable()
   local x2, bt = rows(self, x, 'x')
   local N = x2:size(1)
   if dout:numel() ~= N * self.OC then

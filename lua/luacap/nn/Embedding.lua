@@ -12,10 +12,8 @@ local Embedding = Module:extend('Embedding')
 -- Embedding(V, D, {mask_zero = false, name = 'embedding'})
 function Embedding:init(V, D, opts)
   opts = opts or {}
-  assert(type(V) == 'number' and V >= 1 and V % 1 == 0,
-    'Embedding: vocabulary size V must be a positive integer, got ' .. tostring(V))
-  assert(type(D) == 'number' and D >= 1 and D % 1 == 0,
-    'Embedding: width D must be a positive integer, got ' .. tostring(D))
+  self:check_count('vocabulary size V', V)
+  self:check_count('width D', D)
   self.V, self.D = V, D
   self.mask_zero = opts.mask_zero == true
   self.name = opts.name or 'embedding'

@@ -11,10 +11,8 @@ local GRU = Module:extend('GRU')
 -- GRU(C, H, {return_sequences = false, name = 'gru'})
 function GRU:init(C, H, opts)
   opts = opts or {}
-  assert(type(C) == 'number' and C >= 1 and C % 1 == 0,
-    'GRU: in-features C must be a positive integer, got ' .. tostring(C))
-  assert(type(H) == 'number' and H >= 1 and H % 1 == 0,
-    'GRU: units H must be a positive integer, got ' .. tostring(H))
+  self:check_count('in-features C', C)
+  self:check_count('units H', H)
   self.C, self.H = C, H
   self.name = opts.name or 'gru'
   self.return_sequences = opts.return_sequences or false
@@ -38,21 +36,12 @@ function GRU:reset()
   return self
 end
 
-local function shape_str(x) return '(' .. table.concat(x:shape(), ', ') .. ')' end
-
-local function check_x(self, x)
-  if not T.is_tensor(x) or x:dim() ~= 3 or x:size(3) ~= self.C then
-    error(string.format('%s %s: x has shape %s, expected (B, T, %d)', self.__name, self.name,
-      T.is_tensor(x) and shape_str(x) or type(x), self.C), 3)
-  end
-end
-
 -- x (B, T, C), mask (B, T) of 1/0 or nil, initial_state {h = (B, H)} or nil.
 -- Returns (B, T, H) with return_sequences, else (B, H): the last step's output. At a
 -- masked step h carries over and the output is the previous output (0 before the first
 -- step). The returned tensor is the module's and is overwritten next call.
 function GRU:forward(x, mask, initial_state)
-  check_x(self, x)
+  self:check_rows(x, 'x', 3, self.C)
   local B, Tn, H = x:size(1), x:size(2), self.H
   self.mask = mask
   self.h0 = initial_state and initial_state.h or nil
@@ -76,7 +65,7 @@ end
 -- call it right after forward on the same x). With an initial state, self.dstate = {h =}
 -- holds its gradient.
 function GRU:backward(x, dout)
-  check_x(self, x)
+  self:check_rows(x, 'x', 3, self.C)
   local B, Tn, H = x:size(1), x:size(2), self.H
   assert(self.gates and self.gates:size(1) == Tn and self.gates:size(2) == B,
     'GRU ' .. self.name .. ': backward before forward on this x')
@@ -98,10 +87,7 @@ end
 -- One decoding step without a cache: x_t (B, C), state {h = (B, H)} or nil (zeros).
 -- Returns h (B, H) and the new state {h =} (fresh tensors each call).
 function GRU:step(x_t, state)
-  if not T.is_tensor(x_t) or x_t:dim() ~= 2 or x_t:size(2) ~= self.C then
-    error(string.format('%s %s: x_t has shape %s, expected (B, %d)', self.__name, self.name,
-      T.is_tensor(x_t) and shape_str(x_t) or type(x_t), self.C), 2)
-  end
+  self:check_rows(x_t, 'x_t', 2, self.C)
   local B, H = x_t:size(1), self.H
   local h = T.zeros(B, H)
   self.step_work = T.ensure(self.step_work, 2, B, 3 * H)   -- scratch only

@@ -11,10 +11,8 @@ local LSTM = Module:extend('LSTM')
 --             unit_forget_bias = true, name = 'lstm'})
 function LSTM:init(C, H, opts)
   opts = opts or {}
-  assert(type(C) == 'number' and C >= 1 and C % 1 == 0,
-    'LSTM: in-features C must be a positive integer, got ' .. tostring(C))
-  assert(type(H) == 'number' and H >= 1 and H % 1 == 0,
-    'LSTM: units H must be a positive integer, got ' .. tostring(H))
+  self:check_count('in-features C', C)
+  self:check_count('units H', H)
   self.C, self.H = C, H
   self.name = opts.name or 'lstm'
   self.return_sequences = opts.return_sequences or false
@@ -40,15 +38,6 @@ function LSTM:reset()
   self.bias:zero()
   if self.unit_forget_bias then self.bias:narrow(H + 1, H):fill(1) end
   return self
-end
-
-local function shape_str(x) return '(' .. table.concat(x:shape(), ', ') .. ')' end
-
-local function check_x(self, x)
-  if not T.is_tensor(x) or x:dim() ~= 3 or x:size(3) ~= self.C then
-    error(string.format('%s %s: x has shape %s, expected (B, T, %d)', self.__name, self.name,
-      T.is_tensor(x) and shape_str(x) or type(x), self.C), 3)
-  end
 end
 
 local function run_forward(self, x, Tn, steps, mask, initial_state)
@@ -85,7 +74,7 @@ end
 -- zero_output_for_mask. Masked steps cost nothing (only real (step, row) pairs are
 -- computed). The returned tensor is the module's and is overwritten next call.
 function LSTM:forward(x, mask, initial_state)
-  check_x(self, x)
+  self:check_rows(x, 'x', 3, self.C)
   return run_forward(self, x, x:size(2), nil, mask, initial_state)
 end
 
@@ -93,10 +82,7 @@ end
 -- without building the (B, steps, C) input: the input projection is computed once per
 -- row. backward(x, dout) after it returns dx (B, C), the gradient summed over the steps.
 function LSTM:forward_repeated(x, steps, mask, initial_state)
-  if not T.is_tensor(x) or x:dim() ~= 2 or x:size(2) ~= self.C then
-    error(string.format('%s %s: x has shape %s, expected (B, %d)', self.__name, self.name,
-      T.is_tensor(x) and shape_str(x) or type(x), self.C), 2)
-  end
+  self:check_rows(x, 'x', 2, self.C)
   assert(type(steps) == 'number' and steps >= 1 and steps % 1 == 0,
     'LSTM ' .. self.name .. ': steps must be a positive integer, got ' .. tostring(steps))
   return run_forward(self, x, steps, steps, mask, initial_state)
@@ -113,7 +99,7 @@ function LSTM:backward(x, dout)
     assert(T.is_tensor(x) and x:dim() == 2 and x:size(2) == self.C, 'LSTM ' .. self.name
       .. ': backward after forward_repeated expects x (B, ' .. self.C .. ')')
   else
-    check_x(self, x)
+    self:check_rows(x, 'x', 3, self.C)
   end
   local B, Tn, H = x:size(1), steps or x:size(2), self.H
   assert(self.gates and self.gates:size(1) == Tn and self.gates:size(2) == B,
@@ -144,10 +130,7 @@ end
 -- One decoding step without a cache: x_t (B, C), state {h =, c =} (B, H) each or nil
 -- (zeros). Returns h (B, H) and the new state {h =, c =} (fresh tensors each call).
 function LSTM:step(x_t, state)
-  if not T.is_tensor(x_t) or x_t:dim() ~= 2 or x_t:size(2) ~= self.C then
-    error(string.format('%s %s: x_t has shape %s, expected (B, %d)', self.__name, self.name,
-      T.is_tensor(x_t) and shape_str(x_t) or type(x_t), self.C), 2)
-  end
+  self:check_rows(x_t, 'x_t', 2, self.C)
   local B, H = x_t:size(1), self.H
   local h, c = T.zeros(B, H), T.zeros(B, H)
   self.step_gates = T.ensure(self.step_gates, B, 4 * H)   -- scratch only

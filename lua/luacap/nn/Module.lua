@@ -3,6 +3,8 @@
 -- ADDING into parameter gradients; parameters() -> ordered {name=, value=, grad=};
 -- train(on) switches dropout and similar. Not an autograd engine: models write their
 -- graph out by hand.
+local T = require 'luacap.tensor'
+
 local Module = {}
 Module.__index = Module
 Module.__name = 'Module'
@@ -36,7 +38,9 @@ function Module:parameters()
   return self.params or {}
 end
 
+-- A layer built with trainable = false (Dense, Conv2d) has no gradients to zero.
 function Module:zero_grad()
+  if self.trainable == false then return end
   for _, p in ipairs(self:parameters()) do p.grad:zero() end
 end
 
@@ -57,12 +61,43 @@ function Module:num_params()
 end
 
 -- Adds a parameter: name, value tensor; its gradient is a zero tensor of the same shape.
+-- In a layer built with trainable = false no gradient is allocated (a frozen VGG16 would
+-- otherwise carry 550 MB of zeros) and the returned grad is nil.
 function Module:add_param(name, value)
   self.params = self.params or {}
-  local grad = value:clone():zero()
+  local grad = self.trainable ~= false and value:clone():zero() or nil
   local p = {name = name, value = value, grad = grad}
   self.params[#self.params + 1] = p
   return value, grad
+end
+
+-- For backward in layers with a trainable option: raises, blaming backward's caller,
+-- when the layer was built with trainable = false.
+function Module:check_trainable()
+  if self.trainable == false then
+    error(self.__name .. ' ' .. self.name .. ': built with trainable = false, no backward', 3)
+  end
+end
+
+-- For constructors: raises, at the line of init that calls it, unless v (described by
+-- what, e.g. 'units H') is a positive integer.
+function Module:check_count(what, v)
+  if not (type(v) == 'number' and v >= 1 and v % 1 == 0) then
+    error(self.__name .. ': ' .. what .. ' must be a positive integer, got ' .. tostring(v), 2)
+  end
+end
+
+local function shape_str(x) return '(' .. table.concat(x:shape(), ', ') .. ')' end
+
+-- For forward/backward/step of sequence layers: raises, blaming the caller of the method
+-- that calls it, "<Class> <name>: x has shape (..), expected (B, T, C)" ((B, C) for 2 dims)
+-- unless x is a tensor of ndim dims whose last size is C.
+function Module:check_rows(x, what, ndim, C)
+  if not T.is_tensor(x) or x:dim() ~= ndim or x:size(ndim) ~= C then
+    error(string.format('%s %s: %s has shape %s, expected %s', self.__name, self.name, what,
+      T.is_tensor(x) and shape_str(x) or type(x),
+      ndim == 3 and ('(B, T, %d)'):format(C) or ('(B, %d)'):format(C)), 3)
+  end
 end
 
 -- Prefixes every parameter name of child with prefix .. '.'.

@@ -7,8 +7,7 @@ local Module = require 'luacap.nn.Module'
 local RepeatVector = Module:extend('RepeatVector')
 
 function RepeatVector:init(steps)
-  assert(type(steps) == 'number' and steps >= 1 and steps % 1 == 0,
-    'RepeatVector: steps T must be a positive integer, got ' .. tostring(steps))
+  self:check_count('steps T', steps)
   self.T = steps
 end
 
