@@ -2,6 +2,7 @@
 local M = {}
 
 M.names = {seed = 'luacap.models.seed'}
+M.names.transformer = 'luacap.models.transformer'
 
 function M.get(name)
   local mod = M.names[name]
