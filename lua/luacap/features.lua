@@ -49,21 +49,15 @@ end
 -- A progress reporter on io.stderr: redrawn in place on a terminal (at most 5 per
 -- second), otherwise one line every `every` seconds and one at the end.
 local function progress(total, every)
-  local tty, start, last = util.stderr_is_tty(), util.now(), -math.huge
+  local start, show = util.now(), util.progress_writer(every)
   return function(done, final)
     local now = util.now()
-    if not final and now - last < (tty and 0.2 or every) then return end
-    last = now
-    local rate = done / math.max(now - start, 1e-9)
-    local eta = rate > 0 and (total - done) / rate or 0
-    local line = string.format('features: %d/%d images, %.1f images/s, ETA %dm%02ds', done,
-      total, rate, math.floor(eta / 60), math.floor(eta % 60))
-    if tty then
-      io.stderr:write('\r', line, final and '\n' or '')
-    else
-      io.stderr:write(line, '\n')
-    end
-    io.stderr:flush()
+    show(now, final, function()
+      local rate = done / math.max(now - start, 1e-9)
+      local eta = rate > 0 and (total - done) / rate or 0
+      return string.format('features: %d/%d images, %.1f images/s, ETA %dm%02ds', done,
+        total, rate, math.floor(eta / 60), math.floor(eta % 60))
+    end)
   end
 end
 

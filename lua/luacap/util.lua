@@ -17,6 +17,27 @@ function M.stderr_is_tty()
   return ffi.C.isatty(2) == 1
 end
 
+-- A progress writer on io.stderr: show(t, final, make_line) writes make_line() redrawn in
+-- place on a terminal (at most 5 times a second), elsewhere as one line every `every`
+-- seconds of t (a clock reading or elapsed seconds); a final call always writes and ends the
+-- line. tty = false forces the plain-line form. Returns whether it wrote.
+function M.progress_writer(every, tty)
+  local is_tty = M.stderr_is_tty() and tty ~= false
+  local last = -math.huge
+  return function(t, final, make_line)
+    if not final and t - last < (is_tty and 0.2 or every) then return false end
+    last = t
+    local line = make_line()
+    if is_tty then
+      io.stderr:write('\r', line, final and '\n' or '')
+    else
+      io.stderr:write(line, '\n')
+    end
+    io.stderr:flush()
+    return true
+  end
+end
+
 -- Wall-clock seconds (monotonic), for rates and ETAs.
 function M.now()
   if ffi_ok then
