@@ -28,6 +28,17 @@ function M.parser(prog)
   parser:option('--dropout', 'Rate of the three Dropout layers.', '0.5'):convert(tonumber)
   parser:option('--feat-dim', 'Feature width of the small CNN.', '256'):convert(tonumber)
   parser:option('--image-size', 'Input size of the small CNN (images are resized to it).', '64'):convert(tonumber)
+  parser:option('--cnn-channels', 'Channels of the small CNN\'s conv blocks, comma-separated.', '16,32,64')
+    :convert(function(s)
+      local t = {}
+      for c in s:gmatch('[^,]+') do
+        local n = tonumber(c)
+        if not n or n < 1 or n % 1 ~= 0 then return nil, 'expected positive integers like 16,32,64' end
+        t[#t + 1] = n
+      end
+      if #t == 0 then return nil, 'expected positive integers like 16,32,64' end
+      return t
+    end)
   parser:option('--lr-patience', 'ReduceLROnPlateau patience (epochs).', '3'):convert(tonumber)
   parser:option('--lr-factor', 'ReduceLROnPlateau factor.', '0.5'):convert(tonumber)
   parser:option('--es-patience', 'EarlyStopping patience (epochs).', '6'):convert(tonumber)
