@@ -7,43 +7,38 @@
 
 static int check_flag(lua_State *L, int idx) { return lua_toboolean(L, idx); }
 
-/* dense_forward(out (N,OC), x (N,C), kernel (C,OC), bias (OC) or nil, relu) */
-static int l_dense_forward(lua_State *L) {
-  static const char *fn = "dense_forward";
+/* Checks kernel (C, OC), then x (N, C) against it; gives N, C, OC. */
+static void dense_kx(lua_State *L, const char *fn, const lc_tensor *k, const lc_tensor *x,
+                     int64_t *N, int64_t *C, int64_t *OC) {
+  int64_t wk[2] = {-1, -1};
+  lcb_expect_shape(L, fn, "kernel", k, 2, wk, "(C, OC)");
+  *C = k->shape[0];
+  *OC = k->shape[1];
+  int64_t wx[2] = {-1, *C};
+  lcb_expect_shape(L, fn, "x", x, 2, wx, "(N, C)");
+  *N = x->shape[0];
+}
+
+/* dense_forward(out (N,OC), x (N,C), kernel (C,OC), bias (OC) or nil, relu);
+ * dense_forward_ref: the same arguments, plain loops (ref = 1). */
+static int dense_forward_either(lua_State *L, const char *fn, int ref) {
   lc_tensor *out = lcb_check(L, 1), *x = lcb_check(L, 2), *k = lcb_check(L, 3);
   lc_tensor *b = lcb_opt(L, 4);
   int relu = check_flag(L, 5);
-  int64_t wk[2] = {-1, -1};
-  lcb_expect_shape(L, fn, "kernel", k, 2, wk, "(C, OC)");
-  int64_t C = k->shape[0], OC = k->shape[1];
-  int64_t wx[2] = {-1, C};
-  lcb_expect_shape(L, fn, "x", x, 2, wx, "(N, C)");
-  int64_t N = x->shape[0];
+  int64_t N, C, OC;
+  dense_kx(L, fn, k, x, &N, &C, &OC);
   int64_t wo[2] = {N, OC}, wb[1] = {OC};
   lcb_expect_shape(L, fn, "out", out, 2, wo, "(N, OC)");
   if (b) lcb_expect_shape(L, fn, "bias", b, 1, wb, "(OC)");
-  dense_forward(out->data, x->data, k->data, b ? b->data : NULL, (int)N, (int)C, (int)OC, relu);
+  (ref ? dense_forward_ref : dense_forward)(out->data, x->data, k->data, b ? b->data : NULL,
+                                            (int)N, (int)C, (int)OC, relu);
   return 0;
 }
 
-/* dense_forward_ref: same arguments as dense_forward, plain loops. */
+static int l_dense_forward(lua_State *L) { return dense_forward_either(L, "dense_forward", 0); }
+
 static int l_dense_forward_ref(lua_State *L) {
-  static const char *fn = "dense_forward_ref";
-  lc_tensor *out = lcb_check(L, 1), *x = lcb_check(L, 2), *k = lcb_check(L, 3);
-  lc_tensor *b = lcb_opt(L, 4);
-  int relu = check_flag(L, 5);
-  int64_t wk[2] = {-1, -1};
-  lcb_expect_shape(L, fn, "kernel", k, 2, wk, "(C, OC)");
-  int64_t C = k->shape[0], OC = k->shape[1];
-  int64_t wx[2] = {-1, C};
-  lcb_expect_shape(L, fn, "x", x, 2, wx, "(N, C)");
-  int64_t N = x->shape[0];
-  int64_t wo[2] = {N, OC}, wb[1] = {OC};
-  lcb_expect_shape(L, fn, "out", out, 2, wo, "(N, OC)");
-  if (b) lcb_expect_shape(L, fn, "bias", b, 1, wb, "(OC)");
-  dense_forward_ref(out->data, x->data, k->data, b ? b->data : NULL, (int)N, (int)C, (int)OC,
-                    relu);
-  return 0;
+  return dense_forward_either(L, "dense_forward_ref", 1);
 }
 
 /* dense_backward(dx (N,C) or nil, dkernel (C,OC), dbias (OC) or nil, dout (N,OC),
@@ -54,12 +49,8 @@ static int l_dense_backward(lua_State *L) {
   lc_tensor *dout = lcb_check(L, 4), *out = lcb_check(L, 5), *x = lcb_check(L, 6);
   lc_tensor *k = lcb_check(L, 7);
   int relu = check_flag(L, 8);
-  int64_t wk[2] = {-1, -1};
-  lcb_expect_shape(L, fn, "kernel", k, 2, wk, "(C, OC)");
-  int64_t C = k->shape[0], OC = k->shape[1];
-  int64_t wx[2] = {-1, C};
-  lcb_expect_shape(L, fn, "x", x, 2, wx, "(N, C)");
-  int64_t N = x->shape[0];
+  int64_t N, C, OC;
+  dense_kx(L, fn, k, x, &N, &C, &OC);
   int64_t wo[2] = {N, OC}, wb[1] = {OC};
   lcb_expect_shape(L, fn, "dkernel", dk, 2, k->shape, "(C, OC)");
   if (db) lcb_expect_shape(L, fn, "dbias", db, 1, wb, "(OC)");
@@ -117,6 +108,28 @@ static void geom_from(lua_State *L, const char *fn, lc_conv_geom *g, const lc_te
                KH, KW, (int)x->shape[1], (int)x->shape[2]);
 }
 
+/* Checks weight (KH, KW, C, OC), then x (B, IH, IW, C) against it, and fills g. */
+static void conv_geom_args(lua_State *L, const char *fn, lc_conv_geom *g, const lc_tensor *x,
+                           const lc_tensor *w, int SH, int SW, int same) {
+  int64_t ww[4] = {-1, -1, -1, -1};
+  lcb_expect_shape(L, fn, "weight", w, 4, ww, "(KH, KW, C, OC)");
+  int64_t wx[4] = {-1, -1, -1, w->shape[2]};
+  lcb_expect_shape(L, fn, "x", x, 4, wx, "(B, IH, IW, C)");
+  geom_from(L, fn, g, x, (int)w->shape[3], (int)w->shape[0], (int)w->shape[1], SH, SW, same);
+}
+
+/* Reads KH, KW, SH, SW, padding at idx..idx+4 of maxpool2d_forward/backward, checks
+ * x (B, IH, IW, C) and fills g. */
+static void pool_geom_args(lua_State *L, const char *fn, lc_conv_geom *g, const lc_tensor *x,
+                           int idx) {
+  int KH = check_int(L, idx, fn, "KH"), KW = check_int(L, idx + 1, fn, "KW");
+  int SH = check_int(L, idx + 2, fn, "stride SH"), SW = check_int(L, idx + 3, fn, "stride SW");
+  int same = check_padding(L, idx + 4, fn);
+  int64_t wx[4] = {-1, -1, -1, -1};
+  lcb_expect_shape(L, fn, "x", x, 4, wx, "(B, IH, IW, C)");
+  geom_from(L, fn, g, x, (int)x->shape[3], KH, KW, SH, SW, same);
+}
+
 /* conv_out_size(IH, IW, KH, KW, SH, SW, padding) -> OH, OW, pad_top, pad_left */
 static int l_conv_out_size(lua_State *L) {
   static const char *fn = "conv_out_size";
@@ -146,12 +159,7 @@ static void conv_forward_args(lua_State *L, const char *fn, lc_conv_geom *g, lc_
   int SH = check_int(L, 5, fn, "stride SH"), SW = check_int(L, 6, fn, "stride SW");
   int same = check_padding(L, 7, fn);
   *relu = lua_toboolean(L, 8);
-  int64_t ww[4] = {-1, -1, -1, -1};
-  lcb_expect_shape(L, fn, "weight", *w, 4, ww, "(KH, KW, C, OC)");
-  int64_t wx[4] = {-1, -1, -1, (*w)->shape[2]};
-  lcb_expect_shape(L, fn, "x", *x, 4, wx, "(B, IH, IW, C)");
-  geom_from(L, fn, g, *x, (int)(*w)->shape[3], (int)(*w)->shape[0], (int)(*w)->shape[1], SH,
-            SW, same);
+  conv_geom_args(L, fn, g, *x, *w, SH, SW, same);
   int64_t wo[4] = {g->B, g->OH, g->OW, g->OC}, wb[1] = {g->OC};
   lcb_expect_shape(L, fn, "out", *out, 4, wo, "(B, OH, OW, OC)");
   if (*b) lcb_expect_shape(L, fn, "bias", *b, 1, wb, "(OC)");
@@ -186,12 +194,8 @@ static int l_conv2d_backward(lua_State *L) {
   lc_tensor *dout = lcb_check(L, 4), *x = lcb_check(L, 5), *w = lcb_check(L, 6);
   int SH = check_int(L, 7, fn, "stride SH"), SW = check_int(L, 8, fn, "stride SW");
   int same = check_padding(L, 9, fn);
-  int64_t ww[4] = {-1, -1, -1, -1};
-  lcb_expect_shape(L, fn, "weight", w, 4, ww, "(KH, KW, C, OC)");
-  int64_t wx[4] = {-1, -1, -1, w->shape[2]};
-  lcb_expect_shape(L, fn, "x", x, 4, wx, "(B, IH, IW, C)");
   lc_conv_geom g;
-  geom_from(L, fn, &g, x, (int)w->shape[3], (int)w->shape[0], (int)w->shape[1], SH, SW, same);
+  conv_geom_args(L, fn, &g, x, w, SH, SW, same);
   int64_t wo[4] = {g.B, g.OH, g.OW, g.OC}, wb[1] = {g.OC};
   lcb_expect_shape(L, fn, "dout", dout, 4, wo, "(B, OH, OW, OC)");
   lcb_expect_shape(L, fn, "dweight", dw, 4, w->shape, "(KH, KW, C, OC)");
@@ -207,13 +211,8 @@ static int l_conv2d_backward(lua_State *L) {
 static int l_maxpool2d_forward(lua_State *L) {
   static const char *fn = "maxpool2d_forward";
   lc_tensor *out = lcb_check(L, 1), *x = lcb_check(L, 2);
-  int KH = check_int(L, 3, fn, "KH"), KW = check_int(L, 4, fn, "KW");
-  int SH = check_int(L, 5, fn, "stride SH"), SW = check_int(L, 6, fn, "stride SW");
-  int same = check_padding(L, 7, fn);
   lc_conv_geom g;
-  int64_t wx[4] = {-1, -1, -1, -1};
-  lcb_expect_shape(L, fn, "x", x, 4, wx, "(B, IH, IW, C)");
-  geom_from(L, fn, &g, x, (int)x->shape[3], KH, KW, SH, SW, same);
+  pool_geom_args(L, fn, &g, x, 3);
   int64_t wo[4] = {g.B, g.OH, g.OW, g.C};
   lcb_expect_shape(L, fn, "out", out, 4, wo, "(B, OH, OW, C)");
   maxpool2d_forward(out->data, x->data, &g);
@@ -224,13 +223,8 @@ static int l_maxpool2d_forward(lua_State *L) {
 static int l_maxpool2d_backward(lua_State *L) {
   static const char *fn = "maxpool2d_backward";
   lc_tensor *dx = lcb_check(L, 1), *dout = lcb_check(L, 2), *x = lcb_check(L, 3);
-  int KH = check_int(L, 4, fn, "KH"), KW = check_int(L, 5, fn, "KW");
-  int SH = check_int(L, 6, fn, "stride SH"), SW = check_int(L, 7, fn, "stride SW");
-  int same = check_padding(L, 8, fn);
   lc_conv_geom g;
-  int64_t wx[4] = {-1, -1, -1, -1};
-  lcb_expect_shape(L, fn, "x", x, 4, wx, "(B, IH, IW, C)");
-  geom_from(L, fn, &g, x, (int)x->shape[3], KH, KW, SH, SW, same);
+  pool_geom_args(L, fn, &g, x, 4);
   int64_t wo[4] = {g.B, g.OH, g.OW, g.C};
   lcb_expect_shape(L, fn, "dout", dout, 4, wo, "(B, OH, OW, C)");
   lcb_expect_shape(L, fn, "dx", dx, 4, x->shape, "(B, IH, IW, C)");
