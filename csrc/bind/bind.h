@@ -39,6 +39,10 @@ void lcb_expect_same(lua_State *L, const char *fn, const char *aname, const lc_t
 /* Raises unless every value of t is an integer in [lo, hi]: token ids riding in floats. */
 void lcb_expect_ids(lua_State *L, const char *fn, const char *arg, const lc_tensor *t,
                     int64_t lo, int64_t hi);
+/* Recurrent layers: raises unless kernel is (C, G*H) with G*H a positive multiple of gates
+ * (4 for the LSTM, 3 for the GRU) and recurrent_kernel is (H, G*H); returns H. */
+int64_t lcb_expect_gate_kernels(lua_State *L, const char *fn, const lc_tensor *kernel,
+                                const lc_tensor *rkernel, int64_t C, int gates);
 /* Registers the functions of l into the table at the top of the stack (5.1 shim). */
 void lcb_setfuncs(lua_State *L, const luaL_Reg *l);
 /* Bad data: pushes nil, msg and returns 2, in the manner of io.open. */

@@ -15,14 +15,8 @@ static gru_dims gru_check_weights(lua_State *L, const char *fn, const lc_tensor 
   int64_t wx[3] = {-1, -1, -1};
   lcb_expect_shape(L, fn, "x", x, 3, wx, "(B, T, C)");
   d.B = x->shape[0]; d.T = x->shape[1]; d.C = x->shape[2];
-  int64_t wk[2] = {d.C, -1};
-  lcb_expect_shape(L, fn, "kernel", kernel, 2, wk, "(C, 3H)");
-  if (kernel->shape[1] % 3 != 0 || kernel->shape[1] == 0)
-    luaL_error(L, "%s: kernel has %d columns, expected a positive multiple of 3 (3H)", fn,
-               (int)kernel->shape[1]);
-  d.H = kernel->shape[1] / 3;
-  int64_t wr[2] = {d.H, 3 * d.H}, wb[2] = {2, 3 * d.H};
-  lcb_expect_shape(L, fn, "recurrent_kernel", rkernel, 2, wr, "(H, 3H)");
+  d.H = lcb_expect_gate_kernels(L, fn, kernel, rkernel, d.C, 3);
+  int64_t wb[2] = {2, 3 * d.H};
   lcb_expect_shape(L, fn, bias_name, bias, 2, wb, "(2, 3H)");
   return d;
 }
@@ -113,14 +107,8 @@ static int l_gru_step(lua_State *L) {
   int64_t wx[2] = {-1, -1};
   lcb_expect_shape(L, fn, "x", x, 2, wx, "(B, C)");
   int64_t B = x->shape[0], C = x->shape[1];
-  int64_t wk[2] = {C, -1};
-  lcb_expect_shape(L, fn, "kernel", kernel, 2, wk, "(C, 3H)");
-  if (kernel->shape[1] % 3 != 0 || kernel->shape[1] == 0)
-    return luaL_error(L, "%s: kernel has %d columns, expected a positive multiple of 3 (3H)",
-                      fn, (int)kernel->shape[1]);
-  int64_t H = kernel->shape[1] / 3;
-  int64_t wr[2] = {H, 3 * H}, wb[2] = {2, 3 * H}, ws[2] = {B, H}, ww[3] = {2, B, 3 * H};
-  lcb_expect_shape(L, fn, "recurrent_kernel", rkernel, 2, wr, "(H, 3H)");
+  int64_t H = lcb_expect_gate_kernels(L, fn, kernel, rkernel, C, 3);
+  int64_t wb[2] = {2, 3 * H}, ws[2] = {B, H}, ww[3] = {2, B, 3 * H};
   lcb_expect_shape(L, fn, "bias", bias, 2, wb, "(2, 3H)");
   lcb_expect_shape(L, fn, "h", h, 2, ws, "(B, H)");
   lcb_expect_shape(L, fn, "work", work, 3, ww, "(2, B, 3H)");

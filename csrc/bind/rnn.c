@@ -22,14 +22,8 @@ static lstm_dims lstm_check_weights(lua_State *L, const char *fn, const lc_tenso
     lcb_expect_shape(L, fn, "x", x, 3, wx, "(B, T, C)");
     d.B = x->shape[0]; d.T = x->shape[1]; d.C = x->shape[2];
   }
-  int64_t wk[2] = {d.C, -1};
-  lcb_expect_shape(L, fn, "kernel", kernel, 2, wk, "(C, 4H)");
-  if (kernel->shape[1] % 4 != 0 || kernel->shape[1] == 0)
-    luaL_error(L, "%s: kernel has %d columns, expected a positive multiple of 4 (4H)", fn,
-               (int)kernel->shape[1]);
-  d.H = kernel->shape[1] / 4;
-  int64_t wr[2] = {d.H, 4 * d.H}, wb[1] = {4 * d.H};
-  lcb_expect_shape(L, fn, "recurrent_kernel", rkernel, 2, wr, "(H, 4H)");
+  d.H = lcb_expect_gate_kernels(L, fn, kernel, rkernel, d.C, 4);
+  int64_t wb[1] = {4 * d.H};
   lcb_expect_shape(L, fn, "bias", bias, 1, wb, "(4H)");
   return d;
 }
@@ -148,14 +142,8 @@ static int l_lstm_step(lua_State *L) {
   int64_t wx[2] = {-1, -1};
   lcb_expect_shape(L, fn, "x", x, 2, wx, "(B, C)");
   int64_t B = x->shape[0], C = x->shape[1];
-  int64_t wk[2] = {C, -1};
-  lcb_expect_shape(L, fn, "kernel", kernel, 2, wk, "(C, 4H)");
-  if (kernel->shape[1] % 4 != 0 || kernel->shape[1] == 0)
-    return luaL_error(L, "%s: kernel has %d columns, expected a positive multiple of 4 (4H)",
-                      fn, (int)kernel->shape[1]);
-  int64_t H = kernel->shape[1] / 4;
-  int64_t wr[2] = {H, 4 * H}, wb[1] = {4 * H}, ws[2] = {B, H}, wg[2] = {B, 4 * H};
-  lcb_expect_shape(L, fn, "recurrent_kernel", rkernel, 2, wr, "(H, 4H)");
+  int64_t H = lcb_expect_gate_kernels(L, fn, kernel, rkernel, C, 4);
+  int64_t wb[1] = {4 * H}, ws[2] = {B, H}, wg[2] = {B, 4 * H};
   lcb_expect_shape(L, fn, "bias", bias, 1, wb, "(4H)");
   lcb_expect_shape(L, fn, "h", h, 2, ws, "(B, H)");
   lcb_expect_shape(L, fn, "c", c, 2, ws, "(B, H)");

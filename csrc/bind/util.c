@@ -139,6 +139,22 @@ void lcb_expect_ids(lua_State *L, const char *fn, const char *arg, const lc_tens
   }
 }
 
+int64_t lcb_expect_gate_kernels(lua_State *L, const char *fn, const lc_tensor *kernel,
+                                const lc_tensor *rkernel, int64_t C, int gates) {
+  char kname[16], rname[16];
+  snprintf(kname, sizeof kname, "(C, %dH)", gates);
+  snprintf(rname, sizeof rname, "(H, %dH)", gates);
+  int64_t wk[2] = {C, -1};
+  lcb_expect_shape(L, fn, "kernel", kernel, 2, wk, kname);
+  if (kernel->shape[1] % gates != 0 || kernel->shape[1] == 0)
+    luaL_error(L, "%s: kernel has %d columns, expected a positive multiple of %d (%dH)", fn,
+               (int)kernel->shape[1], gates, gates);
+  int64_t H = kernel->shape[1] / gates;
+  int64_t wr[2] = {H, gates * H};
+  lcb_expect_shape(L, fn, "recurrent_kernel", rkernel, 2, wr, rname);
+  return H;
+}
+
 void lcb_setfuncs(lua_State *L, const luaL_Reg *l) {
   for (; l->name; l++) {
     lua_pushcfunction(L, l->func);
