@@ -43,6 +43,12 @@ void lcb_expect_ids(lua_State *L, const char *fn, const char *arg, const lc_tens
  * (4 for the LSTM, 3 for the GRU) and recurrent_kernel is (H, G*H); returns H. */
 int64_t lcb_expect_gate_kernels(lua_State *L, const char *fn, const lc_tensor *kernel,
                                 const lc_tensor *rkernel, int64_t C, int gates);
+/* Leaves on the stack the metatable mt of a userdata class, with __index = a table of
+ * methods, __gc = gc and (unless NULL) __tostring. An opener may run more than once in one
+ * state (busted reloads modules): an existing metatable is reused and refilled, so
+ * userdata made earlier keep working. */
+void lcb_new_class(lua_State *L, const char *mt, const luaL_Reg *methods, lua_CFunction gc,
+                   lua_CFunction tostring);
 /* Registers the functions of l into the table at the top of the stack (5.1 shim). */
 void lcb_setfuncs(lua_State *L, const luaL_Reg *l);
 /* Bad data: pushes nil, msg and returns 2, in the manner of io.open. */

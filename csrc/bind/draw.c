@@ -282,15 +282,7 @@ static const luaL_Reg functions[] = {
 };
 
 void lcb_open_draw(lua_State *L) {
-  /* May run more than once per state (busted reloads modules): refill the same table. */
-  luaL_newmetatable(L, LCB_CANVAS_MT);
-  lua_newtable(L);
-  lcb_setfuncs(L, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, m_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, m_tostring);
-  lua_setfield(L, -2, "__tostring");
+  lcb_new_class(L, LCB_CANVAS_MT, methods, m_gc, m_tostring);
   lua_setfield(L, -2, "Canvas");
   lcb_setfuncs(L, functions);
 }

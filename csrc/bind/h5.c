@@ -211,12 +211,7 @@ static const luaL_Reg functions[] = {
 };
 
 void lcb_open_h5(lua_State *L) {
-  luaL_newmetatable(L, H5_MT);   /* reused when luaopen runs again (busted) */
-  lua_newtable(L);
-  lcb_setfuncs(L, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, m_close);
-  lua_setfield(L, -2, "__gc");
+  lcb_new_class(L, H5_MT, methods, m_close, NULL);
   lua_pop(L, 1);
   lcb_setfuncs(L, functions);
 }

@@ -649,16 +649,7 @@ static const luaL_Reg functions[] = {
 };
 
 void lcb_open_tensor(lua_State *L) {
-  /* luaopen may run more than once in one state (busted reloads modules): reuse the
-   * metatable when it exists, so tensors made earlier keep working. */
-  luaL_newmetatable(L, LCB_TENSOR_MT);
-  lua_newtable(L);
-  lcb_setfuncs(L, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, m_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, m_tostring);
-  lua_setfield(L, -2, "__tostring");
+  lcb_new_class(L, LCB_TENSOR_MT, methods, m_gc, m_tostring);
   lua_pushcfunction(L, m_equal);
   lua_setfield(L, -2, "__eq");
   lua_pushstring(L, "luacap.Tensor");

@@ -162,6 +162,20 @@ void lcb_setfuncs(lua_State *L, const luaL_Reg *l) {
   }
 }
 
+void lcb_new_class(lua_State *L, const char *mt, const luaL_Reg *methods, lua_CFunction gc,
+                   lua_CFunction tostring) {
+  luaL_newmetatable(L, mt);
+  lua_newtable(L);
+  lcb_setfuncs(L, methods);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, gc);
+  lua_setfield(L, -2, "__gc");
+  if (tostring) {
+    lua_pushcfunction(L, tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+}
+
 int lcb_fail(lua_State *L, const char *msg) {
   lua_pushnil(L);
   lua_pushstring(L, msg);
