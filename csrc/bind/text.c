@@ -44,6 +44,23 @@ static int read_ints(lua_State *L, int idx, const char *fn, int arg, int64_t *ou
   return 0;
 }
 
+/* Reads the n counts of array arg (each >= lo) at idx into off[1..n] and turns them into
+ * offsets, off[0] = 0; they must add up to total, the size of array of (in units). On
+ * failure writes a message into err and returns -1. */
+static int read_offsets(lua_State *L, int idx, const char *fn, int arg, int64_t *off, size_t n,
+                        double lo, size_t total, int of, const char *units, char *err,
+                        size_t errn) {
+  if (read_ints(L, idx, fn, arg, off + 1, n, lo, 2147483647.0, err, errn)) return -1;
+  off[0] = 0;
+  for (size_t i = 0; i < n; i++) off[i + 1] += off[i];
+  if ((size_t)off[n] != total) {
+    snprintf(err, errn, "%s: %s add up to %lld but %s has %d %s", fn, ARG[arg],
+             (long long)off[n], ARG[of], (int)total, units);
+    return -1;
+  }
+  return 0;
+}
+
 /* Checks the five arrays at idx..idx+4 and builds the corpus. Raises on a mistake, after
  * freeing everything it allocated. */
 static void check_corpus(lua_State *L, int idx, const char *fn, corpus_buf *b) {
@@ -76,31 +93,10 @@ static void check_corpus(lua_State *L, int idx, const char *fn, corpus_buf *b) {
     goto fail;
   for (size_t i = 0; i < NR; i++) b->ref[i] = (int32_t)tmp[i];
   /* lengths -> offsets */
-  if (read_ints(L, idx + 1, fn, 1, b->hyp_off + 1, S, 0, 2147483647.0, err, sizeof err)) goto fail;
-  b->hyp_off[0] = 0;
-  for (size_t s = 0; s < S; s++) b->hyp_off[s + 1] += b->hyp_off[s];
-  if ((size_t)b->hyp_off[S] != NH) {
-    snprintf(err, sizeof err, "%s: hyp_lens add up to %lld but hyp has %d ids", fn,
-             (long long)b->hyp_off[S], (int)NH);
+  if (read_offsets(L, idx + 1, fn, 1, b->hyp_off, S, 0, NH, 0, "ids", err, sizeof err) ||
+      read_offsets(L, idx + 3, fn, 3, b->ref_off, R, 0, NR, 2, "ids", err, sizeof err) ||
+      read_offsets(L, idx + 4, fn, 4, b->ref_first, S, 1, R, 3, "entries", err, sizeof err))
     goto fail;
-  }
-  if (read_ints(L, idx + 3, fn, 3, b->ref_off + 1, R, 0, 2147483647.0, err, sizeof err)) goto fail;
-  b->ref_off[0] = 0;
-  for (size_t j = 0; j < R; j++) b->ref_off[j + 1] += b->ref_off[j];
-  if ((size_t)b->ref_off[R] != NR) {
-    snprintf(err, sizeof err, "%s: ref_lens add up to %lld but ref has %d ids", fn,
-             (long long)b->ref_off[R], (int)NR);
-    goto fail;
-  }
-  if (read_ints(L, idx + 4, fn, 4, b->ref_first + 1, S, 1, 2147483647.0, err, sizeof err))
-    goto fail;
-  b->ref_first[0] = 0;
-  for (size_t s = 0; s < S; s++) b->ref_first[s + 1] += b->ref_first[s];
-  if ((size_t)b->ref_first[S] != R) {
-    snprintf(err, sizeof err, "%s: nrefs add up to %lld but ref_lens has %d entries", fn,
-             (long long)b->ref_first[S], (int)R);
-    goto fail;
-  }
   free(tmp);
   b->c.S = (int)S;
   b->c.hyp = b->hyp; b->c.hyp_off = b->hyp_off;
