@@ -3,6 +3,7 @@
 -- Kaggle-format captions.txt and a shapes.json ground truth. Not a renderer: no antialias.
 local core = require 'luacap.core'
 local paths = require 'luacap.data.paths'
+local util = require 'luacap.util'
 
 local M = {}
 
@@ -332,10 +333,8 @@ end
 
 -- load(path) -> the table shapes.json holds | nil, message.
 function M.load(path)
-  local f, err = io.open(path, 'rb')
-  if not f then return nil, err end
-  local s = f:read('*a')
-  f:close()
+  local s, err = util.read_file(path)
+  if not s then return nil, err end
   local doc, derr = require('cjson.safe').decode(s)
   if not doc then return nil, path .. ': ' .. tostring(derr) end
   return doc

@@ -229,10 +229,8 @@ end
 
 -- load(path) -> tokenizer | nil, message.
 function M.load(path)
-  local f, err = io.open(path, 'rb')
-  if not f then return nil, err end
-  local s = f:read('*a')
-  f:close()
+  local s, err = require('luacap.util').read_file(path)
+  if not s then return nil, err end
   local tok, perr = M.from_json(s)
   if not tok then return nil, path .. ': ' .. perr end
   return tok

@@ -4,6 +4,7 @@
 local core = require 'luacap.core'
 local grid = require 'luacap.report.grid'
 local plot = require 'luacap.report.plot'
+local util = require 'luacap.util'
 
 local M = {}
 
@@ -23,14 +24,6 @@ local function safe_name(id, i)
   local s = tostring(id or ''):gsub('[^%w%-_%.]', '_'):gsub('%.%.+', '_'):gsub('^%.', '_')
   if s == '' then s = 'item' .. i end
   return s:sub(1, 100)
-end
-
-local function read_all(path)
-  local f, err = io.open(path, 'rb')
-  if not f then return nil, err end
-  local data = f:read('*a')
-  f:close()
-  return data
 end
 
 local function write_all(path, data)
@@ -62,7 +55,7 @@ local function place_image(dir, name, image, max_side)
   if type(image) == 'string' then
     local ext = image:lower():match('%.(jpe?g)$') or image:lower():match('%.(png)$')
     if ext then
-      local data, err = read_all(image)
+      local data, err = util.read_file(image)
       if not data then return nil, err end
       local rel = 'images/' .. name .. '.' .. ext
       local ok, werr = write_all(dir .. '/' .. rel, data)
@@ -178,7 +171,7 @@ function M.html(dir, data)
   if type(data.history) == 'table' then
     curve, curve_err = plot.loss_curve(dir .. '/loss_curve.png', data.history)
   elseif type(data.loss_curve) == 'string' then
-    local bytes, rerr = read_all(data.loss_curve)
+    local bytes, rerr = util.read_file(data.loss_curve)
     if bytes then curve, curve_err = write_all(dir .. '/loss_curve.png', bytes)
     else curve_err = rerr end
   end
