@@ -281,8 +281,8 @@ function M.run(opt)
   local train_src = M.source(train_p, M.rows_of(index, data.train))
   local val_src = M.source(val_p, M.rows_of(index, data.val))
 
-  local Seed = require 'luacap.models.seed'
-  local model = Seed{vocab_size = data.tok:vocab_size(), max_len = max_len, feat_dim = enc.out_dim,
+  local model = require('luacap.models').build{model = opt.model or 'seed',
+    vocab_size = data.tok:vocab_size(), max_len = max_len, feat_dim = enc.out_dim,
     img_dense = opt.img_dense, embed_dim = opt.embed_dim, units = opt.units,
     dec_units = opt.dec_units, dec_dense = opt.dec_dense, dropout = opt.dropout,
     decoder = opt.decoder}
