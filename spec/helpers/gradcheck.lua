@@ -69,24 +69,44 @@ function M.check(opts)
   return ok, table.concat(lines, '\n')
 end
 
--- Convenience for a layer with one tensor input: checks dx and every parameter.
---   layer_check(layer, x, {coords=, eps=, tol=})
-function M.layer_check(layer, x, opts)
-  opts = opts or {}
-  local wrt = {input = x}
-  for _, p in ipairs(layer:parameters()) do wrt[p.name] = p.value end
+-- A module's input and every parameter under check():
+--   module_check(m, {input = x, input_name = 'input', forward = fn() -> out,
+--                    backward = fn(R) -> gradient of the input (run after forward),
+--                    state = {name = tensor} (extra inputs, e.g. an initial state),
+--                    state_grads = fn() -> {name = their gradients},
+--                    coords =, eps =, tol =, atol =})
+-- Each analytic gradient comes from forward(); m:zero_grad(); backward(R).
+function M.module_check(m, opts)
+  local input_name = opts.input_name or 'input'
+  local wrt = {[input_name] = opts.input}
+  for _, p in ipairs(m:parameters()) do wrt[p.name] = p.value end
+  for name, t in pairs(opts.state or {}) do wrt[name] = t end
   return M.check{
     eps = opts.eps, tol = opts.tol, coords = opts.coords, atol = opts.atol,
-    forward = function() return layer:forward(x) end,
+    forward = opts.forward,
     backward = function(R)
-      layer:forward(x)
-      layer:zero_grad()
-      local res = {input = layer:backward(x, R):clone()}
-      for _, p in ipairs(layer:parameters()) do res[p.name] = p.grad:clone() end
+      opts.forward()
+      m:zero_grad()
+      local res = {[input_name] = opts.backward(R):clone()}
+      for _, p in ipairs(m:parameters()) do res[p.name] = p.grad:clone() end
+      if opts.state_grads then
+        for name, g in pairs(opts.state_grads()) do res[name] = g:clone() end
+      end
       return res
     end,
     wrt = wrt,
   }
+end
+
+-- Convenience for a layer with one tensor input: checks dx and every parameter.
+--   layer_check(layer, x, {coords=, eps=, tol=})
+function M.layer_check(layer, x, opts)
+  opts = opts or {}
+  return M.module_check(layer, {
+    input = x, coords = opts.coords, eps = opts.eps, tol = opts.tol, atol = opts.atol,
+    forward = function() return layer:forward(x) end,
+    backward = function(R) return layer:backward(x, R) end,
+  })
 end
 
 return M

@@ -54,18 +54,11 @@ describe('seed model', function()
     local wrt = {feats = feats}
     for _, p in ipairs(g:parameters()) do wrt[p.name] = p.value end
     assert.is_not_nil(wrt['dec_gru.kernel'])
-    local ok, report = gradcheck.check{
-      coords = 6, eps = 1e-3, tol = 2e-2, atol = 2e-4,
+    local ok, report = gradcheck.module_check(g, {
+      coords = 6, eps = 1e-3, tol = 2e-2, atol = 2e-4, input = feats, input_name = 'feats',
       forward = function() return g:forward(feats, ids) end,
-      backward = function(R)
-        g:forward(feats, ids)
-        g:zero_grad()
-        local res = {feats = g:backward(R):clone()}
-        for _, p in ipairs(g:parameters()) do res[p.name] = p.grad:clone() end
-        return res
-      end,
-      wrt = wrt,
-    }
+      backward = function(R) return g:backward(R) end,
+    })
     assert.is_true(ok, report)
   end)
 
@@ -92,20 +85,11 @@ describe('seed model', function()
     local m = tiny(9, 4)
     m:evaluate()               -- dropout off: the function must be deterministic
     local feats, ids = luacap.randn(3, 6), prefixes(9, 3, 4)
-    local wrt = {feats = feats}
-    for _, p in ipairs(m:parameters()) do wrt[p.name] = p.value end
-    local ok, report = gradcheck.check{
-      coords = 6, eps = 1e-3, tol = 2e-2, atol = 2e-4,
+    local ok, report = gradcheck.module_check(m, {
+      coords = 6, eps = 1e-3, tol = 2e-2, atol = 2e-4, input = feats, input_name = 'feats',
       forward = function() return m:forward(feats, ids) end,
-      backward = function(R)
-        m:forward(feats, ids)
-        m:zero_grad()
-        local res = {feats = m:backward(R):clone()}
-        for _, p in ipairs(m:parameters()) do res[p.name] = p.grad:clone() end
-        return res
-      end,
-      wrt = wrt,
-    }
+      backward = function(R) return m:backward(R) end,
+    })
     assert.is_true(ok, report)
   end)
 

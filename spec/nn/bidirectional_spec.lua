@@ -87,20 +87,11 @@ describe('nn.Bidirectional', function()
       local bi = nn.Bidirectional(3, 3, {return_sequences = rs})
       local x = luacap.randn(2, 4, 3)
       local mask = luacap.tensor{{0, 0, 1, 1}, {1, 1, 0, 1}}
-      local wrt = {input = x}
-      for _, p in ipairs(bi:parameters()) do wrt[p.name] = p.value end
-      local ok, report = gradcheck.check{
-        coords = 30, tol = 2e-2,
+      local ok, report = gradcheck.module_check(bi, {
+        coords = 30, tol = 2e-2, input = x,
         forward = function() return bi:forward(x, mask) end,
-        backward = function(R)
-          bi:forward(x, mask)
-          bi:zero_grad()
-          local res = {input = bi:backward(x, R):clone()}
-          for _, p in ipairs(bi:parameters()) do res[p.name] = p.grad:clone() end
-          return res
-        end,
-        wrt = wrt,
-      }
+        backward = function(R) return bi:backward(x, R) end,
+      })
       assert(ok, report)
     end)
   end

@@ -26,22 +26,13 @@ end
 
 -- Gradient check with an optional mask and initial state: L = sum(out * R).
 local function check_gru(l, x, mask, state)
-  local wrt = {input = x}
-  for _, p in ipairs(l:parameters()) do wrt[p.name] = p.value end
-  if state then wrt.h0 = state.h end
-  return gradcheck.check{
-    coords = 40, eps = 1e-2, tol = 2e-2,
+  return gradcheck.module_check(l, {
+    coords = 40, eps = 1e-2, tol = 2e-2, input = x,
     forward = function() return l:forward(x, mask, state) end,
-    backward = function(R)
-      l:forward(x, mask, state)
-      l:zero_grad()
-      local res = {input = l:backward(x, R):clone()}
-      for _, p in ipairs(l:parameters()) do res[p.name] = p.grad:clone() end
-      if state then res.h0 = l.dstate.h:clone() end
-      return res
-    end,
-    wrt = wrt,
-  }
+    backward = function(R) return l:backward(x, R) end,
+    state = state and {h0 = state.h},
+    state_grads = state and function() return {h0 = l.dstate.h} end,
+  })
 end
 
 describe('nn.GRU', function()

@@ -27,22 +27,13 @@ end
 -- Gradient check with an optional mask and initial state: L = sum(out * R).
 local function check_lstm(l, x, mask, state, opts)
   opts = opts or {}
-  local wrt = {input = x}
-  for _, p in ipairs(l:parameters()) do wrt[p.name] = p.value end
-  if state then wrt.h0, wrt.c0 = state.h, state.c end
-  return gradcheck.check{
-    coords = opts.coords or 40, eps = opts.eps or 1e-2, tol = opts.tol or 2e-2,
+  return gradcheck.module_check(l, {
+    coords = opts.coords or 40, eps = opts.eps or 1e-2, tol = opts.tol or 2e-2, input = x,
     forward = function() return l:forward(x, mask, state) end,
-    backward = function(R)
-      l:forward(x, mask, state)
-      l:zero_grad()
-      local res = {input = l:backward(x, R):clone()}
-      for _, p in ipairs(l:parameters()) do res[p.name] = p.grad:clone() end
-      if state then res.h0, res.c0 = l.dstate.h:clone(), l.dstate.c:clone() end
-      return res
-    end,
-    wrt = wrt,
-  }
+    backward = function(R) return l:backward(x, R) end,
+    state = state and {h0 = state.h, c0 = state.c},
+    state_grads = state and function() return {h0 = l.dstate.h, c0 = l.dstate.c} end,
+  })
 end
 
 describe('nn.LSTM', function()
@@ -395,20 +386,11 @@ describe('nn.LSTM', function()
     luacap.seed(33)
     local l = nn.LSTM(3, 2, {return_sequences = true})
     local x = luacap.randn(2, 3)
-    local wrt = {input = x}
-    for _, p in ipairs(l:parameters()) do wrt[p.name] = p.value end
-    local ok, report = gradcheck.check{
-      coords = 30, eps = 1e-2, tol = 2e-2,
+    local ok, report = gradcheck.module_check(l, {
+      coords = 30, eps = 1e-2, tol = 2e-2, input = x,
       forward = function() return l:forward_repeated(x, 4) end,
-      backward = function(R)
-        l:forward_repeated(x, 4)
-        l:zero_grad()
-        local res = {input = l:backward(x, R):clone()}
-        for _, p in ipairs(l:parameters()) do res[p.name] = p.grad:clone() end
-        return res
-      end,
-      wrt = wrt,
-    }
+      backward = function(R) return l:backward(x, R) end,
+    })
     assert.is_true(ok, report)
   end)
 
