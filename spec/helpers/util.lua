@@ -55,6 +55,33 @@ function M.row(y, b, t)
   return r
 end
 
+-- Steps t1..t2 (in reverse order when reverse) of every batch element of x (B, T, C), as a
+-- fresh (B, t2-t1+1, C) tensor.
+function M.slice_t(x, t1, t2, reverse)
+  local B, C = x:size(1), x:size(3)
+  local out = require('luacap').zeros(B, t2 - t1 + 1, C)
+  for b = 1, B do
+    for t = t1, t2 do
+      local to = reverse and (t2 - t + 1) or (t - t1 + 1)
+      for c = 1, C do out:set(b, to, c, x:get(b, t, c)) end
+    end
+  end
+  return out
+end
+
+-- For accumulation specs: after l:forward(x, mask) and l:zero_grad(), runs
+-- l:backward(x, dout) twice; returns dx of the first call (a copy), dx of the second, and
+-- copies of every parameter gradient after the first.
+function M.backward_twice(l, x, mask, dout)
+  l:forward(x, mask)
+  l:zero_grad()
+  local dx1 = l:backward(x, dout):clone()
+  local g1 = {}
+  for i, p in ipairs(l:parameters()) do g1[i] = p.grad:clone() end
+  local dx2 = l:backward(x, dout)
+  return dx1, dx2, g1
+end
+
 -- The whitespace-separated words of s, as a list.
 function M.words(s)
   local t = {}

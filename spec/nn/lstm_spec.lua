@@ -7,22 +7,9 @@ local core = luacap.core
 local nn = luacap.nn
 
 local util = require 'helpers.util'
-local close, row, copy_weights = util.close, util.row, util.copy_weights
+local close, row, copy_weights, slice_t = util.close, util.row, util.copy_weights, util.slice_t
 
 local function sigmoid(z) return 1 / (1 + math.exp(-z)) end
-
--- x (B, T, C) rows t1..t2 of every batch element, as a fresh (B, t2-t1+1, C) tensor.
-local function slice_t(x, t1, t2, reverse)
-  local B, C = x:size(1), x:size(3)
-  local out = luacap.zeros(B, t2 - t1 + 1, C)
-  for b = 1, B do
-    for t = t1, t2 do
-      local to = reverse and (t2 - t + 1) or (t - t1 + 1)
-      for c = 1, C do out:set(b, to, c, x:get(b, t, c)) end
-    end
-  end
-  return out
-end
 
 -- Gradient check with an optional mask and initial state: L = sum(out * R).
 local function check_lstm(l, x, mask, state, opts)
@@ -219,12 +206,7 @@ describe('nn.LSTM', function()
     local x = luacap.randn(2, 5, 3)
     local mask = luacap.tensor{{0, 0, 1, 1, 1}, {1, 1, 1, 1, 1}}
     local dout = luacap.randn(2, 5, 4)
-    l:forward(x, mask)
-    l:zero_grad()
-    local dx1 = l:backward(x, dout):clone()
-    local g1 = {}
-    for i, p in ipairs(l:parameters()) do g1[i] = p.grad:clone() end
-    local dx2 = l:backward(x, dout)
+    local dx1, dx2, g1 = util.backward_twice(l, x, mask, dout)
     close(dx1, dx2, 1e-6)   -- dx is written, not added
     for i, p in ipairs(l:parameters()) do close(g1[i]:clone():scale(2), p.grad, 1e-5) end
   end)
