@@ -209,17 +209,16 @@ static int push_scores(lua_State *L, const double *v, int S) {
   return 1;
 }
 
-/* core.cider_d(hyp, hyp_lens, ref, ref_lens, nrefs [, N = 4, sigma = 6]) -> scores (S) */
-static int l_cider_d(lua_State *L) {
-  const char *fn = "cider_d";
-  lua_Integer N = luaL_optinteger(L, 6, 4);
-  double sigma = luaL_optnumber(L, 7, 6.0);
-  if (N < 1 || N > MAXN) luaL_error(L, "%s: N must be in [1, %d], got %d", fn, MAXN, (int)N);
-  if (!(sigma > 0)) luaL_error(L, "%s: sigma must be positive, got %g", fn, sigma);
+/* Checks the corpus at 1..5, scores every hypothesis with CIDEr-D (N, sigma = p) or, with
+ * rouge set, ROUGE-L (beta = p), and pushes the scores as a list; frees everything before
+ * it raises. */
+static int corpus_scores(lua_State *L, const char *fn, int rouge, int N, double p) {
   corpus_buf b;
   check_corpus(L, 1, fn, &b);
   double *scores = malloc(((size_t)b.c.S + 1) * sizeof *scores);
-  if (!scores || cider_d_forward(scores, &b.c, (int)N, sigma) != LC_OK) {
+  int rc = !scores ? LC_ENOMEM
+           : rouge ? rouge_l_forward(scores, &b.c, p) : cider_d_forward(scores, &b.c, N, p);
+  if (rc != LC_OK) {
     free(scores); corpus_free(&b);
     return luaL_error(L, "%s: out of memory", fn);
   }
@@ -229,22 +228,22 @@ static int l_cider_d(lua_State *L) {
   return 1;
 }
 
+/* core.cider_d(hyp, hyp_lens, ref, ref_lens, nrefs [, N = 4, sigma = 6]) -> scores (S) */
+static int l_cider_d(lua_State *L) {
+  const char *fn = "cider_d";
+  lua_Integer N = luaL_optinteger(L, 6, 4);
+  double sigma = luaL_optnumber(L, 7, 6.0);
+  if (N < 1 || N > MAXN) luaL_error(L, "%s: N must be in [1, %d], got %d", fn, MAXN, (int)N);
+  if (!(sigma > 0)) luaL_error(L, "%s: sigma must be positive, got %g", fn, sigma);
+  return corpus_scores(L, fn, 0, (int)N, sigma);
+}
+
 /* core.rouge_l(hyp, hyp_lens, ref, ref_lens, nrefs [, beta = 1.2]) -> scores (S) */
 static int l_rouge_l(lua_State *L) {
   const char *fn = "rouge_l";
   double beta = luaL_optnumber(L, 6, 1.2);
   if (!(beta > 0)) luaL_error(L, "%s: beta must be positive, got %g", fn, beta);
-  corpus_buf b;
-  check_corpus(L, 1, fn, &b);
-  double *scores = malloc(((size_t)b.c.S + 1) * sizeof *scores);
-  if (!scores || rouge_l_forward(scores, &b.c, beta) != LC_OK) {
-    free(scores); corpus_free(&b);
-    return luaL_error(L, "%s: out of memory", fn);
-  }
-  corpus_free(&b);
-  push_scores(L, scores, (int)lua_objlen(L, 2));
-  free(scores);
-  return 1;
+  return corpus_scores(L, fn, 1, 0, beta);
 }
 
 static const luaL_Reg functions[] = {
