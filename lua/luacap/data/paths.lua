@@ -28,25 +28,28 @@ end
 
 local EISDIR = 21   -- Linux errno: reading a directory opened with fopen
 
--- is_dir(path): true when path is a directory (fopen on a directory succeeds on Linux,
--- and the first read fails with EISDIR).
-function M.is_dir(path)
+-- Opens path and reads n bytes: false when it cannot be opened, else true and the read's
+-- error code (nil when the read worked).
+local function probe(path, n)
   if type(path) ~= 'string' or path == '' then return false end
   local f = io.open(path, 'rb')
   if not f then return false end
-  local _, _, code = f:read(1)
+  local _, _, code = f:read(n)
   f:close()
-  return code == EISDIR
+  return true, code
+end
+
+-- is_dir(path): true when path is a directory (fopen on a directory succeeds on Linux,
+-- and the first read fails with EISDIR).
+function M.is_dir(path)
+  local opened, code = probe(path, 1)
+  return opened and code == EISDIR
 end
 
 -- is_file(path): true for a readable file that is not a directory.
 function M.is_file(path)
-  if type(path) ~= 'string' or path == '' then return false end
-  local f = io.open(path, 'rb')
-  if not f then return false end
-  local _, _, code = f:read(0)
-  f:close()
-  return code ~= EISDIR
+  local opened, code = probe(path, 0)
+  return opened and code ~= EISDIR
 end
 
 local cwd_cache
