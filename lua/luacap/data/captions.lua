@@ -40,6 +40,17 @@ local function problem(ds, opt, line, reason)
   ds.problems[#ds.problems + 1] = msg
 end
 
+-- A stripped (image, caption) pair of line: added, or reported when either is empty.
+local function add_checked(ds, opt, line, image, caption)
+  if image == '' then
+    problem(ds, opt, line, 'empty image name')
+  elseif caption == '' then
+    problem(ds, opt, line, 'empty caption')
+  else
+    add(ds, image, caption)
+  end
+end
+
 -- Python's str.strip() for ASCII whitespace (space, \t \n \v \f \r).
 local function strip(s) return (s:gsub('^%s+', ''):gsub('%s+$', '')) end
 
@@ -159,12 +170,8 @@ local function parse_kaggle(ds, text, opt)
         local caption = strip(table.concat(fields, ',', 2))
         if #fields < 2 then
           problem(ds, opt, start, 'expected image,caption, found no comma')
-        elseif image == '' then
-          problem(ds, opt, start, 'empty image name')
-        elseif caption == '' then
-          problem(ds, opt, start, 'empty caption')
         else
-          add(ds, image, caption)
+          add_checked(ds, opt, start, image, caption)
         end
       end
     end
@@ -180,14 +187,7 @@ local function parse_token(ds, text, opt)
       if not image then
         problem(ds, opt, i, 'expected name#N<TAB>caption, found no tab')
       else
-        image, caption = strip(image), strip(caption)
-        if image == '' then
-          problem(ds, opt, i, 'empty image name')
-        elseif caption == '' then
-          problem(ds, opt, i, 'empty caption')
-        else
-          add(ds, image, caption)
-        end
+        add_checked(ds, opt, i, strip(image), strip(caption))
       end
     end
   end
