@@ -10,15 +10,7 @@ local FIXTURE = 'spec/fixtures/h5_mixed.h5'
 local dir
 local function tmp(name) return dir .. '/' .. name end
 
-local function files_in(d)
-  local out = {}
-  local p = io.popen('ls -A "' .. d .. '"')
-  for line in p:lines() do out[#out + 1] = line end
-  p:close()
-  table.sort(out)
-  return out
-end
-
+local files_in = util.listing
 local write_file = util.write
 local read_file = util.read
 

@@ -22,6 +22,16 @@ function M.read(path)
   return s
 end
 
+-- The names in directory d (dot files included, . and .. not), sorted.
+function M.listing(d)
+  local p = io.popen('ls -A "' .. d .. '"')
+  local names = {}
+  for line in p:lines() do names[#names + 1] = line end
+  p:close()
+  table.sort(names)
+  return names
+end
+
 -- Writes s as the whole file (directly, no temporary); raises when it cannot be opened.
 function M.write(path, s)
   local f = assert(io.open(path, 'wb'))

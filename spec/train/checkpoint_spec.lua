@@ -12,15 +12,7 @@ local dir = util.tmpdir()
 
 local read = util.read
 local write = util.write
-
-local function listing(d)
-  local p = io.popen('ls -A ' .. d)
-  local names = {}
-  for line in p:lines() do names[#names + 1] = line end
-  p:close()
-  table.sort(names)
-  return names
-end
+local listing = util.listing
 
 local function tiny(seed)
   luacap.seed(seed)
