@@ -15,24 +15,17 @@ local function fmt_time(s)
   return string.format('%d:%02d:%02d', math.floor(s / 3600), math.floor(s / 60) % 60, s % 60)
 end
 
--- Progress on stderr: overwritten in place on a terminal, one line every few seconds when not.
+-- Progress on stderr (util.progress_writer): redrawn in place on a terminal, one line every
+-- few seconds when not, and always a last line per epoch.
 local function progress(opts)
-  local is_tty = require('luacap.util').stderr_is_tty() and opts.tty ~= false
-  local last = -math.huge
+  local write = require('luacap.util').progress_writer(opts.log_every or 10, opts.tty)
   return function(step, steps, loss, pairs_per_s, elapsed, final)
     if opts.verbose == 0 then return end
-    if not final and not is_tty and elapsed - last < (opts.log_every or 10) then return end
-    if not final and is_tty and elapsed - last < 0.2 then return end
-    last = elapsed
-    local eta = pairs_per_s > 0 and (steps - step) * (elapsed / math.max(step, 1)) or 0
-    local line = string.format('  %d/%d - loss %.4f - %.0f pairs/s - %s %s', step, steps, loss,
-      pairs_per_s, final and 'took' or 'ETA', fmt_time(final and elapsed or eta))
-    if is_tty then
-      io.stderr:write('\r', line, final and '\n' or '')
-    else
-      io.stderr:write(line, '\n')
-    end
-    io.stderr:flush()
+    write(elapsed, final, function()
+      local eta = pairs_per_s > 0 and (steps - step) * (elapsed / math.max(step, 1)) or 0
+      return string.format('  %d/%d - loss %.4f - %.0f pairs/s - %s %s', step, steps, loss,
+        pairs_per_s, final and 'took' or 'ETA', fmt_time(final and elapsed or eta))
+    end)
   end
 end
 
@@ -90,16 +83,8 @@ local function identity(n)
   return t
 end
 
--- Fisher-Yates with luacap's seeded generator: the same seed gives the same order.
-local function shuffle(n)
-  local t = identity(n)
-  for i = n, 2, -1 do
-    local j = luacap.random(i)
-    t[i], t[j] = t[j], t[i]
-  end
-  return t
-end
-M.shuffle = shuffle
+-- Fisher-Yates with luacap's seeded generator (the same seed gives the same order).
+local shuffle = require('luacap.data.pairs').shuffle
 
 -- An epoch's order with images in groups of G: images shuffled, then each group's pairs
 -- shuffled together. Batches then hold few distinct images, so a trainable encoder runs
