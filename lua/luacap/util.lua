@@ -136,7 +136,13 @@ function M.json_pretty(v, indent)
   local t = type(v)
   if t ~= 'table' then
     if t == 'number' and (v ~= v or v == math.huge or v == -math.huge) then return 'null' end
-    if t == 'number' then return require('luacap.train.callbacks').repr(v) end
+    if t == 'number' then
+      -- counts print as integers; every other number as Python's repr of a float
+      if v == math.floor(v) and math.abs(v) < 2 ^ 53 then
+        return string.format('%d', v)
+      end
+      return require('luacap.train.callbacks').repr(v)
+    end
     return cjson.encode(v)
   end
   local inner = indent .. '  '
