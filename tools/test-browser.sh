@@ -1,7 +1,9 @@
 #!/bin/sh
 # test-browser.sh: renders a small luacap.report.html page in headless Chromium and checks
 # that every <img> decoded and every caption is on the page. Run from the repository root
-# (`make test-browser`). Installs Debian's chromium when missing (root, apt).
+# (`make test-browser`). Installs Debian's chromium when missing (root, apt). When a run's
+# page exists (RESULTS, default outputs/results, e.g. after `make demo`), it is checked too:
+# every image loaded, the first test images' predicted captions shown, relative paths only.
 # Not a layout test: it checks what a reader must see, not where it is drawn.
 set -u
 
@@ -85,5 +87,42 @@ done
 if grep -q '<b>jumps</b>' "$DOM"; then bad "captions are escaped"; else ok "captions are escaped"; fi
 if grep -Eq '(src|href)="(https?:|//|/)' "$OUTDIR/index.html"; then bad "only relative resources"
 else ok "only relative resources"; fi
+
+# The page of a real run, when there is one.
+RESULTS=${RESULTS:-outputs/results}
+if [ -f "$RESULTS/index.html" ]; then
+  RES=$(cd "$RESULTS" && pwd)
+  PROFILE=$(mktemp -d)
+  DOM2="$WORK/run_dom.html"
+  timeout 120 "$CHROME" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+    --disable-background-networking --disable-component-update --disable-sync \
+    --user-data-dir="$PROFILE" --virtual-time-budget=10000 --dump-dom \
+    "file://$RES/index.html" > "$DOM2" 2> "$WORK/chrome2.err"
+  rc=$?
+  rm -rf "$PROFILE"
+  if [ $rc -eq 0 ] && [ -s "$DOM2" ]; then ok "$RESULTS/index.html rendered"
+  else tail -5 "$WORK/chrome2.err"; bad "$RESULTS/index.html rendered (exit $rc)"; finish; fi
+  check=$(grep -o '<div id="img-check"[^>]*>[^<]*' "$DOM2" || true)
+  total=$(echo "$check" | sed -n 's/.*data-total="\([0-9]*\)".*/\1/p')
+  loaded=$(echo "$check" | sed -n 's/.*data-loaded="\([0-9]*\)".*/\1/p')
+  echo "     $RESULTS: $loaded of $total images loaded"
+  if [ -n "$total" ] && [ "$total" -gt 1 ] && [ "$total" = "$loaded" ]; then ok "$RESULTS: every image decoded"
+  else bad "$RESULTS: every image decoded"; fi
+  case "$check" in *'data-broken=""'*) ok "$RESULTS: no broken images" ;; *) bad "$RESULTS: no broken images" ;; esac
+  if [ -f "$RESULTS/qualitative_examples.json" ]; then
+    LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="lua/?.so;;" "$LUAJIT" -e "
+      local q = require('cjson').decode(io.open('$RESULTS/qualitative_examples.json'):read('*a'))
+      for _, r in ipairs(q) do print(r.predicted) end" > "$WORK/preds.txt" 2>/dev/null
+    n=0; miss=0
+    while IFS= read -r cap; do
+      n=$((n + 1))
+      grep -qF -- "$cap" "$DOM2" || miss=$((miss + 1))
+    done < "$WORK/preds.txt"
+    if [ "$n" -gt 0 ] && [ "$miss" -eq 0 ]; then ok "$RESULTS: the $n predicted captions of qualitative_examples.json are on the page"
+    else bad "$RESULTS: predicted captions on the page ($miss of $n missing)"; fi
+  fi
+  if grep -Eq '(src|href)="(https?:|//|/)' "$RES/index.html"; then bad "$RESULTS: only relative resources"
+  else ok "$RESULTS: only relative resources"; fi
+fi
 
 finish
