@@ -14,7 +14,7 @@ local function opts(out, extra)
   local o = {out = out, shapes_dir = shapes_dir, n_images = 40, shapes_size = 32, data_seed = 3,
     seed = 7, epochs = 3, batch_size = 16, lr = 0.005, embed_dim = 12, units = 8, img_dense = 12,
     dec_dense = 12, dropout = 0.2, feat_dim = 12, image_size = 16, lr_patience = 3, lr_factor = 0.5,
-    es_patience = 6, decode_batch = 64, quiet = true, encoder = 'smallcnn'}
+    es_patience = 6, decode_batch = 64, quiet = true, encoder = 'smallcnn', beam = 2}
   for k, v in pairs(extra or {}) do o[k] = v end
   return o
 end
@@ -50,6 +50,8 @@ describe('pipeline', function()
       assert.is_number(m[k])
       assert.is_number(m.baseline[k])
     end
+    assert.equal(2, m.beam_search.beam)
+    assert.is_number(m.beam_search['BLEU-4'])
     local q = cjson.decode(read(out .. '/results/qualitative_examples.json'))
     assert.is_true(#q >= 1 and #q <= 10)
     assert.is_string(q[1].predicted)

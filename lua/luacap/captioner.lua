@@ -54,7 +54,7 @@ function Captioner:prepare(images)
   return X, good, bad
 end
 
--- caption(images[, {batch = 64}]) -> captions {position -> string}, errors {position -> msg}
+-- caption(images[, {batch = 64, beam = 1}]) -> captions {position -> string}, errors {position -> msg}
 -- images: a list of paths and/or image tensors, or one of them.
 function Captioner:caption(images, opts)
   opts = opts or {}
@@ -63,7 +63,9 @@ function Captioner:caption(images, opts)
   local X, good, bad = self:prepare(images)
   local out = {}
   if #good > 0 then
-    local caps = decode.greedy(self.model, X:narrow(1, #good), self.tokenizer,
+    -- greedy (the notebook's rules) by default; beam search when opts.beam > 1
+    local decoder = (opts.beam or 1) > 1 and decode.beam or decode.greedy
+    local caps = decoder(self.model, X:narrow(1, #good), self.tokenizer,
       {batch = opts.batch or 64, encoder = self.encoder, beam = opts.beam})
     for k, i in ipairs(good) do out[i] = caps[k] end
   end

@@ -414,6 +414,17 @@ function M.run(opt)
     caption = baseline_caption}
   for k, v in pairs(baseline) do out_metrics.baseline[k] = v end
   out_metrics.test_images = #test_ids
+  -- beyond the notebook: the same test split with beam search
+  if (opt.beam or 0) > 1 then
+    local tb = util.now()
+    local beam_preds = decode.beam(model, Xtest, data.tok, {beam = opt.beam, batch = opt.decode_batch,
+      encoder = enc.trainable and enc or nil})
+    local bm = M.score(data, test_ids, beam_preds)
+    bm.beam = opt.beam
+    out_metrics.beam_search = bm
+    log(opt, 'Beam search (width %d) in %.1f s: BLEU-4 %.4f (greedy %.4f)', opt.beam,
+      util.now() - tb, bm['BLEU-4'], metrics['BLEU-4'])
+  end
   util.write_file(paths.join(dirs.results, 'bleu_metrics.json'), util.json_pretty(out_metrics))
   for _, k in ipairs({'BLEU-1', 'BLEU-2', 'BLEU-3', 'BLEU-4', 'CIDEr-D', 'ROUGE-L'}) do
     log(opt, '%-8s %.4f   (baseline %.4f)', k, metrics[k], baseline[k])

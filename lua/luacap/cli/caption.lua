@@ -15,6 +15,7 @@ function M.parser(prog, train_prog)
   parser:option('--data', 'Dataset folder for ids and reference captions (default: the one the model was trained on).')
   parser:option('--save', 'Folder where each image is written with its caption drawn under it.')
   parser:option('--batch', 'Images captioned together.', '64'):convert(tonumber)
+  parser:option('--beam', 'Beam width; 1 is the notebook\'s greedy decoding.', '1'):convert(tonumber)
   parser:flag('--json', 'Print one JSON object per image instead of text.')
   return parser
 end
@@ -67,7 +68,7 @@ function M.main(argv, prog, train_prog)
   for i = 1, #args.images do
     if files[i] then list[#list + 1] = files[i]; where[#list] = i end
   end
-  local caps, bad = c:caption(list, {batch = args.batch})
+  local caps, bad = c:caption(list, {batch = args.batch, beam = args.beam})
   local out = {}
   for k, i in pairs(where) do
     if caps[k] then out[i] = caps[k] else errors[i] = bad[k] end
