@@ -136,11 +136,15 @@ function M.choose_encoder(opt)
         'or --vgg16-weights PATH)', weights), 0)
     end
     local err
-    enc, err = luacap.encoders.build{name = 'vgg16', weights = weights, output = opt.vgg16_layer or 'fc2'}
+    local cfg = {name = 'vgg16', weights = weights, output = opt.vgg16_layer or 'fc2'}
+    for k, v in pairs(opt.encoder_options or {}) do cfg[k] = v end
+    enc, err = luacap.encoders.build(cfg)
     if not enc then error(err, 0) end
   elseif name == 'smallcnn' then
-    enc = luacap.encoders.build{name = 'smallcnn', input_size = opt.image_size,
-      channels = opt.cnn_channels, out_dim = opt.feat_dim}
+    local cfg = {name = 'smallcnn', input_size = opt.image_size, channels = opt.cnn_channels,
+      out_dim = opt.feat_dim}
+    for k, v in pairs(opt.encoder_options or {}) do cfg[k] = v end
+    enc = luacap.encoders.build(cfg)
   else
     error(string.format("unknown encoder '%s' (expected auto, vgg16 or smallcnn)", name), 0)
   end
@@ -189,8 +193,12 @@ function M.prepare_inputs(opt, data, enc, enc_name, results_dir)
     local images = {}
     for _, id in ipairs(all) do images[id] = M.image_path(data, id) or paths.join(data.images_dir, id .. '.jpg') end
     local cache = opt.features or paths.join(opt.out, 'img_features_' .. enc_name .. '.h5')
-    ids, X = luacap.features.extract{encoder = enc, images = images, ids = all, out = cache,
-      batch = opt.extract_batch or 16, resize = 'nearest'}
+    local info
+    ids, X, info = luacap.features.extract{encoder = enc, images = images, ids = all, out = cache,
+      batch = opt.extract_batch or 16, resize = 'nearest', progress = not opt.quiet}
+    data.features_info = info
+    log(opt, 'Features (%s): %d reused from %s, %d computed, %d failed', enc_name, info.reused,
+      cache, info.computed, #info.failed)
   end
   local index = {}
   for i, id in ipairs(ids) do index[id] = i end
@@ -357,7 +365,8 @@ function M.run(opt)
   for _, cb in ipairs(opt.callbacks or {}) do list[#list + 1] = cb end
 
   local hist, state = luacap.train.fit.fit{
-    model = model, encoder = enc, inputs = X, train = train_src, val = val_src,
+    model = model, encoder = enc.trainable and enc or nil, inputs = X, train = train_src,
+    val = val_src,
     epochs = opt.epochs, batch_size = opt.batch_size, optimizer = optimizer, callbacks = list,
     steps_per_epoch = opt.steps_per_epoch, validation_steps = opt.validation_steps,
     initial_epoch = initial_epoch, history = history, cursor = cursor, val_cursor = val_cursor,
