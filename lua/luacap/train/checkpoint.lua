@@ -121,10 +121,12 @@ function M.load(path, opts)
   local bundle = {model = model, config = mcfg, tree = tree, attrs = attrs, path = path}
   local ecfg = decode_json(path, attrs, 'encoder_config', false)
   if ecfg and not opts.no_encoder then
-    local eok, enc = pcall(require('luacap.encoders').build, ecfg)
-    if not eok then
+    -- build raises on a bad config and returns nil, message on a missing or bad weights
+    -- file (a vgg16 model whose Keras weights are not where they were at training)
+    local eok, enc, eerr = pcall(require('luacap.encoders').build, ecfg)
+    if not eok or not enc then
       return nil, string.format('%s: cannot rebuild its %s encoder: %s', path,
-        tostring(ecfg.name or ecfg.type or '?'), tostring(enc))
+        tostring(ecfg.name or ecfg.type or '?'), tostring(eok and eerr or enc))
     end
     -- weights saved with the model (a trained encoder) win over the encoder's own
     if tree.encoder then
