@@ -37,10 +37,22 @@ function M.main(argv, prog, train_prog)
 
   -- Reference captions of the dataset, when there is one.
   local data_dir = args.data or c.meta.dataset_dir
+  -- As the notebook's generate_caption prints them: cleaned, without startseq / endseq.
+  -- The Kaggle captions.txt or the original Flickr8k.token.txt, whichever is there.
   local refs = nil
-  if data_dir and paths.is_file(paths.join(data_dir, 'captions.txt')) then
-    local ds = captions.load(paths.join(data_dir, 'captions.txt'))
-    refs = ds and ds.captions
+  for _, name in ipairs({'captions.txt', 'Flickr8k.token.txt'}) do
+    local f = data_dir and paths.join(data_dir, name)
+    if not refs and f and paths.is_file(f) then
+      local ds = captions.load(f)
+      if ds then
+        refs = {}
+        for id, list in pairs(captions.clean_all(ds.captions)) do
+          local r = {}
+          for k, cap in ipairs(list) do r[k] = cap:gsub('^startseq ?', ''):gsub(' ?endseq$', '') end
+          refs[id] = r
+        end
+      end
+    end
   end
 
   local function find_image(x)
