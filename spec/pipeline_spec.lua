@@ -104,6 +104,34 @@ describe('pipeline', function()
     assert.equal(4, rows)              -- the header and epochs 0, 1, 2
   end)
 
+  it('leaves a loadable best.h5 when the process is killed in the middle of training', function()
+    local out3 = tmp .. '_killed'
+    local cmd = 'luajit examples/train.lua --out ' .. out3 .. ' --shapes-dir ' .. shapes_dir ..
+      ' --n-images 40 --shapes-size 32 --data-seed 3 --image-size 16 --epochs 200' ..
+      ' --embed-dim 12 --units 8 --img-dense 12 --dec-dense 12 --feat-dim 12 --batch-size 4' ..
+      ' --encoder smallcnn --es-patience 1000 --lr-patience 1000 --quiet'
+    local p = io.popen('sh -c \'' .. cmd .. ' >/dev/null 2>&1 & echo $!\'')
+    local pid = p:read('*l')
+    p:close()
+    assert.truthy(tonumber(pid))
+    -- wait until the first epoch saved best.h5 and the log has more epochs, then kill -9
+    local log = out3 .. '/results/training_log.csv'
+    local waited = 0
+    while waited < 600 do
+      local text = util.read_file(log) or ''
+      local _, rows = text:gsub('\n', '')
+      if util.exists(out3 .. '/models/best.h5') and rows >= 4 then break end
+      os.execute('sleep 0.05')
+      waited = waited + 1
+    end
+    os.execute('sleep 0.13')
+    assert.equal(0, os.execute('kill -0 ' .. pid .. ' 2>/dev/null'))   -- still training
+    os.execute('kill -9 ' .. pid .. ' 2>/dev/null')
+    local c, err = luacap.load(out3 .. '/models/best.h5')
+    assert.is_table(c, err)
+    assert.is_string((c:caption(pipeline.image_path(res.data, res.test_ids[1]))))
+  end)
+
   it('runs the same twice with the same seed', function()
     local again = pipeline.run(opts(tmp .. '_again'))
     assert.same(res.metrics, again.metrics)
