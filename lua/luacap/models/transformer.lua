@@ -166,27 +166,7 @@ function Transformer:summary(print_fn)
   rows[#rows + 1] = {'last_position (Lambda)', string.format('(None, %d)', D), 0}
   rows[#rows + 1] = {'word_predictions (Dense)', string.format('(None, %d)', c.vocab_size),
     self.out:num_params()}
-  local function commas(n)
-    local s = tostring(n)
-    repeat
-      local k
-      s, k = s:gsub('^(%d+)(%d%d%d)', '%1,%2')
-    until k == 0
-    return s
-  end
-  local lines = {'Model: "transformer_captioner"', string.rep('_', 78),
-    string.format('%-40s %-24s %12s', 'Layer (type)', 'Output Shape', 'Param #'), string.rep('=', 78)}
-  for _, r in ipairs(rows) do
-    lines[#lines + 1] = string.format('%-40s %-24s %12s', r[1], r[2], commas(r[3]))
-  end
-  lines[#lines + 1] = string.rep('=', 78)
-  lines[#lines + 1] = 'Total params: ' .. commas(self:num_params())
-  lines[#lines + 1] = 'Trainable params: ' .. commas(self:num_params())
-  lines[#lines + 1] = 'Non-trainable params: 0'
-  lines[#lines + 1] = string.rep('_', 78)
-  local text = table.concat(lines, '\n')
-  if print_fn ~= false then (print_fn or print)(text) end
-  return text
+  return Module.summary_table('transformer_captioner', rows, self:num_params(), print_fn)
 end
 
 return Transformer

@@ -109,6 +109,35 @@ function Module.prefixed(prefix, child)
   return out
 end
 
+-- '15122049' -> '15,122,049'
+local function commas(n)
+  local s = tostring(n)
+  repeat
+    local k
+    s, k = s:gsub('^(%d+)(%d%d%d)', '%1,%2')
+  until k == 0
+  return s
+end
+
+-- A Keras-like model summary: rows of {'name (Type)', 'output shape', parameter count},
+-- then the totals. Prints it with print_fn (print by default; false prints nothing) and
+-- returns the text. Models build their rows; this draws the table.
+function Module.summary_table(title, rows, total, print_fn)
+  local lines = {'Model: "' .. title .. '"', string.rep('_', 78),
+    string.format('%-40s %-24s %12s', 'Layer (type)', 'Output Shape', 'Param #'), string.rep('=', 78)}
+  for _, r in ipairs(rows) do
+    lines[#lines + 1] = string.format('%-40s %-24s %12s', r[1], r[2], commas(r[3]))
+  end
+  lines[#lines + 1] = string.rep('=', 78)
+  lines[#lines + 1] = 'Total params: ' .. commas(total)
+  lines[#lines + 1] = 'Trainable params: ' .. commas(total)
+  lines[#lines + 1] = 'Non-trainable params: 0'
+  lines[#lines + 1] = string.rep('_', 78)
+  local text = table.concat(lines, '\n')
+  if print_fn ~= false then (print_fn or print)(text) end
+  return text
+end
+
 function Module:__tostring()
   return string.format('%s (%d parameters)', self.__name, self:num_params())
 end
