@@ -451,8 +451,18 @@ function M.run(opt)
   util.write_file(paths.join(dirs.results, 'qualitative_examples.json'), util.json_pretty(qual))
   try_draw(opt, 'the qualitative examples', luacap.report.caption_grid,
     paths.join(dirs.results, 'qualitative_examples.png'), {unpack(items, 1, math.min(10, #items))})
+  -- the page's table: greedy scores, then the blind baseline's and beam search's
+  local rows = {}
+  local names = {'BLEU-1', 'BLEU-2', 'BLEU-3', 'BLEU-4', 'CIDEr-D', 'ROUGE-L'}
+  for _, k in ipairs(names) do rows[#rows + 1] = {k, metrics[k]} end
+  for _, k in ipairs(names) do rows[#rows + 1] = {k .. ' (baseline: most frequent caption)', baseline[k]} end
+  if out_metrics.beam_search then
+    for _, k in ipairs(names) do
+      rows[#rows + 1] = {string.format('%s (beam search, width %d)', k, opt.beam), out_metrics.beam_search[k]}
+    end
+  end
   try_draw(opt, 'the results page', luacap.report.html, dirs.results, {title = 'luacap results',
-    metrics = metrics, loss_curve = paths.join(dirs.results, 'train_val_loss_curve.png'), items = items})
+    metrics = rows, loss_curve = paths.join(dirs.results, 'train_val_loss_curve.png'), items = items})
   log(opt, 'Done in %.1f s. Outputs in %s', util.now() - t_start, dirs.root)
   return {metrics = metrics, baseline = baseline, history = hist, preds = preds, test_ids = test_ids,
     state = state, dirs = dirs, data = data, model = model, encoder = enc}
