@@ -89,6 +89,29 @@ describe('pipeline on the Flickr8k layout with VGG16', function()
     assert.equal(res.preds[1], cap)
   end)
 
+  it('reads Karpathy\'s dataset_flickr8k.json and its splits', function()
+    local kdir = tmp .. '_karpathy'
+    os.execute('mkdir -p ' .. kdir .. ' && ln -s ' .. data_dir .. '/Images ' .. kdir .. '/Images')
+    local images = {}
+    for i = 1, 30 do
+      local file = string.format('shape_%05d.jpg', i)
+      local caps = res.data.ds.captions[file:sub(1, -5)]
+      local sentences = {}
+      for k, c in ipairs(caps) do sentences[k] = {raw = c, tokens = {}} end
+      images[i] = {filename = file, split = i <= 18 and 'train' or i <= 20 and 'restval'
+        or i <= 24 and 'val' or 'test', sentences = sentences}
+    end
+    write(kdir .. '/dataset_flickr8k.json', require('cjson').encode({images = images, dataset = 'flickr8k'}))
+    local o = opts(tmp .. '_kout')
+    o.data, o.epochs = kdir, 1
+    local r = pipeline.run(o)
+    assert.equal('karpathy', r.data.ds.format)
+    assert.equal(20, #r.data.train)          -- 18 train + 2 restval
+    assert.equal(4, #r.data.val)
+    assert.equal(6, #r.data.test)
+    assert.equal('shape_00025', r.data.test[1])
+  end)
+
   it('says which weights file is missing when the encoder cannot be rebuilt', function()
     os.rename(weights, weights .. '.moved')
     local c, err = luacap.load(out .. '/models/best.h5')

@@ -41,9 +41,13 @@ end
 
 -- Captions (cleaned), tokenizer, max_len and splits, as the notebook makes them.
 function M.load_data(opt, dir)
+  -- the first present of Kaggle's captions.txt, the original token file, Karpathy's JSON
   local cap_file = paths.join(dir, 'captions.txt')
-  if not paths.is_file(cap_file) and paths.is_file(paths.join(dir, 'Flickr8k.token.txt')) then
-    cap_file = paths.join(dir, 'Flickr8k.token.txt')
+  for _, name in ipairs({'captions.txt', 'Flickr8k.token.txt', 'dataset_flickr8k.json'}) do
+    if paths.is_file(paths.join(dir, name)) then
+      cap_file = paths.join(dir, name)
+      break
+    end
   end
   local ds, err = captions.load(cap_file, {strict = opt.strict})
   if not ds then error(err, 0) end
