@@ -363,6 +363,10 @@ double bleu_from_stats(const int64_t *num, const int64_t *den, int64_t c, int64_
 int cider_d_forward(double *scores, const lc_corpus *corpus, int N, double sigma);
 /* rouge.c (coco-caption ROUGE-L): scores (S), F with max precision, max recall over refs. */
 int rouge_l_forward(double *scores, const lc_corpus *corpus, double beta);
+/* meteor.c (nltk 3.8 meteor_score without WordNet): scores (S), max over references; exact
+ * then stem alignment, hyp_stem / ref_stem stem ids aligned with corpus->hyp / corpus->ref. */
+int meteor_forward(double *scores, const lc_corpus *corpus, const int32_t *hyp_stem,
+                   const int32_t *ref_stem, double alpha, double beta, double gamma);
 
 /* ---------------------------------------------------------------- report/ (cairo drawing) */
 /* draw.c: a canvas (a cairo ARGB32 surface and its context, W x H pixels, origin top-left,

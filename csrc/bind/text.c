@@ -23,7 +23,8 @@ static void corpus_free(corpus_buf *b) {
   memset(b, 0, sizeof *b);
 }
 
-static const char *ARG[5] = {"hyp", "hyp_lens", "ref", "ref_lens", "nrefs"};
+static const char *ARG[7] = {"hyp", "hyp_lens", "ref", "ref_lens", "nrefs",
+                             "hyp_stem", "ref_stem"};   /* the last two: meteor only */
 
 /* Reads the array at idx: n values, each an integer in [lo, hi], into out (n) as int64.
  * On failure writes a message into err and returns -1. */
@@ -246,11 +247,63 @@ static int l_rouge_l(lua_State *L) {
   return corpus_scores(L, fn, 1, 0, beta);
 }
 
+/* core.meteor(hyp, hyp_lens, ref, ref_lens, nrefs, hyp_stem, ref_stem
+ *             [, alpha = 0.9, beta = 3, gamma = 0.5]) -> scores (S)
+ * hyp_stem, ref_stem: stem ids, one per entry of hyp and ref (luacap.eval.metrics.meteor). */
+static int l_meteor(lua_State *L) {
+  const char *fn = "meteor";
+  double alpha = luaL_optnumber(L, 8, 0.9), beta = luaL_optnumber(L, 9, 3.0),
+         gamma = luaL_optnumber(L, 10, 0.5);
+  if (!(alpha >= 0 && alpha <= 1)) luaL_error(L, "%s: alpha must be in [0, 1], got %g", fn, alpha);
+  if (!(beta >= 0 && beta < HUGE_VAL))
+    luaL_error(L, "%s: beta must be finite and >= 0, got %g", fn, beta);
+  if (!(gamma >= 0 && gamma < HUGE_VAL))
+    luaL_error(L, "%s: gamma must be finite and >= 0, got %g", fn, gamma);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  luaL_checktype(L, 6, LUA_TTABLE);
+  luaL_checktype(L, 7, LUA_TTABLE);
+  size_t NH = lua_objlen(L, 1), NR = lua_objlen(L, 3);
+  if (lua_objlen(L, 6) != NH)
+    luaL_error(L, "%s: hyp_stem has %d entries but hyp has %d, expected them equal", fn,
+               (int)lua_objlen(L, 6), (int)NH);
+  if (lua_objlen(L, 7) != NR)
+    luaL_error(L, "%s: ref_stem has %d entries but ref has %d, expected them equal", fn,
+               (int)lua_objlen(L, 7), (int)NR);
+  corpus_buf b;
+  check_corpus(L, 1, fn, &b);
+  size_t S = (size_t)b.c.S, n = NH > NR ? NH : NR;
+  int64_t *tmp = malloc((n + 1) * sizeof *tmp);
+  int32_t *stems = malloc((NH + NR + 1) * sizeof *stems);
+  double *scores = malloc((S + 1) * sizeof *scores);
+  char err[200] = "";
+  if (!tmp || !stems || !scores) {
+    snprintf(err, sizeof err, "%s: out of memory", fn);
+    goto fail;
+  }
+  if (read_ints(L, 6, fn, 5, tmp, NH, -2147483648.0, 2147483647.0, err, sizeof err)) goto fail;
+  for (size_t i = 0; i < NH; i++) stems[i] = (int32_t)tmp[i];
+  if (read_ints(L, 7, fn, 6, tmp, NR, -2147483648.0, 2147483647.0, err, sizeof err)) goto fail;
+  for (size_t i = 0; i < NR; i++) stems[NH + i] = (int32_t)tmp[i];
+  if (meteor_forward(scores, &b.c, stems, stems + NH, alpha, beta, gamma) != LC_OK) {
+    snprintf(err, sizeof err, "%s: out of memory", fn);
+    goto fail;
+  }
+  free(tmp); free(stems); corpus_free(&b);
+  push_scores(L, scores, (int)S);
+  free(scores);
+  return 1;
+fail:
+  free(tmp); free(stems); free(scores); corpus_free(&b);
+  return luaL_error(L, "%s", err);
+}
+
 static const luaL_Reg functions[] = {
   {"bleu_stats", l_bleu_stats},
   {"bleu_score", l_bleu_score},
   {"cider_d", l_cider_d},
   {"rouge_l", l_rouge_l},
+  {"meteor", l_meteor},
   {NULL, NULL}
 };
 

@@ -1,7 +1,10 @@
 -- luacap.eval.metrics: caption metrics over token lists: corpus BLEU (nltk 3.8 corpus_bleu,
--- no smoothing), CIDEr-D and ROUGE-L (coco-caption). Counting runs in C (csrc/text/).
--- Not a tokenizer and not METEOR: tokens arrive already split, compared as exact strings.
+-- no smoothing), CIDEr-D and ROUGE-L (coco-caption), METEOR (nltk 3.8 meteor_score without
+-- WordNet synonyms). Counting runs in C (csrc/text/).
+-- Not a tokenizer: tokens arrive already split, compared as exact strings (METEOR alone
+-- lower-cases and stems them, as nltk does).
 local core = require 'luacap.core'
+local stem = require 'luacap.eval.stem'
 
 local M = {}
 
@@ -13,7 +16,9 @@ M.BLEU_WEIGHTS = {
   {'BLEU-4', {0.25, 0.25, 0.25, 0.25}},
 }
 
-local function token_id(fn, ids, w, where)
+-- ids maps tokens to ids; count = {n} holds the last id given (kept apart from ids, so
+-- that a token "n" is a word like any other)
+local function token_id(fn, ids, count, w, where)
   local id = ids[w]
   if id then return id end
   local tw = type(w)
@@ -21,8 +26,8 @@ local function token_id(fn, ids, w, where)
     error(('%s: %s is %s, expected a string token'):format(fn, where,
       tw == 'number' and 'NaN' or 'a ' .. tw), 3)
   end
-  local n = ids.n + 1
-  ids.n = n
+  local n = count[1] + 1
+  count[1] = n
   ids[w] = n
   return n
 end
@@ -30,7 +35,7 @@ end
 -- Interns tokens to integer ids (equal token, equal id) and flattens the corpus into
 -- the five arrays that the C functions take (see csrc/bind/text.c).
 -- references: a list (one per hypothesis) of lists of token lists; hypotheses: a list
--- of token lists. Returns hyp, hyp_lens, ref, ref_lens, nrefs.
+-- of token lists. Returns hyp, hyp_lens, ref, ref_lens, nrefs, and the table token -> id.
 function M.encode(references, hypotheses, fn)
   fn = fn or 'encode'
   if type(references) ~= 'table' then
@@ -45,7 +50,7 @@ function M.encode(references, hypotheses, fn)
     error(('%s: %d reference lists for %d hypotheses, expected one per hypothesis'):format(
       fn, #references, #hypotheses), 2)
   end
-  local ids = {n = 0}
+  local ids, count = {}, {0}
   local hyp, hyp_lens, ref, ref_lens, nrefs = {}, {}, {}, {}, {}
   local nh, nr, nl = 0, 0, 0
   for s = 1, #hypotheses do
@@ -55,7 +60,7 @@ function M.encode(references, hypotheses, fn)
     end
     for i = 1, #h do
       local w = h[i]
-      local id = ids[w] or token_id(fn, ids, w, ('hypotheses[%d][%d]'):format(s, i))
+      local id = ids[w] or token_id(fn, ids, count, w, ('hypotheses[%d][%d]'):format(s, i))
       nh = nh + 1
       hyp[nh] = id
     end
@@ -73,7 +78,8 @@ function M.encode(references, hypotheses, fn)
       end
       for i = 1, #r do
         local w = r[i]
-        local id = ids[w] or token_id(fn, ids, w, ('references[%d][%d][%d]'):format(s, j, i))
+        local id = ids[w] or
+                   token_id(fn, ids, count, w, ('references[%d][%d][%d]'):format(s, j, i))
         nr = nr + 1
         ref[nr] = id
       end
@@ -82,7 +88,7 @@ function M.encode(references, hypotheses, fn)
     end
     nrefs[s] = #rs
   end
-  return hyp, hyp_lens, ref, ref_lens, nrefs
+  return hyp, hyp_lens, ref, ref_lens, nrefs, ids
 end
 
 local function check_weights(fn, w, name)
@@ -164,12 +170,82 @@ function M.rouge_l(references, hypotheses, opt)
   return mean(scores), scores
 end
 
--- all(references, hypotheses) -> {['BLEU-1'..'BLEU-4'], CIDEr-D, ROUGE-L}: one table of
--- corpus numbers, ready for results/metrics.json.
+local function check_number(fn, opt, key, default)
+  local v = opt[key]
+  if v == nil then return default end
+  if type(v) ~= 'number' then
+    error(('%s: opt.%s is a %s, expected a number'):format(fn, key, type(v)), 3)
+  end
+  return v
+end
+
+-- Maps every id of ids (token -> id) through key(token) to fresh ids (equal key, equal id):
+-- returns the list old id -> new id.
+local function reintern(ids, key)
+  local new, to, n = {}, {}, 0
+  for w, id in pairs(ids) do
+    local k = key(w)
+    local nid = new[k]
+    if not nid then n = n + 1; nid = n; new[k] = nid end
+    to[id] = nid
+  end
+  return to
+end
+
+local function map_ids(a, to)
+  local out = {}
+  for i = 1, #a do out[i] = to[a[i]] end
+  return out
+end
+
+-- meteor(references, hypotheses[, opt]) -> mean, per-image scores. nltk 3.8's
+-- meteor_score per hypothesis (the max over its references) without the WordNet synonym
+-- module: exact matches, then Porter-stem matches (luacap.eval.stem), nltk's greedy
+-- alignment, Fmean = P R / (alpha P + (1 - alpha) R), penalty gamma (chunks / m)^beta.
+-- opt: alpha = 0.9, beta = 3, gamma = 0.5; lower = true lower-cases string tokens first
+-- (nltk's preprocess=str.lower; ASCII only); stem = false turns off the stem module.
+-- The mean of per-image scores, not the official METEOR's corpus-level aggregation.
+function M.meteor(references, hypotheses, opt)
+  local fn = 'meteor'
+  opt = opt or {}
+  if type(opt) ~= 'table' then
+    error(('%s: opt is a %s, expected a table'):format(fn, type(opt)), 2)
+  end
+  local alpha = check_number(fn, opt, 'alpha', 0.9)
+  local beta = check_number(fn, opt, 'beta', 3)
+  local gamma = check_number(fn, opt, 'gamma', 0.5)
+  local lower, stemming = opt.lower ~= false, opt.stem ~= false
+  local hyp, hyp_lens, ref, ref_lens, nrefs, ids = M.encode(references, hypotheses, fn)
+  -- the word as nltk compares it (after preprocess), and its stem; numbers stay as they are
+  local function word(w)
+    if lower and type(w) == 'string' then return w:lower() end
+    return w
+  end
+  local function stem_of(w)
+    if type(w) ~= 'string' then return w end
+    return stem.stem(word(w))
+  end
+  local hw, rw = hyp, ref
+  if lower then
+    local to = reintern(ids, word)
+    hw, rw = map_ids(hyp, to), map_ids(ref, to)
+  end
+  local hs, rs = hw, rw     -- no stem module: stem ids = word ids add no match after exact
+  if stemming then
+    local to = reintern(ids, stem_of)
+    hs, rs = map_ids(hyp, to), map_ids(ref, to)
+  end
+  local scores = core.meteor(hw, hyp_lens, rw, ref_lens, nrefs, hs, rs, alpha, beta, gamma)
+  return mean(scores), scores
+end
+
+-- all(references, hypotheses) -> {['BLEU-1'..'BLEU-4'], CIDEr-D, ROUGE-L, METEOR}: one
+-- table of corpus numbers, ready for results/metrics.json.
 function M.all(references, hypotheses)
   local out = M.bleu_scores(references, hypotheses)
   out['CIDEr-D'] = (M.cider_d(references, hypotheses))
   out['ROUGE-L'] = (M.rouge_l(references, hypotheses))
+  out['METEOR'] = (M.meteor(references, hypotheses))
   return out
 end
 
