@@ -43,6 +43,7 @@ local rows = {
   {'metrics.corpus_bleu (one weight)', function() metrics.corpus_bleu(refs, hyps) end},
   {'metrics.cider_d', function() metrics.cider_d(refs, hyps) end},
   {'metrics.rouge_l', function() metrics.rouge_l(refs, hyps) end},
+  {'metrics.meteor (exact + stem)', function() metrics.meteor(refs, hyps) end},
 }
 print(('%d hypotheses x %d references, %d words each on average; median of %d runs')
   :format(S, K, 12, REPS))

@@ -66,6 +66,13 @@ describe('stem.stem', function()
     assert.equal('gener', stem.stem('gener'))
   end)
 
+  it('remembers stems in cached (same answers as stem)', function()
+    for _, p in ipairs(NLTK) do
+      assert.equal(p[2], stem.cached(p[1]))
+      assert.equal(p[2], stem.cached(p[1]))
+    end
+  end)
+
   it('names a non-string argument', function()
     assert.has_error(function() stem.stem(3) end, 'stem: word is a number, expected a string')
   end)

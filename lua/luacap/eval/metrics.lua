@@ -223,7 +223,7 @@ function M.meteor(references, hypotheses, opt)
   end
   local function stem_of(w)
     if type(w) ~= 'string' then return w end
-    return stem.stem(word(w))
+    return stem.cached(word(w))
   end
   local hw, rw = hyp, ref
   if lower then

@@ -211,6 +211,20 @@ function M.stem(word)
   return step5b(w)
 end
 
+-- cached(word) -> stem(word), remembered: a caption vocabulary is small and the same words
+-- come back at every evaluation. The memory is dropped whole past CACHE_MAX words.
+local CACHE_MAX = 100000
+local cache, cached_n = {}, 0
+function M.cached(word)
+  local s = cache[word]
+  if s then return s end
+  s = M.stem(word)
+  if cached_n >= CACHE_MAX then cache, cached_n = {}, 0 end
+  cache[word] = s
+  cached_n = cached_n + 1
+  return s
+end
+
 -- exposed for the specs
 M.measure = measure
 
