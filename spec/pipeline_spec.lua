@@ -46,7 +46,7 @@ describe('pipeline', function()
     assert.equal(3, #hist.val_loss)
     assert.equal(3, #hist.lr)
     local m = cjson.decode(read(out .. '/results/bleu_metrics.json'))
-    for _, k in ipairs({'BLEU-1', 'BLEU-2', 'BLEU-3', 'BLEU-4'}) do
+    for _, k in ipairs({'BLEU-1', 'BLEU-2', 'BLEU-3', 'BLEU-4', 'METEOR', 'CIDEr-D', 'ROUGE-L'}) do
       assert.is_number(m[k])
       assert.is_number(m.baseline[k])
     end

@@ -252,7 +252,11 @@ function M.most_frequent_caption(data)
   return best or ''
 end
 
--- Scores hypotheses (strings) against the test references: BLEU-1..4, CIDEr-D, ROUGE-L.
+-- The scores printed and shown on the results page, in this order.
+M.METRICS = {'BLEU-1', 'BLEU-2', 'BLEU-3', 'BLEU-4', 'METEOR', 'CIDEr-D', 'ROUGE-L'}
+
+-- Scores hypotheses (strings) against the test references: BLEU-1..4, METEOR (exact +
+-- Porter stem, no WordNet), CIDEr-D, ROUGE-L.
 function M.score(data, ids, hyps)
   local refs, hs = {}, {}
   for i, id in ipairs(ids) do
@@ -439,7 +443,7 @@ function M.run(opt)
       util.now() - tb, bm['BLEU-4'], metrics['BLEU-4'])
   end
   util.write_file(paths.join(dirs.results, 'bleu_metrics.json'), util.json_pretty(out_metrics))
-  for _, k in ipairs({'BLEU-1', 'BLEU-2', 'BLEU-3', 'BLEU-4', 'CIDEr-D', 'ROUGE-L'}) do
+  for _, k in ipairs(M.METRICS) do
     log(opt, '%-8s %.4f   (baseline %.4f)', k, metrics[k], baseline[k])
   end
 
@@ -457,7 +461,7 @@ function M.run(opt)
     paths.join(dirs.results, 'qualitative_examples.png'), {unpack(items, 1, math.min(10, #items))})
   -- the page's table: greedy scores, then the blind baseline's and beam search's
   local rows = {}
-  local names = {'BLEU-1', 'BLEU-2', 'BLEU-3', 'BLEU-4', 'CIDEr-D', 'ROUGE-L'}
+  local names = M.METRICS
   for _, k in ipairs(names) do rows[#rows + 1] = {k, metrics[k]} end
   for _, k in ipairs(names) do rows[#rows + 1] = {k .. ' (baseline: most frequent caption)', baseline[k]} end
   if out_metrics.beam_search then
