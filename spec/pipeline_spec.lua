@@ -37,7 +37,7 @@ describe('pipeline', function()
         'results/training_log.csv', 'results/train_history.json', 'results/bleu_metrics.json',
         'results/qualitative_examples.json', 'results/qualitative_examples.png',
         'results/train_val_loss_curve.png', 'results/index.html'}) do
-      assert.is_true(util.exists(out .. '/' .. f), f)
+      assert.is_true(require('luacap.data.paths').is_file(out .. '/' .. f), f)
     end
     local csv = read(out .. '/results/training_log.csv')
     assert.matches('^epoch,loss,lr,val_loss\r\n0,', csv)
@@ -123,7 +123,7 @@ describe('pipeline', function()
     while waited < 600 do
       local text = util.read_file(log) or ''
       local _, rows = text:gsub('\n', '')
-      if util.exists(out3 .. '/models/best.h5') and rows >= 4 then break end
+      if require('luacap.data.paths').is_file(out3 .. '/models/best.h5') and rows >= 4 then break end
       os.execute('sleep 0.05')
       waited = waited + 1
     end

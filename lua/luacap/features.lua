@@ -87,7 +87,7 @@ function M.extract(opt)
 
   -- what the cache already holds
   local have, old_ids, old_m = {}, {}, nil
-  if util.exists(out) then
+  if require('luacap.data.paths').is_file(out) then
     local cids, cm, _, ckey = M.load(out)
     if not cids then
       io.stderr:write('features: ', tostring(cm), ': rebuilding\n')

@@ -59,21 +59,6 @@ function M.ensure_rows(ctx, key, inputs, rows)
   return t
 end
 
--- Shell-quotes a string for os.execute / io.popen.
-function M.shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-function M.mkdir_p(path)
-  return os.execute('mkdir -p ' .. M.shell_quote(path)) == 0 or os.execute('mkdir -p ' .. M.shell_quote(path)) == true
-end
-
-function M.exists(path)
-  local f = io.open(path, 'rb')
-  if f then f:close() return true end
-  return false
-end
-
 function M.read_file(path)
   local f, err = io.open(path, 'rb')
   if not f then return nil, err end

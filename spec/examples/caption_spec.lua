@@ -107,7 +107,7 @@ describe('examples/caption.lua', function()
         name .. ' has no room for a caption: ' .. info.width .. 'x' .. info.height)
       assert.truthy(luacap.image.load(dir .. '/' .. name))
     end
-    assert.is_false(util.exists(dir .. '/notes.png'))
+    assert.is_false(require('luacap.data.paths').is_file(dir .. '/notes.png'))
   end)
 
   it('--json prints one parsable object per good image', function()
