@@ -82,7 +82,7 @@ links:
 # Debian packages luacap needs; apt-get installs the missing ones (root only).
 DEB_PKGS = build-essential pkg-config luajit libluajit-5.1-dev libopenblas-dev libjpeg-dev \
            libpng-dev libhdf5-dev libcairo2-dev fonts-dejavu-core lua-busted lua-cjson \
-           lua-argparse luarocks valgrind
+           lua-argparse luarocks valgrind lua-check
 deps:
 	@sh tools/deps.sh $(DEB_PKGS)
 
@@ -117,8 +117,9 @@ bench: all
 memcheck: all
 	sh tools/memcheck.sh
 
+# luacheck over every Lua file (.luacheckrc: LuaJIT's globals, 120 columns); CI runs it.
 lint:
-	luacheck lua spec examples bench
+	luacheck --no-color -q lua spec examples bench bin
 
 install: all
 	mkdir -p $(LUA_LIBDIR)/luacap $(LUA_SHAREDIR)

@@ -136,7 +136,8 @@ describe('optim.Adam', function()
     assert.has_error(function() optim.Adam{}:load_state(s) end,
       "Adam:load_state: optimizer state v has no entry for parameter 'enc.b'")
     assert.has_error(function() opt:step(renamed) end,
-      "Adam:step: no state for parameter 'enc.bias' after 1 steps (a renamed parameter, or state loaded for another model)")
+      "Adam:step: no state for parameter 'enc.bias' after 1 steps " ..
+      '(a renamed parameter, or state loaded for another model)')
     assert.has_error(function()
       luacap.core.adam_update(luacap.zeros(2), luacap.zeros(2), luacap.zeros(3), luacap.zeros(2),
         0.1, 0.9, 0.999, 1e-7)

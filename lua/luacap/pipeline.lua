@@ -180,7 +180,7 @@ end
 
 -- Inputs for the model: images for a trainable encoder, else cached features.
 -- Returns inputs (N, ...), ids of its rows, row index {id -> row}.
-function M.prepare_inputs(opt, data, enc, enc_name, results_dir)
+function M.prepare_inputs(opt, data, enc, enc_name)
   local all = {}
   local seen = {}
   for _, list in ipairs({data.train, data.val, data.test}) do
@@ -289,7 +289,7 @@ function M.run(opt)
   luacap.seed(opt.seed)
   local data = M.load_data(opt, dir)
   local enc, enc_name = M.choose_encoder(opt)
-  local X, _, index = M.prepare_inputs(opt, data, enc, enc_name, dirs.results)
+  local X, _, index = M.prepare_inputs(opt, data, enc, enc_name)
   local max_len = data.max_len
   local train_p = pairs_.build(data.train, data.captions, data.tok, max_len)
   local val_p = pairs_.build(data.val, data.captions, data.tok, max_len)

@@ -150,7 +150,8 @@ describe('metrics.corpus_bleu', function()
   it('matches nltk\'s corpus_bleu doctest', function()
     local hyp1 = words 'It is a guide to action which ensures that the military always obeys the commands of the party'
     local ref1a = words 'It is a guide to action that ensures that the military will forever heed Party commands'
-    local ref1b = words 'It is the guiding principle which guarantees the military forces always being under the command of the Party'
+    local ref1b = words('It is the guiding principle which guarantees the military forces always ' ..
+      'being under the command of the Party')
     local ref1c = words 'It is the practical guide for the army always to heed the directions of the party'
     local hyp2 = words 'he read the book because he was interested in world history'
     local ref2a = words 'he was interested in world history because he read the book'

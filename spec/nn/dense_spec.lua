@@ -132,7 +132,6 @@ describe('nn.Dense', function()
 end)
 
 describe('kernel initializers', function()
-  local luacap = require 'luacap'
   it('draws glorot-uniform by default and he-uniform on request, within their limits', function()
     luacap.seed(11)
     local g = luacap.nn.Dense(200, 50)

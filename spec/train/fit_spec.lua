@@ -24,7 +24,7 @@ end
 
 -- n pairs; pair k shows image (k-1) % IMAGES + 1, whose word is (image-1) % V. Every
 -- get(idx) call is appended to log (a list of the pair numbers asked for).
-local function source(n, log, nan_rows)
+local function source(n, log)
   local src = {n = n}
   function src.image_of(k) return (k - 1) % IMAGES + 1 end
   function src.get(idx)

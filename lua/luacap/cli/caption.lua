@@ -72,7 +72,10 @@ function M.main(argv, prog, train_prog)
     local path, id = find_image(x)
     ids[i] = id
     if path then files[i] = path
-    else errors[i] = x .. ': no such file' .. (data_dir and (' or image id in ' .. paths.join(data_dir, 'Images')) or '') end
+    else
+      errors[i] = x .. ': no such file' ..
+        (data_dir and (' or image id in ' .. paths.join(data_dir, 'Images')) or '')
+    end
   end
 
   -- caption every file that exists, in batches

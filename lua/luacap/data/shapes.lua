@@ -283,7 +283,9 @@ function M.generate(opt)
   if type(opt.dir) ~= 'string' then error("shapes.generate: missing required option 'dir'", 2) end
   local n, size, seed = opt.n or 2000, opt.size or 64, opt.seed or 1
   local per, noise, quality = opt.captions or 5, opt.noise or 12, opt.quality or 90
-  if n < 1 or n ~= math.floor(n) then error('shapes.generate: n is ' .. tostring(n) .. ', expected an integer >= 1', 2) end
+  if n < 1 or n ~= math.floor(n) then
+    error('shapes.generate: n is ' .. tostring(n) .. ', expected an integer >= 1', 2)
+  end
   if size < 16 or size ~= math.floor(size) then
     error('shapes.generate: size is ' .. tostring(size) .. ', expected an integer >= 16', 2)
   end

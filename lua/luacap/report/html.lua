@@ -15,9 +15,6 @@ function M.escape(s)
   return (tostring(s):gsub('[&<>"\']', ESC))
 end
 
-local function is_tensor(x)
-  return type(x) == 'userdata' and getmetatable(x) == core.Tensor
-end
 
 -- A file name made of the id: letters, digits, '-', '_' and '.' (not leading).
 local function safe_name(id, i)

@@ -208,7 +208,8 @@ function M.fit(opts)
       local logits = forward_batch(ctx, b)
       local loss = crit:forward(logits, b.y)
       if loss ~= loss or loss == math.huge then
-        state.stop, state.stop_reason = true, string.format('loss is %s at epoch %d step %d', tostring(loss), epoch, step)
+        state.stop = true
+        state.stop_reason = string.format('loss is %s at epoch %d step %d', tostring(loss), epoch, step)
         break
       end
       first_loss = first_loss or loss
