@@ -112,6 +112,17 @@ describe('pipeline on the Flickr8k layout with VGG16', function()
     assert.equal('shape_00025', r.data.test[1])
   end)
 
+  it('explains a missing dataset folder and a folder without captions', function()
+    local o = opts(tmp .. '_none')
+    o.data = tmp .. '_nosuch'
+    assert.has_error(function() pipeline.run(o) end,
+      'dataset folder ' .. tmp .. '_nosuch does not exist (expected Images/ and captions.txt in it)')
+    os.execute('mkdir -p ' .. tmp .. '_empty')
+    o.data = tmp .. '_empty'
+    assert.has_error(function() pipeline.run(o) end, tmp .. '_empty has no caption file ' ..
+      '(expected one of captions.txt, Flickr8k.token.txt, dataset_flickr8k.json)')
+  end)
+
   it('says which weights file is missing when the encoder cannot be rebuilt', function()
     os.rename(weights, weights .. '.moved')
     local c, err = luacap.load(out .. '/models/best.h5')

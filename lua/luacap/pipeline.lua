@@ -41,13 +41,21 @@ end
 
 -- Captions (cleaned), tokenizer, max_len and splits, as the notebook makes them.
 function M.load_data(opt, dir)
+  if not paths.is_dir(dir) then
+    error(string.format('dataset folder %s does not exist (expected Images/ and captions.txt in it)',
+      dir), 0)
+  end
   -- the first present of Kaggle's captions.txt, the original token file, Karpathy's JSON
-  local cap_file = paths.join(dir, 'captions.txt')
-  for _, name in ipairs({'captions.txt', 'Flickr8k.token.txt', 'dataset_flickr8k.json'}) do
+  local names = {'captions.txt', 'Flickr8k.token.txt', 'dataset_flickr8k.json'}
+  local cap_file
+  for _, name in ipairs(names) do
     if paths.is_file(paths.join(dir, name)) then
       cap_file = paths.join(dir, name)
       break
     end
+  end
+  if not cap_file then
+    error(string.format('%s has no caption file (expected one of %s)', dir, table.concat(names, ', ')), 0)
   end
   local ds, err = captions.load(cap_file, {strict = opt.strict})
   if not ds then error(err, 0) end
