@@ -56,6 +56,8 @@ function M.parser(prog)
   parser:option('--max-shapes', 'Shapes per synthetic image: 1 to this many (1, 2 or 3).', '3'):convert(tonumber)
   parser:option('--shapes-dir', 'Where the synthetic dataset is generated.', 'data/shapes')
   parser:option('--data-seed', 'Seed of the synthetic dataset.', '1'):convert(tonumber)
+  parser:flag('--no-shuffle', 'Keep the notebook generator\'s order (image by image, caption by caption, ' ..
+    'prefix by prefix) instead of shuffling the pairs each epoch.')
   parser:option('--group-images', 'Draw each batch from a shuffled group of this many images ' ..
     '(fewer encoder passes per batch); default: pairs shuffled freely.'):convert(tonumber)
   parser:option('--clip-norm', 'Clip the global gradient norm to this (off by default, as Keras).'):convert(tonumber)
