@@ -58,7 +58,7 @@ function Seed:init(cfg)
   self.dec_dense = nn.Dense(c.dec_units, c.dec_dense, {activation = 'relu'})
   self.out = nn.Dense(c.dec_dense, c.vocab_size)
   -- named children, in Keras' layer order (parameter names, summary, checkpoints)
-  self.layers = {
+  self.named_children = {
     {'img_dense', self.img_dense}, {'embed', self.embed}, {'img_lstm', self.img_lstm},
     {'cap_lstm', self.cap_lstm}, {dec_name, self.dec_lstm},
     {'dec_dense', self.dec_dense}, {'out', self.out},
@@ -66,20 +66,6 @@ function Seed:init(cfg)
   self.children = {self.img_drop, self.img_dense, self.repeat_vec, self.img_lstm, self.embed,
     self.cap_drop, self.cap_lstm, self.attn, self.concat, self.dec_lstm, self.dec_drop,
     self.dec_dense, self.out}
-end
-
-function Seed:config()
-  local c = {}
-  for k, v in pairs(self.cfg) do c[k] = v end
-  return c
-end
-
-function Seed:parameters()
-  local out = {}
-  for _, l in ipairs(self.layers) do
-    for _, p in ipairs(Module.prefixed(l[1], l[2])) do out[#out + 1] = p end
-  end
-  return out
 end
 
 -- Image branch alone: feats (B, F) -> image sequence (B, T, 2U). Decoding computes it

@@ -59,26 +59,12 @@ function Transformer:init(cfg)
   end
   self.out = nn.Dense(D, c.vocab_size)
   -- named children: parameter names, summary, checkpoints
-  self.layers = {{'img_dense', self.img_dense}, {'embed', self.embed}}
-  for l = 1, c.layers do self.layers[#self.layers + 1] = {'dec' .. l, self.dec[l]} end
-  self.layers[#self.layers + 1] = {'out', self.out}
+  self.named_children = {{'img_dense', self.img_dense}, {'embed', self.embed}}
+  for l = 1, c.layers do self.named_children[#self.named_children + 1] = {'dec' .. l, self.dec[l]} end
+  self.named_children[#self.named_children + 1] = {'out', self.out}
   self.children = {self.img_drop, self.img_dense, self.embed, self.pos, self.emb_drop}
   for l = 1, c.layers do self.children[#self.children + 1] = self.dec[l] end
   self.children[#self.children + 1] = self.out
-end
-
-function Transformer:config()
-  local c = {}
-  for k, v in pairs(self.cfg) do c[k] = v end
-  return c
-end
-
-function Transformer:parameters()
-  local out = {}
-  for _, l in ipairs(self.layers) do
-    for _, p in ipairs(Module.prefixed(l[1], l[2])) do out[#out + 1] = p end
-  end
-  return out
 end
 
 -- Image branch alone: feats (B, F) -> memory (B, M, D). Decoding computes it once per image.

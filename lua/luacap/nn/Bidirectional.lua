@@ -24,12 +24,7 @@ function Bidirectional:init(C, H, opts)
   self.backward_lstm = LSTM(C, H, {return_sequences = rs, zero_output_for_mask = rs,
     go_backwards = true, name = 'backward_lstm'})
   self.children = {self.forward_lstm, self.backward_lstm}
-end
-
-function Bidirectional:parameters()
-  local out = Module.prefixed('forward_lstm', self.forward_lstm)
-  for _, p in ipairs(Module.prefixed('backward_lstm', self.backward_lstm)) do out[#out + 1] = p end
-  return out
+  self.named_children = {{'forward_lstm', self.forward_lstm}, {'backward_lstm', self.backward_lstm}}
 end
 
 function Bidirectional:reset()

@@ -32,10 +32,25 @@ function Module:backward()
   error(self.__name .. ': backward is not implemented', 2)
 end
 
--- Ordered list of {name=, value=, grad=}. Leaf layers list self.params; containers
--- override this and prefix their children's names.
+-- Ordered list of {name=, value=, grad=}. Leaf layers list self.params; a container sets
+-- self.named_children = {{'name', child}, ...} and gets its children's parameters in that
+-- order, each prefixed with its name (decoder.lstm.kernel).
 function Module:parameters()
+  if self.named_children then
+    local out = {}
+    for _, nc in ipairs(self.named_children) do
+      for _, p in ipairs(Module.prefixed(nc[1], nc[2])) do out[#out + 1] = p end
+    end
+    return out
+  end
   return self.params or {}
+end
+
+-- A copy of the constructor's config table (self.cfg), saved with models.
+function Module:config()
+  local c = {}
+  for k, v in pairs(self.cfg or {}) do c[k] = v end
+  return c
 end
 
 -- A layer built with trainable = false (Dense, Conv2d) has no gradients to zero.

@@ -25,14 +25,8 @@ function MHA:init(D, heads, opts)
   self.value = Dense(D, D, {name = 'value'})
   self.output = Dense(D, D, {name = 'output'})
   self.children = {self.query, self.key, self.value, self.output}
-end
-
-function MHA:parameters()
-  local out = {}
-  for _, name in ipairs{'query', 'key', 'value', 'output'} do
-    for _, p in ipairs(Module.prefixed(name, self[name])) do out[#out + 1] = p end
-  end
-  return out
+  self.named_children = {{'query', self.query}, {'key', self.key}, {'value', self.value},
+    {'output', self.output}}
 end
 
 function MHA:reset()

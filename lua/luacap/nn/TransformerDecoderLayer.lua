@@ -30,14 +30,8 @@ function Layer:init(D, heads, ffn, opts)
   self.drop1, self.drop2, self.drop3 = Dropout(p), Dropout(p), Dropout(p)
   self.children = {self.self_attn, self.drop1, self.ln1, self.cross_attn, self.drop2, self.ln2,
     self.ffn1, self.ffn2, self.drop3, self.ln3}
-end
-
-function Layer:parameters()
-  local out = {}
-  for _, name in ipairs(NAMES) do
-    for _, p in ipairs(Module.prefixed(name, self[name])) do out[#out + 1] = p end
-  end
-  return out
+  self.named_children = {}
+  for i, name in ipairs(NAMES) do self.named_children[i] = {name, self[name]} end
 end
 
 -- out = a + b into a buffer of our own
