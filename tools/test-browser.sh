@@ -61,16 +61,24 @@ assert(luacap.report.html(out, {title = 'browser check', history = h, items = it
 EOF
 then ok "results folder generated"; else cat "$WORK/gen.txt"; bad "results folder generated"; finish; fi
 
-PROFILE=$(mktemp -d)
+# render PAGE DOM BUDGET_MS: the DOM of PAGE after its scripts ran, in a fresh profile with
+# the flags this closed network needs; prints Chromium's error tail when it fails.
+render() {
+  profile=$(mktemp -d)
+  timeout 120 "$CHROME" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+    --disable-background-networking --disable-component-update --disable-sync \
+    --user-data-dir="$profile" --virtual-time-budget="$3" --dump-dom \
+    "file://$1" > "$2" 2> "$WORK/chrome.err"
+  rc=$?
+  rm -rf "$profile"
+  if [ $rc -eq 0 ] && [ -s "$2" ]; then return 0; fi
+  tail -5 "$WORK/chrome.err"
+  return 1
+}
+
 DOM="$WORK/dom.html"
-timeout 120 "$CHROME" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
-  --disable-background-networking --disable-component-update --disable-sync \
-  --user-data-dir="$PROFILE" --virtual-time-budget=5000 --dump-dom \
-  "file://$OUTDIR/index.html" > "$DOM" 2> "$WORK/chrome.err"
-rc=$?
-rm -rf "$PROFILE"
-if [ $rc -eq 0 ] && [ -s "$DOM" ]; then ok "chromium rendered the page"
-else tail -5 "$WORK/chrome.err"; bad "chromium rendered the page (exit $rc)"; finish; fi
+if render "$OUTDIR/index.html" "$DOM" 5000; then ok "chromium rendered the page"
+else bad "chromium rendered the page"; finish; fi
 
 # 4 images: the loss curve and the three test images.
 check=$(grep -o '<div id="img-check"[^>]*>[^<]*' "$DOM" || true)
@@ -92,16 +100,9 @@ else ok "only relative resources"; fi
 RESULTS=${RESULTS:-outputs/results}
 if [ -f "$RESULTS/index.html" ]; then
   RES=$(cd "$RESULTS" && pwd)
-  PROFILE=$(mktemp -d)
   DOM2="$WORK/run_dom.html"
-  timeout 120 "$CHROME" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
-    --disable-background-networking --disable-component-update --disable-sync \
-    --user-data-dir="$PROFILE" --virtual-time-budget=10000 --dump-dom \
-    "file://$RES/index.html" > "$DOM2" 2> "$WORK/chrome2.err"
-  rc=$?
-  rm -rf "$PROFILE"
-  if [ $rc -eq 0 ] && [ -s "$DOM2" ]; then ok "$RESULTS/index.html rendered"
-  else tail -5 "$WORK/chrome2.err"; bad "$RESULTS/index.html rendered (exit $rc)"; finish; fi
+  if render "$RES/index.html" "$DOM2" 10000; then ok "$RESULTS/index.html rendered"
+  else bad "$RESULTS/index.html rendered"; finish; fi
   check=$(grep -o '<div id="img-check"[^>]*>[^<]*' "$DOM2" || true)
   total=$(echo "$check" | sed -n 's/.*data-total="\([0-9]*\)".*/\1/p')
   loaded=$(echo "$check" | sed -n 's/.*data-loaded="\([0-9]*\)".*/\1/p')
