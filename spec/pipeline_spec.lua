@@ -135,6 +135,17 @@ describe('pipeline', function()
     assert.is_string((c:caption(pipeline.image_path(res.data, res.test_ids[1]))))
   end)
 
+  it('fails, saying why, when the loss explodes, and saves nothing from broken weights', function()
+    local out4 = tmp .. '_explode'
+    -- lr 1000 blows the loss up at the second step of the first epoch
+    local ok, err = pcall(pipeline.run, opts(out4, {lr = 1000}))
+    assert.is_false(ok)
+    assert.matches('^training failed: loss %S+ exploded to more than 10x the first loss %S+%. ' ..
+      'No epoch finished, so nothing was saved%. Try a lower %-%-lr or %-%-clip%-norm%.$', err)
+    assert.is_false(require('luacap.data.paths').is_file(out4 .. '/models/best.h5'))
+    assert.is_false(require('luacap.data.paths').is_file(out4 .. '/models/final.h5'))
+  end)
+
   it('runs the same twice with the same seed', function()
     local again = pipeline.run(opts(tmp .. '_again'))
     assert.same(res.metrics, again.metrics)

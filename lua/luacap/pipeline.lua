@@ -400,6 +400,14 @@ function M.run(opt)
       util.write_file(history_path, util.json_pretty(st.history))
     end,
   }
+  if state.failed then
+    -- no final.h5, no captions from broken weights: say what happened and what is kept
+    local saved_best = list[1].best ~= math.huge and list[1].best == list[1].best
+    local kept = saved_best and (' The last good checkpoints are ' .. best_path ..
+      ' and ' .. last_path .. '.') or ' No epoch finished, so nothing was saved.'
+    error('training failed: ' .. state.stop_reason .. '.' .. kept ..
+      ' Try a lower --lr or --clip-norm.', 0)
+  end
   save(final_path)
   util.write_file(history_path, util.json_pretty(hist))
   try_draw(opt, 'the loss curve', luacap.report.loss_curve,

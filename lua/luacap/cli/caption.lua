@@ -4,6 +4,8 @@
 -- also prints the reference captions, as the notebook's generate_caption. Images are
 -- captioned in batches. Exit status 1 when any image failed.
 -- Not the captioning itself (luacap.captioner) and not a library API: it prints and exits.
+local cli_args = require 'luacap.cli.args'
+
 local M = {}
 
 -- parser(prog, train_prog): the argparse parser; prog names the command in messages.
@@ -14,8 +16,8 @@ function M.parser(prog, train_prog)
   parser:option('--model', 'Model file written by ' .. train_prog .. '.', 'outputs/models/best.h5')
   parser:option('--data', 'Dataset folder for ids and reference captions (default: the one the model was trained on).')
   parser:option('--save', 'Folder where each image is written with its caption drawn under it.')
-  parser:option('--batch', 'Images captioned together.', '64'):convert(tonumber)
-  parser:option('--beam', 'Beam width; 1 is the notebook\'s greedy decoding.', '1'):convert(tonumber)
+  parser:option('--batch', 'Images captioned together.', '64'):convert(cli_args.int_at_least(1))
+  parser:option('--beam', 'Beam width; 1 is the notebook\'s greedy decoding.', '1'):convert(cli_args.int_at_least(1))
   parser:flag('--json', 'Print one JSON object per image instead of text.')
   return parser
 end

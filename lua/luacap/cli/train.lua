@@ -2,6 +2,8 @@
 -- It parses the options (each with a default and a help string), prints them, and runs
 -- the notebook's whole job through luacap.pipeline.run(opt).
 -- Not the pipeline itself (luacap.pipeline) and not a library API: it prints and exits.
+local cli_args = require 'luacap.cli.args'
+
 local M = {}
 
 -- parser(prog): the argparse parser; prog names the command in usage and messages.
@@ -15,9 +17,10 @@ function M.parser(prog)
     'Image encoder: auto (vgg16 when its weights are present, else smallcnn), vgg16 or smallcnn.', 'auto')
   parser:option('--vgg16-weights', 'Keras VGG16 weights file.',
     'data/weights/vgg16_weights_tf_dim_ordering_tf_kernels.h5')
-  parser:option('--epochs', 'Epochs (an epoch is one full pass over the training pairs).', '50'):convert(tonumber)
-  parser:option('--batch-size', 'Pairs per batch.', '32'):convert(tonumber)
-  parser:option('--lr', 'Adam learning rate.', '0.001'):convert(tonumber)
+  parser:option('--epochs', 'Epochs (an epoch is one full pass over the training pairs).', '50')
+    :convert(cli_args.int_at_least(1))
+  parser:option('--batch-size', 'Pairs per batch.', '32'):convert(cli_args.int_at_least(1))
+  parser:option('--lr', 'Adam learning rate.', '0.001'):convert(cli_args.positive)
   parser:option('--seed', 'Seed of the one random generator.', '1'):convert(tonumber)
   parser:option('--threads', 'Threads for OpenBLAS and the parallel loops.'):convert(tonumber)
   parser:option('--steps-per-epoch',
@@ -48,7 +51,7 @@ function M.parser(prog)
   parser:option('--es-patience', 'EarlyStopping patience (epochs).', '6'):convert(tonumber)
   parser:option('--beam',
     'Also caption the test split with beam search of this width and score it (0: off).', '3'):convert(tonumber)
-  parser:option('--decode-batch', 'Images decoded together.', '64'):convert(tonumber)
+  parser:option('--decode-batch', 'Images decoded together.', '64'):convert(cli_args.int_at_least(1))
   parser:option('--decode-with', 'Weights for the test captions: best (best.h5) or final.', 'best')
   parser:option('--max-test', 'Caption at most this many test images.'):convert(tonumber)
   parser:option('--n-images', 'Images in the synthetic dataset.', '1000'):convert(tonumber)
@@ -83,13 +86,13 @@ function M.main(argv, prog)
     for k in pairs(opt) do keys[#keys + 1] = k end
     table.sort(keys)
     io.stderr:write('Options:\n')
-    for _, k in ipairs(keys) do io.stderr:write(string.format('  %-16s %s\n', k, tostring(opt[k]))) end
+    for _, k in ipairs(keys) do io.stderr:write(string.format('  %-16s %s\n', k, cli_args.show(opt[k]))) end
   end
   local ok, err = xpcall(function() return require('luacap.pipeline').run(opt) end, debug.traceback)
   if not ok then
     -- errors raised with level 0 are messages for the user; others keep their traceback
     local msg = tostring(err)
-    io.stderr:write(prog, ': ', os.getenv('LUACAP_DEBUG') and msg or msg:match('^[^\n]*'), '\n')
+    io.stderr:write(prog, ': ', os.getenv('LUACAP_DEBUG') and msg or cli_args.user_message(msg), '\n')
     return 1
   end
   return 0

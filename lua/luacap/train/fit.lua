@@ -146,7 +146,9 @@ end
 --   shuffle = true, group_images = nil (G: batches drawn from groups of G images),
 --   initial_epoch = 0, save = function(path, state) (for checkpoints),
 --   verbose = 1, max_loss_factor = 10}
--- Returns history {loss = {...}, val_loss = {...}, lr = {...}} and the final state.
+-- Returns history {loss = {...}, val_loss = {...}, lr = {...}} and the final state
+-- (state.stop_reason says why it stopped early; state.failed when the loss was NaN or
+-- exploded, in which case that epoch is not validated, logged or checkpointed).
 function M.fit(opts)
   local model = assert(opts.model, 'fit: model is required')
   local train = assert(opts.train, 'fit: train batches are required')
@@ -188,7 +190,7 @@ function M.fit(opts)
     model:train(true)
     if encoder then encoder:train(train_encoder and true or false) end
     local t0 = now()
-    local loss_sum, seen = 0, 0
+    local loss_sum, seen, steps_done = 0, 0, 0
     for step = 1, steps_per_epoch do
       local idx = {}
       for i = 1, bs do
@@ -208,13 +210,13 @@ function M.fit(opts)
       local logits = forward_batch(ctx, b)
       local loss = crit:forward(logits, b.y)
       if loss ~= loss or loss == math.huge then
-        state.stop = true
+        state.stop, state.failed = true, true
         state.stop_reason = string.format('loss is %s at epoch %d step %d', tostring(loss), epoch, step)
         break
       end
       first_loss = first_loss or loss
       if loss > (opts.max_loss_factor or 10) * first_loss and step > 1 then
-        state.stop = true
+        state.stop, state.failed = true, true
         state.stop_reason = string.format('loss %.4g exploded to more than %gx the first loss %.4g',
           loss, opts.max_loss_factor or 10, first_loss)
         break
@@ -224,7 +226,7 @@ function M.fit(opts)
       if train_encoder then backward_encoder(ctx, dfeats) end
       if opts.clip_norm then luacap.optim.clip_grad_norm(params, opts.clip_norm) end
       optimizer:step(params)
-      loss_sum, seen = loss_sum + loss * #idx, seen + #idx
+      loss_sum, seen, steps_done = loss_sum + loss * #idx, seen + #idx, step
       state.logs.batch_loss = loss
       callbacks.call(cbs, 'on_batch_end', state)
       local el = now() - t0
@@ -233,11 +235,13 @@ function M.fit(opts)
       if state.stop then break end    -- Keras ends the epoch when a batch hook stops training
     end
     state.logs.batch_loss = nil
-    if state.stop and seen == 0 then break end
+    -- A NaN or exploded loss fails the epoch: its weights are not validated, logged or
+    -- checkpointed (best.h5 and last.h5 keep the last good epoch's).
+    if state.failed or (state.stop and seen == 0) then break end
     local elapsed = now() - t0
     state.logs.loss = loss_sum / math.max(seen, 1)
     state.pairs_per_s = seen / math.max(elapsed, 1e-9)
-    show(steps_per_epoch, steps_per_epoch, state.logs.loss, state.pairs_per_s, elapsed, true)
+    show(steps_done, steps_per_epoch, state.logs.loss, state.pairs_per_s, elapsed, true)
     if opts.val then
       state.logs.val_loss = M.evaluate(ctx, opts.val, bs, opts.validation_steps,
         opts.validation_steps and val_cursor or nil)
