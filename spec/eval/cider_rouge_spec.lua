@@ -5,11 +5,7 @@ local util = require 'helpers.util'
 
 local words = util.words
 
-local function assert_near(expected, got, tol)
-  tol = tol or 1e-12
-  assert(math.abs(got - expected) <= tol * math.max(1, math.abs(expected)),
-    ('expected %.17g, got %.17g'):format(expected, got))
-end
+local assert_near = util.assert_near
 
 describe('metrics.rouge_l', function()
   it('is 1 for a sentence against itself', function()

@@ -8,11 +8,7 @@ local util = require 'helpers.util'
 
 local words = util.words
 
-local function assert_near(expected, got, rel)
-  rel = rel or 1e-12
-  assert(math.abs(got - expected) <= rel * math.max(1, math.abs(expected)),
-    ('expected %.17g, got %.17g'):format(expected, got))
-end
+local assert_near = util.assert_near
 
 -- Defaults alpha 0.9, beta 3, gamma 0.5 throughout:
 --   Fmean = P R / (0.9 P + 0.1 R), penalty = 0.5 (chunks / m)^3, score = (1 - penalty) Fmean

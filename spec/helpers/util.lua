@@ -92,6 +92,27 @@ function M.backward_twice(l, x, mask, dout)
   return dx1, dx2, g1
 end
 
+-- Raises unless got is within tol (1e-12 by default) of expected, relative to
+-- max(1, |expected|); the message shows both to 17 digits.
+function M.assert_near(expected, got, tol)
+  tol = tol or 1e-12
+  assert(math.abs(got - expected) <= tol * math.max(1, math.abs(expected)),
+    ('expected %.17g, got %.17g'):format(expected, got))
+end
+
+-- Pre-padded id prefixes (B, T) for a model of vocabulary V: row b has 1 + (b-1) % T real
+-- ids (never 0) at its end and zeros before them, as the notebook's pad_sequences gives.
+function M.prefixes(V, B, T)
+  local rows = {}
+  for b = 1, B do
+    local n = 1 + (b - 1) % T
+    local r = {}
+    for t = 1, T do r[t] = t > T - n and (1 + (b * 7 + t * 3) % (V - 1)) or 0 end
+    rows[b] = r
+  end
+  return require('luacap').tensor(rows)
+end
+
 -- The whitespace-separated words of s, as a list.
 function M.words(s)
   local t = {}

@@ -10,17 +10,7 @@ local function tiny(V, T)
     units = 3, dec_dense = 5, dropout = 0.5}
 end
 
--- pre-padded id prefixes (B, T) with zeros on the left
-local function prefixes(V, B, T)
-  local rows = {}
-  for b = 1, B do
-    local n = 1 + (b - 1) % T
-    local r = {}
-    for t = 1, T do r[t] = t > T - n and (1 + (b * 7 + t * 3) % (V - 1)) or 0 end
-    rows[b] = r
-  end
-  return luacap.tensor(rows)
-end
+local prefixes = require('helpers.util').prefixes
 
 describe('seed model', function()
   it('has the parameter count Keras reports at the notebook sizes', function()

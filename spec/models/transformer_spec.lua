@@ -16,17 +16,7 @@ local function tiny(V, Tn, opts)
   return Transformer(cfg)
 end
 
--- pre-padded id prefixes (B, T) with zeros on the left
-local function prefixes(V, B, Tn)
-  local rows = {}
-  for b = 1, B do
-    local n = 1 + (b - 1) % Tn
-    local r = {}
-    for t = 1, Tn do r[t] = t > Tn - n and (1 + (b * 7 + t * 3) % (V - 1)) or 0 end
-    rows[b] = r
-  end
-  return luacap.tensor(rows)
-end
+local prefixes = require('helpers.util').prefixes
 
 local function near_list(want, got, tol, what)
   assert.equal(#want, #got)
