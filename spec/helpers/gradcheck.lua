@@ -98,6 +98,31 @@ function M.module_check(m, opts)
   }
 end
 
+-- A layer whose input is a list of tensors (Attention, Concat, MultiHeadAttention, the
+-- decoder layer): checks every input and every parameter.
+--   inputs_check(m, {'q', 'v'}, {q, v}[, extra], {coords=, eps=, tol=, atol=})
+-- forward is m:forward(xs, extra); backward is m:backward(xs, R) -> {dx1, dx2, ...}.
+function M.inputs_check(m, names, xs, extra, opts)
+  opts = opts or {}
+  local wrt = {}
+  for i, name in ipairs(names) do wrt[name] = xs[i] end
+  for _, p in ipairs(m:parameters()) do wrt[p.name] = p.value end
+  return M.check{
+    eps = opts.eps, tol = opts.tol, coords = opts.coords, atol = opts.atol,
+    forward = function() return m:forward(xs, extra) end,
+    backward = function(R)
+      m:forward(xs, extra)
+      m:zero_grad()
+      local g = m:backward(xs, R)
+      local res = {}
+      for i, name in ipairs(names) do res[name] = g[i]:clone() end
+      for _, p in ipairs(m:parameters()) do res[p.name] = p.grad:clone() end
+      return res
+    end,
+    wrt = wrt,
+  }
+end
+
 -- Convenience for a layer with one tensor input: checks dx and every parameter.
 --   layer_check(layer, x, {coords=, eps=, tol=})
 function M.layer_check(layer, x, opts)

@@ -58,16 +58,7 @@ describe('nn.Attention', function()
     luacap.seed(32)
     local attn = nn.Attention()
     local q, v = luacap.randn(2, 3, 4), luacap.randn(2, 5, 4)
-    local ok, report = gradcheck.check{
-      coords = 40,
-      forward = function() return attn:forward({q, v}) end,
-      backward = function(R)
-        attn:forward({q, v})
-        local d = attn:backward({q, v}, R)
-        return {q = d[1]:clone(), v = d[2]:clone()}
-      end,
-      wrt = {q = q, v = v},
-    }
+    local ok, report = gradcheck.inputs_check(attn, {'q', 'v'}, {q, v}, nil, {coords = 40})
     assert(ok, report)
   end)
 

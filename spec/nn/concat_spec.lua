@@ -31,15 +31,7 @@ describe('nn.Concat', function()
     luacap.seed(8)
     local c = luacap.nn.Concat()
     local a, b = luacap.randn(2, 3, 4), luacap.randn(2, 3, 5)
-    local ok, report = gradcheck.check{
-      forward = function() return c:forward{a, b} end,
-      backward = function(R)
-        c:forward{a, b}
-        local d = c:backward({a, b}, R)
-        return {a = d[1]:clone(), b = d[2]:clone()}
-      end,
-      wrt = {a = a, b = b},
-    }
+    local ok, report = gradcheck.inputs_check(c, {'a', 'b'}, {a, b})
     assert.is_true(ok, report)
   end)
 

@@ -102,21 +102,8 @@ end)
 -- Gradient check of a MultiHeadAttention on {xq, xkv} with a key mask: both inputs and
 -- every weight (30 random coordinates of each, all of the small biases).
 local function check_mha(m, xq, xkv, mask)
-  local wrt = {xq = xq, xkv = xkv}
-  for _, p in ipairs(m:parameters()) do wrt[p.name] = p.value end
-  return gradcheck.check{
-    coords = 30, eps = 1e-2, tol = 1e-2,
-    forward = function() return m:forward({xq, xkv}, mask) end,
-    backward = function(R)
-      m:forward({xq, xkv}, mask)
-      m:zero_grad()
-      local g = m:backward({xq, xkv}, R)
-      local res = {xq = g[1]:clone(), xkv = g[2]:clone()}
-      for _, p in ipairs(m:parameters()) do res[p.name] = p.grad:clone() end
-      return res
-    end,
-    wrt = wrt,
-  }
+  return gradcheck.inputs_check(m, {'xq', 'xkv'}, {xq, xkv}, mask,
+    {coords = 30, eps = 1e-2, tol = 1e-2})
 end
 
 describe('MultiHeadAttention', function()

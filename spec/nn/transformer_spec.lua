@@ -61,21 +61,8 @@ describe('TransformerDecoderLayer', function()
     l:evaluate()
     local x, mem = luacap.randn(2, 4, 8), luacap.randn(2, 3, 8)
     local mask = luacap.tensor{{0, 0, 1, 1}, {0, 1, 1, 1}}
-    local wrt = {x = x, mem = mem}
-    for _, p in ipairs(l:parameters()) do wrt[p.name] = p.value end
-    local ok, report = gradcheck.check{
-      coords = 12, eps = 1e-2, tol = 2e-2, atol = 2e-4,
-      forward = function() return l:forward({x, mem}, mask) end,
-      backward = function(R)
-        l:forward({x, mem}, mask)
-        l:zero_grad()
-        local g = l:backward({x, mem}, R)
-        local res = {x = g[1]:clone(), mem = g[2]:clone()}
-        for _, p in ipairs(l:parameters()) do res[p.name] = p.grad:clone() end
-        return res
-      end,
-      wrt = wrt,
-    }
+    local ok, report = gradcheck.inputs_check(l, {'x', 'mem'}, {x, mem}, mask,
+      {coords = 12, eps = 1e-2, tol = 2e-2, atol = 2e-4})
     assert.is_true(ok, report)
   end)
 
