@@ -276,4 +276,19 @@ describe('image vgg_preprocess', function()
     for i, v in ipairs(out:flat()) do assert.near(want[i], v, 1e-4) end
     assert.same({10, 20, 30, 255, 0, 128}, img:flat())       -- the input is untouched
   end)
+
+  it('prepares an image: nearest resize to size x size, then caffe preprocessing', function()
+    -- 1x2 image, pixels (10,20,30) and (40,50,60) -> 2x2 by nearest: columns 0, 1 ->
+    -- each row [(10,20,30), (40,50,60)]; caffe: BGR minus (103.939, 116.779, 123.68)
+    local img = luacap.tensor{{{10, 20, 30}, {40, 50, 60}}}
+    local out = image.prepare(img, 2)
+    assert.same({2, 2, 3}, out:shape())
+    local want = {30 - 103.939, 20 - 116.779, 10 - 123.68, 60 - 103.939, 50 - 116.779, 40 - 123.68}
+    local flat = out:flat()
+    for r = 0, 1 do
+      for k = 1, 6 do assert.near(want[k], flat[r * 6 + k], 1e-4) end
+    end
+    local same = luacap.tensor{{{1, 2, 3}}}          -- already 1x1: only preprocessed
+    assert.near(3 - 103.939, image.prepare(same, 1):get(1, 1, 1), 1e-4)
+  end)
 end)

@@ -9,16 +9,6 @@ local M = {}
 local Captioner = {}
 Captioner.__index = Captioner
 
--- The one image preparation of luacap: resize to size x size when needed (Keras'
--- load_img uses 'nearest'), then VGG16's caffe preprocessing. Training, feature caches
--- and captioning all go through here, so the pixels agree.
-function M.prepare_image(img, size, resize)
-  if img:size(1) ~= size or img:size(2) ~= size then
-    img = luacap.image.resize(img, size, size, resize or 'nearest')
-  end
-  return luacap.image.vgg_preprocess(img)
-end
-
 -- load(path) -> captioner | nil, message
 function M.load(path)
   if type(path) ~= 'string' then error('load: expected a model file path, got ' .. type(path), 2) end
@@ -43,7 +33,7 @@ function Captioner:prepare(images)
     local img, err = x, nil
     if type(x) == 'string' then img, err = luacap.image.load(x) end
     if img then
-      prepared[#prepared + 1] = M.prepare_image(img, self.size, self.resize)
+      prepared[#prepared + 1] = luacap.image.prepare(img, self.size, self.resize)
       good[#good + 1] = i
     else
       bad[i] = err or 'not an image'

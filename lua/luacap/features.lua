@@ -133,8 +133,7 @@ function M.extract(opt)
         tostring(err)))
       info.failed[#info.failed + 1] = {id = id, message = tostring(err)}
     else
-      if img:size(1) ~= size or img:size(2) ~= size then img = image.resize(img, size, size, resize) end
-      x:narrow(#pending + 1, 1):copy(image.vgg_preprocess(img))
+      x:narrow(#pending + 1, 1):copy(image.prepare(img, size, resize))
       pending[#pending + 1] = id
       if #pending == batch then flush() end
     end

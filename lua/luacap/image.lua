@@ -126,4 +126,15 @@ function M.vgg_preprocess(img)
   return core.image_vgg_preprocess(img)
 end
 
+-- prepare(img, size[, resize = 'nearest']) -> (size, size, 3) caffe-mode tensor: the one
+-- image preparation of luacap's encoders: resized when its sides differ from size (Keras'
+-- load_img uses 'nearest'), then vgg_preprocess. Training, feature caches and captioning
+-- all go through here, so their pixels agree.
+function M.prepare(img, size, resize)
+  if img:size(1) ~= size or img:size(2) ~= size then
+    img = M.resize(img, size, size, resize or 'nearest')
+  end
+  return M.vgg_preprocess(img)
+end
+
 return M

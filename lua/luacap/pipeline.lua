@@ -11,7 +11,6 @@ local tokenizer = require 'luacap.data.tokenizer'
 local split = require 'luacap.data.split'
 local pairs_ = require 'luacap.data.pairs'
 local util = require 'luacap.util'
-local captioner = require 'luacap.captioner'
 
 local M = {}
 
@@ -174,7 +173,7 @@ function M.load_images(opt, data, ids, S)
     local img, err
     if path then img, err = image.load(path) else err = id .. ': no image file' end
     if img then
-      buf[#buf + 1] = captioner.prepare_image(img, S, opt.resize)
+      buf[#buf + 1] = image.prepare(img, S, opt.resize)
       ok_ids[#ok_ids + 1] = id
     else
       bad[#bad + 1] = err
