@@ -326,6 +326,18 @@ function M.run(opt)
       verbose = opt.quiet and 0 or 1},
     cbs.CSVLogger{path = paths.join(dirs.results, 'training_log.csv'), append = opt.resume and true or false},
   }
+  -- What fit trains, and the same list's values in a model file loaded with ckpt.load.
+  local fit_mod = luacap.train.fit
+  local function trained_params() return fit_mod.trained_params(model, enc.trainable and enc or nil) end
+  local function weights_of(b)
+    local w = {}
+    for i, p in ipairs(fit_mod.trained_params(b.model, enc.trainable and b.encoder or nil)) do w[i] = p.value end
+    return w
+  end
+  local function load_weights(b)
+    local w = weights_of(b)
+    for i, p in ipairs(trained_params()) do p.value:copy(w[i]) end
+  end
   local function bundle(extra)
     local b = {model = model, encoder = enc, tokenizer = data.tok,
       meta = {dataset_dir = dir, resize = enc.trainable and opt.resize or 'nearest'}}
@@ -346,15 +358,8 @@ function M.run(opt)
     if data.tok:to_json() ~= b.tokenizer:to_json() then
       error('cannot resume: the vocabulary of ' .. last_path .. ' differs from this dataset\'s', 0)
     end
-    for i, p in ipairs(model:parameters()) do p.value:copy(b.model:parameters()[i].value) end
-    if enc.trainable then
-      for i, p in ipairs(enc:parameters()) do p.value:copy(b.encoder:parameters()[i].value) end
-    end
-    local params = model:parameters()
-    if enc.trainable then
-      for _, p in ipairs(require('luacap.nn.Module').prefixed('encoder', enc)) do params[#params + 1] = p end
-    end
-    assert(ckpt.restore_optimizer(b, optimizer, params))
+    load_weights(b)
+    assert(ckpt.restore_optimizer(b, optimizer, trained_params()))
     for i, cb in ipairs(list) do
       if cb.set_state and ts.callbacks[i] then cb.set_state(ts.callbacks[i]) end
     end
@@ -363,14 +368,7 @@ function M.run(opt)
     local es = list[3]
     if es.restore_best_weights and paths.is_file(best_path) then
       local best = ckpt.load(best_path)
-      if best then
-        local w = {}
-        for _, p in ipairs(best.model:parameters()) do w[#w + 1] = p.value end
-        if enc.trainable and best.encoder then
-          for _, p in ipairs(best.encoder:parameters()) do w[#w + 1] = p.value end
-        end
-        es.best_weights = w
-      end
+      if best then es.best_weights = weights_of(best) end
     end
     initial_epoch, history = ts.epoch, ts.history
     cursor, val_cursor = ts.cursor, ts.val_cursor
@@ -379,7 +377,7 @@ function M.run(opt)
   end
   for _, cb in ipairs(opt.callbacks or {}) do list[#list + 1] = cb end
 
-  local hist, state = luacap.train.fit.fit{
+  local hist, state = fit_mod.fit{
     model = model, encoder = enc.trainable and enc or nil, inputs = X, train = train_src,
     val = val_src,
     epochs = opt.epochs, batch_size = opt.batch_size, optimizer = optimizer, callbacks = list,
@@ -415,12 +413,7 @@ function M.run(opt)
   -- Captions of the test split, with the best checkpoint's weights (as best.h5 holds them).
   if opt.decode_with ~= 'final' and paths.is_file(best_path) then
     local b = ckpt.load(best_path)
-    if b then
-      for i, p in ipairs(model:parameters()) do p.value:copy(b.model:parameters()[i].value) end
-      if enc.trainable and b.encoder then
-        for i, p in ipairs(enc:parameters()) do p.value:copy(b.encoder:parameters()[i].value) end
-      end
-    end
+    if b then load_weights(b) end
   end
   local test_ids = data.test
   if opt.max_test and #test_ids > opt.max_test then

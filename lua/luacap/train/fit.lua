@@ -140,6 +140,16 @@ function M.evaluate(ctx, source, batch_size, steps, cursor)
   return count > 0 and sum / count or 0 / 0
 end
 
+-- The parameters fit updates, in one order (optimizer state, EarlyStopping's weights and
+-- resuming rely on it): the model's, then a trainable encoder's prefixed 'encoder.'.
+function M.trained_params(model, encoder)
+  local params = model:parameters()
+  if encoder then
+    for _, p in ipairs(require('luacap.nn.Module').prefixed('encoder', encoder)) do params[#params + 1] = p end
+  end
+  return params
+end
+
 -- fit{model=, encoder= (optional; trained when encoder.trainable), inputs = tensor (N, ...),
 --   train = source, val = source (optional), epochs = 50, batch_size = 32,
 --   optimizer = luacap.optim.Adam{...}, callbacks = {...}, steps_per_epoch, validation_steps,
@@ -159,10 +169,7 @@ function M.fit(opts)
   local encoder = opts.encoder
   local train_encoder = encoder and encoder.trainable
   local cbs = opts.callbacks or {}
-  local params = model:parameters()
-  if train_encoder then
-    for _, p in ipairs(require('luacap.nn.Module').prefixed('encoder', encoder)) do params[#params + 1] = p end
-  end
+  local params = M.trained_params(model, train_encoder and encoder or nil)
   local ctx = {model = model, encoder = encoder, inputs = inputs, crit = crit}
   local history = opts.history or {loss = {}, val_loss = {}, lr = {}}
   local state = {model = model, encoder = encoder, optimizer = optimizer, history = history,
