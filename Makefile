@@ -4,9 +4,14 @@
 # Knobs -------------------------------------------------------------------------
 # LuaJIT headers (tier 2 only); from pkg-config when available.
 LUAJIT_INC ?= $(shell pkg-config --cflags luajit 2>/dev/null || echo -I/usr/include/luajit-2.1)
-# OpenBLAS by name: Debian's generic -lblas may be the 35x slower reference BLAS.
+# OpenBLAS by name: Debian's generic -lblas may be the 35x slower reference BLAS. Its
+# OpenMP flavour (libopenblas0-openmp), linked by path with an rpath, so that OpenBLAS and
+# luacap's own OpenMP loops share one thread pool whatever the system's alternative says.
+# BLAS_FLAVOUR=pthread links the pthread build instead (then set OPENMP=0).
+BLAS_FLAVOUR ?= openmp
+BLAS_DIR ?= /usr/lib/x86_64-linux-gnu/openblas-$(BLAS_FLAVOUR)
 BLAS_CFLAGS ?= -I/usr/include/x86_64-linux-gnu/openblas-pthread
-BLAS_LIBS ?= -lopenblas
+BLAS_LIBS ?= -L$(BLAS_DIR) -l:libopenblas.so.0 -Wl,-rpath,$(BLAS_DIR)
 # Image codecs.
 JPEG_LIBS ?= -ljpeg
 PNG_CFLAGS ?= $(shell pkg-config --cflags libpng 2>/dev/null)
@@ -17,8 +22,8 @@ HDF5_LIBS ?= $(shell pkg-config --libs hdf5 2>/dev/null || echo -L/usr/lib/x86_6
 # cairo, for plots and captioned image grids.
 CAIRO_CFLAGS ?= $(shell pkg-config --cflags cairo 2>/dev/null || echo -I/usr/include/cairo)
 CAIRO_LIBS ?= $(shell pkg-config --libs cairo 2>/dev/null || echo -lcairo)
-# 1: parallel loops with OpenMP beside OpenBLAS' own threads.
-OPENMP ?= 0
+# 1: luacap's own loops in OpenMP, on the same pool as OpenBLAS' OpenMP flavour.
+OPENMP ?= 1
 # 1: -O0 -g.   SANITIZE=1: AddressSanitizer + UBSan (run with LD_PRELOAD, see memcheck).
 DEBUG ?= 0
 SANITIZE ?= 0
@@ -70,8 +75,10 @@ $(BUILD)/%.o: csrc/%.c $(HDR)
 # no fast-math: the results stay IEEE-exact. About 2x on 15M parameters.
 $(BUILD)/nn/adam.o: ALL_CFLAGS += -fno-math-errno -ftree-vectorize -fvect-cost-model=dynamic
 
+# -z nodelete: LuaJIT unloads C modules when its state closes; OpenMP's idle worker threads
+# would then run unmapped code (a segfault at exit), so the module stays mapped.
 $(SO): $(OBJ)
-	$(CC) -shared -o $@ $(OBJ) $(LDSAN) $(LDOMP) $(LDFLAGS) $(LIBS)
+	$(CC) -shared -Wl,-z,nodelete -o $@ $(OBJ) $(LDSAN) $(LDOMP) $(LDFLAGS) $(LIBS)
 
 # `require 'luacap'` from the repository root: LuaJIT's default path has ./?.lua and
 # ./?.so but not lua/, so two links (ignored by git) point into lua/.
@@ -82,7 +89,7 @@ links:
 # Debian packages luacap needs; apt-get installs the missing ones (root only).
 DEB_PKGS = build-essential pkg-config luajit libluajit-5.1-dev libopenblas-dev libjpeg-dev \
            libpng-dev libhdf5-dev libcairo2-dev fonts-dejavu-core lua-busted lua-cjson \
-           lua-argparse luarocks valgrind lua-check
+           lua-argparse luarocks valgrind lua-check libopenblas0-openmp
 deps:
 	@sh tools/deps.sh $(DEB_PKGS)
 
