@@ -186,6 +186,23 @@ void conv2d_forward_ref(float *out, const float *x, const float *weight, const f
 int conv2d_backward(float *dx, float *dweight, float *dbias, const float *dout,
                     const float *x, const float *weight, const lc_conv_geom *g);
 
+/* winograd.c.  3x3 stride-1 convolutions by Winograd F(m x m, 3 x 3), m = 4 or 2, forward
+ * only (backward: conv2d_backward). a = m + 2, N = a*a transform positions.
+ * Is g a 3x3, stride-1 window (any padding)? */
+int winograd_supported(const lc_conv_geom *g);
+/* U (N, C, OC) = G g G^T of every 3x3 filter of weight (3, 3, C, OC): once per weight. */
+void winograd_filter_transform(float *U, const float *weight, int m, int C, int OC);
+/* out (B, OH, OW, OC) = conv(x (B, IH, IW, C), weight) + bias (OC or NULL), then max(., 0)
+ * when relu, from U of winograd_filter_transform; work (winograd_workspace_size floats) or
+ * NULL to allocate it per call. LC_EARG: not 3x3/stride 1 or m not 2/4;
+ * LC_ENOMEM: the tile buffers could not be allocated. */
+int winograd_conv2d_forward(float *out, const float *x, const float *U, const float *bias,
+                            const lc_conv_geom *g, int m, int relu, float *work);
+/* Floats of scratch winograd_conv2d_forward uses (its work argument): one chunk's tiles. */
+size_t winograd_workspace_size(const lc_conv_geom *g, int m);
+/* A position-weighted 64-bit fingerprint of x (n): the key of a cached filter transform. */
+uint64_t winograd_fingerprint(const float *x, size_t n);
+
 /* pool.c.  Max pooling, 'valid' windows, g from lc_conv_geom_init(.., OC = C, .., 0).
  * out (B, OH, OW, C) = max over each KH x KW window of x (B, IH, IW, C). */
 void maxpool2d_forward(float *out, const float *x, const lc_conv_geom *g);

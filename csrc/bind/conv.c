@@ -207,6 +207,81 @@ static int l_conv2d_backward(lua_State *L) {
   return 0;
 }
 
+/* m (2 or 4) at idx, or an error naming the function. */
+static int check_tile(lua_State *L, int idx, const char *fn) {
+  lua_Number m = luaL_checknumber(L, idx);
+  if (m != 2 && m != 4) luaL_error(L, "%s: tile m must be 2 or 4, got %g", fn, (double)m);
+  return (int)m;
+}
+
+/* winograd_filter(U (a*a, C, OC), weight (3, 3, C, OC), m): U = G g G^T, a = m + 2 */
+static int l_winograd_filter(lua_State *L) {
+  static const char *fn = "winograd_filter";
+  lc_tensor *u = lcb_check(L, 1), *w = lcb_check(L, 2);
+  int m = check_tile(L, 3, fn);
+  int64_t ww[4] = {3, 3, -1, -1};
+  lcb_expect_shape(L, fn, "weight", w, 4, ww, "(3, 3, C, OC)");
+  int64_t wu[3] = {(int64_t)(m + 2) * (m + 2), w->shape[2], w->shape[3]};
+  lcb_expect_shape(L, fn, "U", u, 3, wu, "(a*a, C, OC), a = m + 2");
+  winograd_filter_transform(u->data, w->data, m, (int)w->shape[2], (int)w->shape[3]);
+  return 0;
+}
+
+/* conv2d_winograd_forward(out (B,OH,OW,OC), x (B,IH,IW,C), U (a*a,C,OC), bias (OC) or nil,
+ *                         m, padding 'same'|'valid', relu, work or nil): a 3x3 stride-1
+ * convolution; work, any shape with at least winograd_workspace_size(...) floats, is
+ * scratch kept by the caller across calls (nil: allocated per call). */
+static int l_conv2d_winograd_forward(lua_State *L) {
+  static const char *fn = "conv2d_winograd_forward";
+  lc_tensor *out = lcb_check(L, 1), *x = lcb_check(L, 2), *u = lcb_check(L, 3);
+  lc_tensor *b = lcb_opt(L, 4);
+  int m = check_tile(L, 5, fn);
+  int same = check_padding(L, 6, fn);
+  int relu = lua_toboolean(L, 7);
+  int64_t wu[3] = {(int64_t)(m + 2) * (m + 2), -1, -1};
+  lcb_expect_shape(L, fn, "U", u, 3, wu, "(a*a, C, OC), a = m + 2");
+  int64_t wx[4] = {-1, -1, -1, u->shape[1]};
+  lcb_expect_shape(L, fn, "x", x, 4, wx, "(B, IH, IW, C)");
+  lc_conv_geom g;
+  geom_from(L, fn, &g, x, (int)u->shape[2], 3, 3, 1, 1, same);
+  int64_t wo[4] = {g.B, g.OH, g.OW, g.OC}, wb[1] = {g.OC};
+  lcb_expect_shape(L, fn, "out", out, 4, wo, "(B, OH, OW, OC)");
+  if (b) lcb_expect_shape(L, fn, "bias", b, 1, wb, "(OC)");
+  lc_tensor *work = lcb_opt(L, 8);
+  size_t need = winograd_workspace_size(&g, m);
+  if (work && lc_numel(work) < need)
+    return luaL_error(L, "%s: work has %d floats, needs %d", fn, (int)lc_numel(work), (int)need);
+  if (winograd_conv2d_forward(out->data, x->data, u->data, b ? b->data : NULL, &g, m, relu,
+                              work ? work->data : NULL) != LC_OK)
+    return luaL_error(L, "%s: out of memory for the tile buffers", fn);
+  return 0;
+}
+
+/* winograd_workspace_size(B, IH, IW, C, OC, m, padding) -> floats of work it needs */
+static int l_winograd_workspace_size(lua_State *L) {
+  static const char *fn = "winograd_workspace_size";
+  int B = check_int(L, 1, fn, "B"), IH = check_int(L, 2, fn, "IH");
+  int IW = check_int(L, 3, fn, "IW"), C = check_int(L, 4, fn, "C");
+  int OC = check_int(L, 5, fn, "OC"), m = check_tile(L, 6, fn);
+  int same = check_padding(L, 7, fn);
+  lc_conv_geom g;
+  if (lc_conv_geom_init(&g, B, IH, IW, C, OC, 3, 3, 1, 1, same) != LC_OK)
+    return luaL_error(L, "%s: a 3x3 window with 'valid' padding does not fit a %dx%d input",
+                      fn, IH, IW);
+  lua_pushinteger(L, (lua_Integer)winograd_workspace_size(&g, m));
+  return 1;
+}
+
+/* winograd_fingerprint(t) -> an 8-byte string that changes when any value of t does */
+static int l_winograd_fingerprint(lua_State *L) {
+  lc_tensor *t = lcb_check(L, 1);
+  uint64_t h = winograd_fingerprint(t->data, lc_numel(t));
+  unsigned char s[8];
+  for (int i = 0; i < 8; i++) s[i] = (unsigned char)(h >> (8 * i));
+  lua_pushlstring(L, (const char *)s, 8);
+  return 1;
+}
+
 /* maxpool2d_forward(out (B,OH,OW,C), x (B,IH,IW,C), KH, KW, SH, SW, padding) */
 static int l_maxpool2d_forward(lua_State *L) {
   static const char *fn = "maxpool2d_forward";
@@ -239,6 +314,9 @@ static const luaL_Reg functions[] = {
   {"conv_out_size", l_conv_out_size}, {"conv2d_forward", l_conv2d_forward},
   {"conv2d_forward_ref", l_conv2d_forward_ref}, {"conv2d_backward", l_conv2d_backward},
   {"maxpool2d_forward", l_maxpool2d_forward}, {"maxpool2d_backward", l_maxpool2d_backward},
+  {"winograd_filter", l_winograd_filter}, {"conv2d_winograd_forward", l_conv2d_winograd_forward},
+  {"winograd_fingerprint", l_winograd_fingerprint},
+  {"winograd_workspace_size", l_winograd_workspace_size},
   {NULL, NULL}
 };
 

@@ -1,5 +1,6 @@
 /* conv2d.c: 2-d convolution (Keras Conv2D), forward and backward, as im2col + sgemm.
- * Not a general N-d or grouped/dilated convolution; no Winograd or FFT.
+ * Not a general N-d or grouped/dilated convolution; Winograd forward is winograd.c, and this
+ * file's plain direct forward is its reference.
  *
  * Layout: channels-last, NHWC, as Keras and luacap.image use. x (B, IH, IW, C),
  * weight (KH, KW, C, OC) exactly as Keras stores it, bias (OC), out (B, OH, OW, OC).
@@ -82,23 +83,33 @@ static void im2col(float *col, const float *x, const lc_conv_geom *g, size_t p0,
 }
 
 /* dx += the rows of dcol (p1 - p0, KH*KW*C) scattered back to their input pixels: the
- * transpose of im2col. Serial: windows of neighbouring pixels overlap in dx. */
+ * transpose of im2col. Windows of neighbouring pixels overlap in dx, those of different
+ * images never do: one thread per image of the chunk. */
 static void col2im_add(float *dx, const float *dcol, const lc_conv_geom *g, size_t p0,
                        size_t p1) {
   const size_t C = (size_t)g->C, row = (size_t)g->KH * g->KW * C;
   const size_t OHW = (size_t)g->OH * g->OW;
-  for (size_t p = p0; p < p1; p++) {
-    size_t b = p / OHW, oh = (p % OHW) / g->OW, ow = p % g->OW;
-    const float *dcol_p = dcol + (p - p0) * row;
-    for (int kh = 0; kh < g->KH; kh++) {
-      long ih = (long)oh * g->SH - g->pad_top + kh;
-      if (ih < 0 || ih >= g->IH) continue;
-      for (int kw = 0; kw < g->KW; kw++) {
-        long iw = (long)ow * g->SW - g->pad_left + kw;
-        if (iw < 0 || iw >= g->IW) continue;
-        const float *src = dcol_p + ((size_t)kh * g->KW + kw) * C;
-        float *dx_bhw = dx + ((b * g->IH + (size_t)ih) * g->IW + (size_t)iw) * C;
-        for (size_t c = 0; c < C; c++) dx_bhw[c] += src[c];
+  const long long b0 = (long long)(p0 / OHW), b1 = (long long)((p1 - 1) / OHW);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (b1 > b0)
+#endif
+  for (long long bl = b0; bl <= b1; bl++) {
+    size_t q0 = (size_t)bl * OHW, q1 = q0 + OHW;
+    if (q0 < p0) q0 = p0;
+    if (q1 > p1) q1 = p1;
+    for (size_t p = q0; p < q1; p++) {
+      size_t b = p / OHW, oh = (p % OHW) / g->OW, ow = p % g->OW;
+      const float *dcol_p = dcol + (p - p0) * row;
+      for (int kh = 0; kh < g->KH; kh++) {
+        long ih = (long)oh * g->SH - g->pad_top + kh;
+        if (ih < 0 || ih >= g->IH) continue;
+        for (int kw = 0; kw < g->KW; kw++) {
+          long iw = (long)ow * g->SW - g->pad_left + kw;
+          if (iw < 0 || iw >= g->IW) continue;
+          const float *src = dcol_p + ((size_t)kh * g->KW + kw) * C;
+          float *dx_bhw = dx + ((b * g->IH + (size_t)ih) * g->IW + (size_t)iw) * C;
+          for (size_t c = 0; c < C; c++) dx_bhw[c] += src[c];
+        }
       }
     }
   }
@@ -117,8 +128,9 @@ int conv2d_forward(float *out, const float *x, const float *weight, const float 
   const size_t OC = (size_t)g->OC, row = (size_t)g->KH * g->KW * g->C;
   const size_t total = (size_t)g->B * g->OH * g->OW;
   if (total == 0) return LC_OK;
-  for (size_t p = 0; p < total; p++) {
-    float *out_p = out + p * OC;
+  LC_OMP_FOR
+  for (long long pl = 0; pl < (long long)total; pl++) {
+    float *out_p = out + (size_t)pl * OC;
     if (bias) memcpy(out_p, bias, OC * sizeof(float));
     else memset(out_p, 0, OC * sizeof(float));
   }

@@ -75,6 +75,24 @@ describe('encoders.vgg16', function()
     end
   end)
 
+  it('keeps fc2 within 1e-4 of the direct computation with every conv algorithm', function()
+    -- maps of 32, 16, 8, 4, 2: F(4) tiles overhang the last two, F(2) the last but one
+    luacap.seed(6)
+    local x = luacap.normal(0, 50, 3, SIZE, SIZE, 3)
+    local ref = reference(tensors, x, 'fc2')
+    local rf, mx = ref:flat(), 0
+    for _, v in ipairs(rf) do mx = math.max(mx, math.abs(v)) end
+    assert.is_true(mx > 0)
+    for _, alg in ipairs{'auto', 'direct', 'winograd4', 'winograd2'} do
+      local enc = assert(tiny{weights = good, output = 'fc2', conv_algorithm = alg})
+      local of, md = enc:forward(x):flat(), 0
+      for i = 1, #rf do md = math.max(md, math.abs(of[i] - rf[i])) end
+      assert(md / mx < 1e-4, string.format('%s: %g', alg, md / mx))
+    end
+    assert.has_error(function() tiny{conv_algorithm = 'fft'} end,
+      "vgg16: conv_algorithm must be auto, direct, winograd4 or winograd2, got 'fft'")
+  end)
+
   it('ends in a softmax for predictions', function()
     luacap.seed(6)
     local enc = assert(tiny{weights = good, output = 'predictions'})

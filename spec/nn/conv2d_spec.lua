@@ -89,6 +89,116 @@ describe('nn.Conv2d', function()
     close(ref, fast, 1e-4)
   end)
 
+  -- max |got - expected| / max |expected|: Winograd's error is relative to the map's scale.
+  local function rel_err(expected, got)
+    local a, b, mx, md = expected:flat(), got:flat(), 0, 0
+    assert.equal(#a, #b)
+    for i = 1, #a do
+      mx = math.max(mx, math.abs(a[i]))
+      md = math.max(md, math.abs(a[i] - b[i]))
+    end
+    return md / math.max(mx, 1e-30)
+  end
+
+  it('transforms an all-ones 3x3 filter into the outer product of G 1 (Winograd)', function()
+    -- F(2,3): G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1], so G 1 = (1, 1.5, 0.5, 1) and
+    -- U = G 1 1^T G^T = (G 1)(G 1)^T, e.g. U[2,2] = 2.25, U[2,3] = 0.75.
+    local w = luacap.ones(3, 3, 1, 1)
+    local u2 = luacap.zeros(16, 1, 1)
+    core.winograd_filter(u2, w, 2)
+    local g2 = {1, 1.5, 0.5, 1}
+    local want = {}
+    for i = 1, 4 do for j = 1, 4 do want[#want + 1] = g2[i] * g2[j] end end
+    assert.same(want, u2:flat())
+    -- F(4,3): G rows (1/4 0 0), -(1/6)(1 1 1), (1/6)(-1 1 -1), (1/24 1/12 1/6),
+    -- (1/24 -1/12 1/6), (0 0 1): G 1 = (1/4, -1/2, -1/6, 7/24, 1/8, 1).
+    local u4 = luacap.zeros(36, 1, 1)
+    core.winograd_filter(u4, w, 4)
+    local g4 = {1 / 4, -1 / 2, -1 / 6, 7 / 24, 1 / 8, 1}
+    want = {}
+    for i = 1, 6 do for j = 1, 6 do want[#want + 1] = g4[i] * g4[j] end end
+    close(luacap.tensor(want), u4, 1e-6)
+  end)
+
+  it('Winograd F(4x4) and F(2x2) equal the direct convolution on odd shapes', function()
+    luacap.seed(23)
+    local n = 0
+    -- sides 1, 2, primes, not multiples of the tiles; C and OC past one 16-lane block
+    local shapes = {{1, 1, 1, 1, 1}, {2, 2, 3, 3, 5}, {1, 5, 7, 17, 19}, {3, 13, 11, 7, 2},
+                    {2, 9, 4, 33, 16}, {1, 4, 8, 16, 33}}
+    for _, shp in ipairs(shapes) do
+      local B, IH, IW, C, OC = shp[1], shp[2], shp[3], shp[4], shp[5]
+      local x, w = luacap.randn(B, IH, IW, C), luacap.randn(3, 3, C, OC)
+      local b = luacap.randn(OC)
+      for _, pad in ipairs{'same', 'valid'} do
+        if pad == 'same' or (IH >= 3 and IW >= 3) then
+          local OH, OW = core.conv_out_size(IH, IW, 3, 3, 1, 1, pad)
+          for _, relu in ipairs{false, true} do
+            for _, bias in ipairs{b, false} do
+              local ref, sg = luacap.zeros(B, OH, OW, OC), luacap.zeros(B, OH, OW, OC)
+              core.conv2d_forward_ref(ref, x, w, bias or nil, 1, 1, pad, relu)
+              core.conv2d_forward(sg, x, w, bias or nil, 1, 1, pad, relu)
+              for _, m in ipairs{2, 4} do
+                local u = luacap.zeros((m + 2) ^ 2, C, OC)
+                core.winograd_filter(u, w, m)
+                local wo = luacap.full(7, B, OH, OW, OC)    -- every element must be written
+                core.conv2d_winograd_forward(wo, x, u, bias or nil, m, pad, relu)
+                -- measured: F(2) about 2e-7, F(4) about 3e-6 of the largest output
+                local tol = m == 4 and 2e-5 or 2e-6
+                local e1, e2 = rel_err(ref, wo), rel_err(sg, wo)
+                assert(e1 < tol and e2 < tol, string.format('shape (%s) %s m=%d: %g, %g',
+                  table.concat(shp, ','), pad, m, e1, e2))
+                n = n + 1
+              end
+            end
+          end
+        end
+      end
+    end
+    -- 10 (shape, padding) cases x relu x bias x m
+    assert.equal(80, n)
+  end)
+
+  it('Winograd tiles a batch larger than one chunk without changing the result', function()
+    -- F(2) on 40 images of 12x12: 40 * 6 * 6 = 1440 tiles; with C = OC = 300 a chunk holds
+    -- 2^23 / (16 * 600) = 873 tiles, so the batch runs as two chunks, the second partial.
+    luacap.seed(5)
+    local x, w, b = luacap.randn(40, 12, 12, 300), luacap.randn(3, 3, 300, 300), luacap.randn(300)
+    local u = luacap.zeros(16, 300, 300)
+    core.winograd_filter(u, w, 2)
+    local wo, sg = luacap.zeros(40, 12, 12, 300), luacap.zeros(40, 12, 12, 300)
+    core.conv2d_winograd_forward(wo, x, u, b, 2, 'same', true)
+    core.conv2d_forward(sg, x, w, b, 1, 1, 'same', true)
+    assert(rel_err(sg, wo) < 2e-6)
+    assert(core.winograd_workspace_size(40, 12, 12, 300, 300, 2, 'same') < 16 * 1440 * 600)
+  end)
+
+  it('Conv2d picks its algorithm and rebuilds the cached filter transform', function()
+    assert.equal(4, luacap.nn.Conv2d(8, 4, 3, {padding = 'same'}):winograd_tile())
+    assert.equal(0, luacap.nn.Conv2d(3, 4, 3):winograd_tile())          -- C < 8: im2col
+    assert.equal(0, luacap.nn.Conv2d(8, 4, 3, {stride = 2}):winograd_tile())
+    assert.equal(2, luacap.nn.Conv2d(3, 4, 3, {algorithm = 'winograd2'}):winograd_tile())
+    assert.equal(0, luacap.nn.Conv2d(9, 4, 3, {algorithm = 'direct'}):winograd_tile())
+    assert.has_error(function() luacap.nn.Conv2d(3, 4, 5, {algorithm = 'winograd4'}) end,
+      "Conv2d: algorithm 'winograd4' needs a 3x3 kernel with stride 1")
+    assert.has_error(function() luacap.nn.Conv2d(3, 4, 3, {algorithm = 'fft'}) end,
+      "Conv2d: algorithm must be 'auto', 'direct', 'winograd4' or 'winograd2', got 'fft'")
+    luacap.seed(8)
+    local c = luacap.nn.Conv2d(9, 5, 3, {padding = 'same', trainable = false})
+    local x = luacap.randn(2, 6, 7, 9)
+    local function direct()
+      local ref = luacap.zeros(2, 6, 7, 5)
+      core.conv2d_forward_ref(ref, x, c.kernel, c.bias, 1, 1, 'same', false)
+      return ref
+    end
+    assert(rel_err(direct(), c:forward(x)) < 2e-5)
+    -- one changed weight (as a load or an optimizer step does) must reach the output
+    local k = c.kernel:flat()
+    k[17] = k[17] + 3
+    c.kernel:copy(luacap.tensor(k):reshape(3, 3, 9, 5))
+    assert(rel_err(direct(), c:forward(x)) < 2e-5)
+  end)
+
   it('passes gradient checks for input, kernel and bias', function()
     local cases = {
       {K = 3, stride = 1, padding = 'same'},
@@ -96,13 +206,17 @@ describe('nn.Conv2d', function()
       {K = 5, stride = 2, padding = 'valid'},
       {K = 1, stride = 1, padding = 'valid'},
       {K = 2, stride = 1, padding = 'valid', activation = 'relu'},
+      -- Winograd forward (backward is im2col's): finite differences of the Winograd output
+      {K = 3, stride = 1, padding = 'same', algorithm = 'winograd4', C = 9},
+      {K = 3, stride = 1, padding = 'valid', algorithm = 'winograd2', C = 3},
     }
     for i, cs in ipairs(cases) do
       luacap.seed(100 + i)
-      local c = luacap.nn.Conv2d(2, 3, cs.K, cs)
+      local C = cs.C or 2
+      local c = luacap.nn.Conv2d(C, 3, cs.K, cs)
       c.bias:copy(luacap.randn(3))
       if cs.activation then c.bias:fill(0.7) end
-      local x = cs.activation and luacap.uniform(0.1, 1, 2, 7, 6, 2) or luacap.randn(2, 7, 6, 2)
+      local x = cs.activation and luacap.uniform(0.1, 1, 2, 7, 6, C) or luacap.randn(2, 7, 6, C)
       local ok, report = gradcheck.layer_check(c, x, {coords = 40})
       assert(ok, string.format('case %d\n%s', i, report))
     end

@@ -55,6 +55,17 @@ describe('nn.MaxPool2d', function()
       assert(ok, report)
     end
   end)
+
+  it('passes gradient checks past one 16-channel block, overlapping windows', function()
+    -- backward splits the work by (image, block of 16 channels): 19 channels give a full
+    -- and a partial block; the 3x3 stride-1 windows overlap, stride 2 does not.
+    for _, cfg in ipairs{{3, 1}, {2, 2}} do
+      luacap.seed(40 + cfg[1])
+      local p = luacap.nn.MaxPool2d(cfg[1], {stride = cfg[2]})
+      local ok, report = gradcheck.layer_check(p, spaced(2, 5, 6, 19), {eps = 2e-3, coords = 80})
+      assert(ok, report)
+    end
+  end)
 end)
 
 describe('nn.ReLU', function()

@@ -45,12 +45,18 @@ local function plan(cfg)
   return layers
 end
 
-local function build_net(specs)
+-- The convolutions' forward kernels: conv_algorithm 'auto' (the default) is Winograd
+-- F(4x4, 3x3) for every layer but block1_conv1, whose 3 input channels are im2col's
+-- (see docs/performance.md, "VGG16 features", for the measurements behind the choice);
+-- 'direct' (im2col + sgemm everywhere), 'winograd4' or 'winograd2' force one kernel.
+M.CONV_ALGORITHMS = {auto = true, direct = true, winograd4 = true, winograd2 = true}
+
+local function build_net(specs, cfg)
   local layers = {}
   for _, s in ipairs(specs) do
     if s.kind == 'conv' then
       layers[#layers + 1] = nn.Conv2d(s.C, s.OC, 3, {padding = 'same', activation = 'relu',
-        name = s.name, trainable = false})
+        name = s.name, trainable = false, algorithm = cfg.conv_algorithm})
     elseif s.kind == 'pool' then
       layers[#layers + 1] = nn.MaxPool2d(2, {name = s.name})
     elseif s.kind == 'flatten' then
@@ -129,14 +135,20 @@ end
 
 -- new{output = 'fc2' | 'fc1' | 'block5_pool' | 'block5_conv3' | 'predictions',
 --     weights = path | 'imagenet' | nil (glorot-random from the seeded generator),
---     input_size = 224, classes = 1000, width = 1 (test-only channel multiplier)}
+--     input_size = 224, classes = 1000, width = 1 (test-only channel multiplier),
+--     conv_algorithm = 'auto' | 'direct' | 'winograd4' | 'winograd2'}
 -- Returns the encoder | nil, message (a missing, truncated or mismatched weights file).
 function M.new(opts)
   opts = opts or {}
   local cfg = {
     name = 'vgg16', output = opts.output or 'fc2', weights = opts.weights,
     input_size = opts.input_size or 224, classes = opts.classes or 1000, width = opts.width or 1,
+    conv_algorithm = opts.conv_algorithm or 'auto',
   }
+  if not M.CONV_ALGORITHMS[cfg.conv_algorithm] then
+    error("vgg16: conv_algorithm must be auto, direct, winograd4 or winograd2, got '" ..
+      tostring(cfg.conv_algorithm) .. "'", 2)
+  end
   if not M.OUTPUTS[cfg.output] then
     error("vgg16: output must be fc2, fc1, predictions, block5_pool or block5_conv3, got '" ..
       tostring(cfg.output) .. "'", 2)
@@ -151,7 +163,7 @@ function M.new(opts)
     cfg.weights = (f or not notop_ok) and M.WEIGHTS or M.WEIGHTS_NOTOP
   end
   local specs, map_shape = plan(cfg)
-  local enc = setmetatable({cfg = cfg, net = build_net(specs)}, Encoder)
+  local enc = setmetatable({cfg = cfg, net = build_net(specs, cfg)}, Encoder)
   enc.trainable = false     -- frozen: features are cached, weights come from the Keras file
   local last = specs[#specs]
   if cfg.output == 'block5_conv3' then

@@ -1,11 +1,19 @@
 -- Conv2d: Keras' Conv2D on channels-last images, x (B, IH, IW, C) -> (B, OH, OW, OC), on
--- csrc/nn/conv2d.c (im2col + sgemm). Kernel (KH, KW, C, OC) as Keras stores it, bias (OC).
--- Not dilated, grouped or depthwise; activation is relu (fused) or none.
+-- csrc/nn/conv2d.c (im2col + sgemm) or, for 3x3 stride-1 kernels, csrc/nn/winograd.c
+-- (Winograd F(4x4,3x3) or F(2x2,3x3) forward; backward is always im2col). Kernel
+-- (KH, KW, C, OC) as Keras stores it, bias (OC). Not dilated, grouped or depthwise;
+-- activation is relu (fused) or none.
 local core = require 'luacap.core'
 local T = require 'luacap.tensor'
 local Module = require 'luacap.nn.Module'
 
 local Conv2d = Module:extend('Conv2d')
+
+local ALGORITHMS = {auto = true, direct = true, winograd4 = true, winograd2 = true}
+
+-- 'auto' leaves layers with fewer input channels to im2col: with C = 3 (an RGB input) the
+-- Winograd products are (tiles, 3) @ (3, OC) sgemms, too thin to pay for the transforms.
+Conv2d.WINOGRAD_MIN_C = 8
 
 local function pair(v, what)
   if type(v) == 'number' then v = {v, v} end
@@ -17,8 +25,11 @@ end
 
 -- Conv2d(C, OC, K, {stride = 1, padding = 'valid' | 'same', activation = 'relu' | nil,
 --                   name = 'conv2d', use_bias = true, trainable = true,
---                   kernel_initializer = 'glorot_uniform' | 'he_uniform'});
--- K and stride: a number or {h, w}.
+--                   kernel_initializer = 'glorot_uniform' | 'he_uniform',
+--                   algorithm = 'auto' | 'direct' | 'winograd4' | 'winograd2'});
+-- K and stride: a number or {h, w}. algorithm picks the forward kernel: 'direct' is
+-- im2col + sgemm, 'winogradM' is F(MxM, 3x3) (3x3 stride-1 kernels only), 'auto' is
+-- winograd4 for those kernels when C >= WINOGRAD_MIN_C and direct otherwise.
 function Conv2d:init(C, OC, K, opts)
   opts = opts or {}
   self.C, self.OC = C, OC
@@ -40,6 +51,14 @@ function Conv2d:init(C, OC, K, opts)
   if self.kernel_initializer ~= 'glorot_uniform' and self.kernel_initializer ~= 'he_uniform' then
     error("Conv2d: kernel_initializer must be 'glorot_uniform' or 'he_uniform', got '" ..
       tostring(self.kernel_initializer) .. "'", 3)
+  end
+  self.algorithm = opts.algorithm or 'auto'
+  if not ALGORITHMS[self.algorithm] then
+    error("Conv2d: algorithm must be 'auto', 'direct', 'winograd4' or 'winograd2', got '" ..
+      tostring(self.algorithm) .. "'", 3)
+  end
+  if self.algorithm:match('^winograd') and not self:winograd_fits() then
+    error("Conv2d: algorithm '" .. self.algorithm .. "' needs a 3x3 kernel with stride 1", 3)
   end
   self.kernel, self.dkernel = self:add_param('kernel', T.zeros(self.KH, self.KW, C, OC))
   if self.use_bias then self.bias, self.dbias = self:add_param('bias', T.zeros(OC)) end
@@ -64,6 +83,43 @@ function Conv2d:out_size(IH, IW)
   return OH, OW
 end
 
+function Conv2d:winograd_fits()
+  return self.KH == 3 and self.KW == 3 and self.SH == 1 and self.SW == 1
+end
+
+-- The output tile m of the Winograd kernel this layer's forward uses; 0 for im2col.
+function Conv2d:winograd_tile()
+  local a = self.algorithm
+  if a == 'winograd4' then return 4 elseif a == 'winograd2' then return 2 end
+  if a == 'auto' and self:winograd_fits() and self.C >= Conv2d.WINOGRAD_MIN_C then return 4 end
+  return 0
+end
+
+-- The filter transform U (a*a, C, OC) for tile m, cached: rebuilt only when m or the
+-- kernel's fingerprint changed (any new value, as after an optimizer step or a load).
+local function filter_transform(self, m)
+  local fp = core.winograd_fingerprint(self.kernel)
+  if self.wino_u and self.wino_m == m and self.wino_fp == fp then return self.wino_u end
+  self.wino_u = T.ensure(self.wino_u, (m + 2) * (m + 2), self.C, self.OC)
+  core.winograd_filter(self.wino_u, self.kernel, m)
+  self.wino_m, self.wino_fp = m, fp
+  return self.wino_u
+end
+
+-- One scratch buffer for the tiles of every Winograd layer (layers run one at a time):
+-- kept across calls, so that large batches do not pay fresh pages on every forward.
+local work
+
+local function workspace(x, self, m)
+  local n = core.winograd_workspace_size(x:size(1), x:size(2), x:size(3), self.C, self.OC, m,
+    self.padding)
+  if not work or work:numel() < n then
+    if work then work:free() end
+    work = T.empty(n)
+  end
+  return work
+end
+
 local function check_input(self, x)
   if x:dim() ~= 4 or x:size(4) ~= self.C then
     error(string.format('%s %s: x has shape (%s), expected (B, IH, IW, %d)', self.__name,
@@ -75,8 +131,14 @@ function Conv2d:forward(x)               -- x (B, IH, IW, C) -> out (B, OH, OW, 
   check_input(self, x)
   local OH, OW = self:out_size(x:size(2), x:size(3))
   self.out = T.ensure(self.out, x:size(1), OH, OW, self.OC)
-  core.conv2d_forward(self.out, x, self.kernel, self.bias, self.SH, self.SW, self.padding,
-    self.relu)
+  local m = self:winograd_tile()
+  if m > 0 then
+    core.conv2d_winograd_forward(self.out, x, filter_transform(self, m), self.bias, m,
+      self.padding, self.relu, workspace(x, self, m))
+  else
+    core.conv2d_forward(self.out, x, self.kernel, self.bias, self.SH, self.SW, self.padding,
+      self.relu)
+  end
   return self.out
 end
 
@@ -100,7 +162,7 @@ end
 function Conv2d:config()
   return {C = self.C, OC = self.OC, K = {self.KH, self.KW}, stride = {self.SH, self.SW},
           padding = self.padding, activation = self.activation, name = self.name,
-          use_bias = self.use_bias, trainable = self.trainable}
+          use_bias = self.use_bias, trainable = self.trainable, algorithm = self.algorithm}
 end
 
 return Conv2d
