@@ -156,4 +156,18 @@ describe('tensor', function()
     luacap.core.sgemm(c, a, b, true, false)          -- A^T @ B = [26 30; 38 44]
     assert.same({{26, 30}, {38, 44}}, c:totable())
   end)
+
+  it('multiplies by vectors (the sgemv path) in all transposes, beta 0 ignoring NaN', function()
+    local a, b = luacap.tensor{{1, 2}, {3, 4}}, luacap.tensor{{5, 6}, {7, 8}}
+    local r = luacap.full(0 / 0, 1, 2)                -- NaN: beta 0 must not read it
+    luacap.core.sgemm(r, luacap.tensor{{1, 2}}, b)    -- (1 2) @ [5 6; 7 8] = (19 22)
+    assert.same({{19, 22}}, r:totable())
+    luacap.core.sgemm(r, luacap.tensor{{1}, {2}}, b, true, true)  -- (1 2) @ B^T = (17 23)
+    assert.same({{17, 23}}, r:totable())
+    local col = luacap.full(0 / 0, 2, 1)
+    luacap.core.sgemm(col, a, luacap.tensor{{5}, {7}})  -- A @ (5 7)^T = (19 43)^T
+    assert.same({{19}, {43}}, col:totable())
+    luacap.core.sgemm(col, a, luacap.tensor{{5, 7}}, true, true, 2, 1)  -- 2 A^T (5 7) + col
+    assert.same({{19 + 52}, {43 + 76}}, col:totable())
+  end)
 end)

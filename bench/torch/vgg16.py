@@ -1,0 +1,97 @@
+"""bench/torch/vgg16.py: torchvision's VGG16 up to fc2 (features, then the classifier up to
+its second ReLU) at 224x224, timed in PyTorch for comparison with bench/encoders.lua.
+Not a replica with luacap's weights: both sides use random weights, and the time of a
+forward pass does not depend on their values.
+
+Each (batch, layout) figure is one JSON line on stdout:
+  {"bench": "vgg16", "figure": "vgg16 batch 16 images/s", "impl": "torch",
+   "variant": "mkldnn", "threads": 2, "batch": 16, "value": 9.1,
+   "runs": [..seconds..]}
+and, per batch, a line with "variant": "best" holding the fastest layout's figure. The
+layouts: the default module (dense NCHW tensors), the same in channels_last memory format
+(NHWC, as luacap; on this machine PyTorch's fastest at batch 1) and
+torch.utils.mkldnn.to_mkldnn (oneDNN's blocked tensors).
+Give PyTorch its best configuration when calling it: OMP_NUM_THREADS=N and
+LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp (the OpenMP flavour behind
+libblas.so.3, for this process only); --threads N sets torch.set_num_threads(N).
+
+Usage: python3 bench/torch/vgg16.py [--threads N] [--batch 1,16] [--runs R]
+"""
+import argparse
+import json
+import statistics
+import time
+
+import torch
+import torch.utils.mkldnn
+import torchvision
+
+
+def fc2_model():
+    """torchvision VGG16 to fc2: features, avgpool (identity at 7x7), flatten, fc1, ReLU,
+    Dropout (identity in eval), fc2, ReLU."""
+    vgg = torchvision.models.vgg16(weights=None).eval()
+    head = torch.nn.Sequential(*list(vgg.classifier.children())[:5])
+    return vgg.features, vgg.avgpool, head
+
+
+def forward_fn(layout):
+    features, avgpool, head = fc2_model()
+    if layout == "mkldnn":
+        features = torch.utils.mkldnn.to_mkldnn(features)
+        head = torch.utils.mkldnn.to_mkldnn(head)
+
+        def run(x):
+            y = features(x.to_mkldnn()).to_dense()
+            return head(torch.flatten(avgpool(y), 1))
+    elif layout == "channels_last":
+        features = features.to(memory_format=torch.channels_last)
+
+        def run(x):
+            y = features(x.contiguous(memory_format=torch.channels_last))
+            return head(torch.flatten(avgpool(y), 1))
+    else:
+        def run(x):
+            return head(torch.flatten(avgpool(features(x)), 1))
+    return run
+
+
+def time_runs(fn, x, runs):
+    with torch.no_grad():
+        fn(x)                           # warm-up: allocations, kernel selection
+        ts = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            fn(x)
+            ts.append(time.perf_counter() - t0)
+    return ts
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--batch", default="1,16")
+    ap.add_argument("--runs", type=int, default=0, help="0: 7 at batch 1, 3 above")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(1)
+    for batch in [int(b) for b in args.batch.split(",")]:
+        runs = args.runs or (7 if batch == 1 else 3)
+        x = torch.randn(batch, 3, 224, 224) * 60
+        best = None
+        for layout in ("default", "channels_last", "mkldnn"):
+            ts = time_runs(forward_fn(layout), x, runs)
+            ips = batch / statistics.median(ts)
+            line = {"bench": "vgg16", "figure": "vgg16 batch %d images/s" % batch,
+                    "impl": "torch", "variant": layout, "threads": args.threads,
+                    "batch": batch, "value": round(ips, 3),
+                    "runs": [round(t, 4) for t in ts]}
+            print(json.dumps(line), flush=True)
+            if best is None or ips > best["value"]:
+                best = line
+        best = dict(best, variant="best", layout=best["variant"])
+        print(json.dumps(best), flush=True)
+
+
+if __name__ == "__main__":
+    main()
