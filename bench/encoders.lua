@@ -5,7 +5,7 @@
 -- direct convolution's count and its ratio to the sgemm rate measured in the same run, then
 -- the extraction time of Flickr8k's 8,091 images beside PyTorch's (bench/torch/vgg16.py,
 -- when $PYTHON, default /usr/bin/python3, has torchvision; LUACAP_BENCH_TORCH=0 skips it).
--- Not a profile per layer.
+-- LUACAP_BENCH_LAYERS=1 first times every conv shape with each algorithm.
 local luacap = require 'luacap'
 local image = require 'luacap.image'
 local T = require 'luacap.tensor'
@@ -129,6 +129,37 @@ function M.check()
   run('auto')
 end
 
+-- Per-layer study (LUACAP_BENCH_LAYERS=1): ms of each distinct VGG16 conv shape at batch
+-- 1 and 16 with im2col, F(4x4) and F(2x2), interleaved, median of 3 (the measurements
+-- behind vgg16's choice of algorithm per layer).
+function M.layers()
+  local shapes = {{224, 3, 64}, {224, 64, 64}, {112, 64, 128}, {112, 128, 128}, {56, 128, 256},
+                  {56, 256, 256}, {28, 256, 512}, {28, 512, 512}, {14, 512, 512}}
+  for _, B in ipairs{1, 16} do
+    for _, shp in ipairs(shapes) do
+      local side, C, OC = shp[1], shp[2], shp[3]
+      local x = luacap.normal(0, 1, B, side, side, C)
+      local algs, layers, ts = {'direct', 'winograd4', 'winograd2'}, {}, {}
+      for i, alg in ipairs(algs) do
+        layers[i] = luacap.nn.Conv2d(C, OC, 3, {padding = 'same', activation = 'relu',
+          algorithm = alg, trainable = false})
+        layers[i]:forward(x)
+        ts[i] = {}
+      end
+      for r = 1, 3 do
+        for i = 1, #algs do ts[i][r] = select(2, sgemm.time(function() layers[i]:forward(x) end, 1))[1] end
+      end
+      local line = {}
+      for i, alg in ipairs(algs) do
+        line[i] = string.format('%s %7.1f ms', alg, 1e3 * sgemm.median(ts[i]))
+      end
+      print(string.format('conv %3dx%-3d %3d->%3d batch %2d: %s', side, side, C, OC, B,
+        table.concat(line, '  ')))
+    end
+  end
+  collectgarbage()
+end
+
 local function fmt_runs(ts)
   local out = {}
   for i, t in ipairs(ts) do out[i] = string.format('%.3f', t) end
@@ -159,7 +190,7 @@ local function torch_batch16(threads)
   local p = io.popen(cmd)
   local best
   for line in p:lines() do
-    if line:match('"variant": "best"') then
+    if line:match('"figure": "vgg16_b16"') then
       best = {value = tonumber(line:match('"value": ([%d%.]+)')),
               layout = line:match('"layout": "([%w_]+)"')}
     end
@@ -170,6 +201,7 @@ local function torch_batch16(threads)
 end
 
 function M.run(ctx)
+  if os.getenv('LUACAP_BENCH_LAYERS') == '1' then M.layers() end
   M.check()
   luacap.seed(1)
   local enc = assert(luacap.encoders.vgg16.new{output = 'fc2'})

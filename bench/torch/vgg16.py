@@ -3,11 +3,11 @@ its second ReLU) at 224x224, timed in PyTorch for comparison with bench/encoders
 Not a replica with luacap's weights: both sides use random weights, and the time of a
 forward pass does not depend on their values.
 
-Each (batch, layout) figure is one JSON line on stdout:
-  {"bench": "vgg16", "figure": "vgg16 batch 16 images/s", "impl": "torch",
-   "variant": "mkldnn", "threads": 2, "batch": 16, "value": 9.1,
-   "runs": [..seconds..]}
-and, per batch, a line with "variant": "best" holding the fastest layout's figure. The
+Each figure is one JSON line on stdout, in the fields bench/torch/seed.py emits (figure,
+value, unit, better, side, threads) plus the layout and the timed runs:
+  {"figure": "vgg16_b16_mkldnn", "value": 3.5, "unit": "images/s", "better": "higher",
+   "side": "torch", "threads": 2, "layout": "mkldnn", "runs": [..seconds..]}
+one per (batch, layout), then per batch "vgg16_b1" / "vgg16_b16": the fastest layout's. The
 layouts: the default module (dense NCHW tensors), the same in channels_last memory format
 (NHWC, as luacap; on this machine PyTorch's fastest at batch 1) and
 torch.utils.mkldnn.to_mkldnn (oneDNN's blocked tensors).
@@ -82,15 +82,14 @@ def main():
         for layout in ("default", "channels_last", "mkldnn"):
             ts = time_runs(forward_fn(layout), x, runs)
             ips = batch / statistics.median(ts)
-            line = {"bench": "vgg16", "figure": "vgg16 batch %d images/s" % batch,
-                    "impl": "torch", "variant": layout, "threads": args.threads,
-                    "batch": batch, "value": round(ips, 3),
+            line = {"figure": "vgg16_b%d_%s" % (batch, layout), "value": round(ips, 3),
+                    "unit": "images/s", "better": "higher", "side": "torch",
+                    "threads": args.threads, "layout": layout,
                     "runs": [round(t, 4) for t in ts]}
             print(json.dumps(line), flush=True)
             if best is None or ips > best["value"]:
                 best = line
-        best = dict(best, variant="best", layout=best["variant"])
-        print(json.dumps(best), flush=True)
+        print(json.dumps(dict(best, figure="vgg16_b%d" % batch)), flush=True)
 
 
 if __name__ == "__main__":
