@@ -59,7 +59,7 @@ HDR = $(wildcard csrc/*.h csrc/*/*.h)
 OBJ = $(SRC:csrc/%.c=$(BUILD)/%.o)
 SO = lua/luacap/core.so
 
-.PHONY: all deps test test-browser demo bench memcheck lint clean install links vgg16-weights
+.PHONY: all deps test test-browser demo bench bench-torch memcheck lint clean install links vgg16-weights
 
 all: $(SO) links
 
@@ -118,6 +118,13 @@ vgg16-weights:
 
 bench: all
 	$(LUAJIT) bench/run.lua
+
+# luacap against its PyTorch replica (bench/torch/), interleaved at 1 and 2 threads; not in
+# CI. Installs Debian's python3-torch and python3-torchvision when missing (root only).
+BENCH_TORCH_ARGS ?= --rounds 3 --threads 1,2
+bench-torch: all
+	@sh tools/deps.sh python3-torch python3-torchvision libopenblas0-openmp
+	$(LUAJIT) bench/torch/compare.lua $(BENCH_TORCH_ARGS)
 
 # Every C-facing spec under valgrind's memcheck; fails on an invalid access or a leak
 # in luacap's own code (suppressions cover LuaJIT, OpenBLAS and HDF5 internals).

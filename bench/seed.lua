@@ -1,7 +1,9 @@
 -- bench/seed.lua: the notebook's captioner (models/seed.lua) at the notebook's sizes:
 -- training pairs/s (forward, loss, backward, Adam) at batch 32 and 256 and greedy decoding
--- ms per image at batch 1 and 64, each with its FLOP rate beside this run's sgemm rate and
--- its ratio to PyTorch 1.13 on the same 2-core machine. Random data, not a quality check.
+-- ms per image at batch 1 and 64, each with its FLOP rate beside this run's sgemm rate.
+-- Random data, not a quality check. PyTorch's figures are measured, not quoted: `make
+-- bench-torch` (bench/torch/compare.lua) runs these same benches interleaved with the
+-- PyTorch replica bench/torch/seed.py and prints both with their ratio.
 -- Run: luajit bench/run.lua seed   (or `make bench`); BENCH_REPS=n sets the repetitions.
 local luacap = require 'luacap'
 local util = require 'luacap.util'
@@ -12,8 +14,6 @@ local M = {}
 
 -- the notebook's sizes
 local V, TMAX, F = 8485, 35, 4096
--- PyTorch 1.13, 2 threads, this machine (the issue's figures): pairs/s and ms per image
-local TORCH = {train32 = 160, train256 = 220, dec1 = 450, dec64_lo = 45, dec64_hi = 80}
 
 local function median(xs)
   local s = {}
@@ -22,6 +22,8 @@ local function median(xs)
   local n = #s
   return n % 2 == 1 and s[(n + 1) / 2] or (s[n / 2] + s[n / 2 + 1]) / 2
 end
+
+M.V, M.TMAX, M.F = V, TMAX, F
 
 -- Pre-padded prefixes of captions of ~12 tokens: row b gets a length drawn in 1..11.
 local function random_ids(B)
@@ -60,7 +62,7 @@ local function real_steps(ids)
   return n
 end
 
-local function train_bench(m, B, reps)
+function M.train_bench(m, B, reps)
   local opt = luacap.optim.Adam{lr = 1e-4}
   local crit = luacap.nn.SoftmaxCrossEntropy()
   m:train(true)
@@ -87,7 +89,7 @@ end
 
 -- ms per image and flop rate of greedy decoding; counts the forward_caption calls' rows
 -- (decoding steps) and real pairs through a wrapper on this model instance.
-local function decode_bench(m, N, batch, reps)
+function M.decode_bench(m, N, batch, reps)
   local wi = {startseq = 1, endseq = 2}
   for i = 3, V - 1 do wi['w' .. i] = i end
   local tok = {word_index = wi}
@@ -114,6 +116,117 @@ local function decode_bench(m, N, batch, reps)
   return median(ts), median(rates), median(steps)
 end
 
+-- Flickr8k's shape: 8,091 images x 5 captions, lengths (startseq and endseq included)
+-- drawn uniformly in 8..16 (mean 12), so a caption of L tokens gives L-1 training pairs.
+M.FLICKR = {images = 8091, captions = 5, len_lo = 8, len_hi = 16}
+
+-- Prefix lengths of every training pair of a synthetic Flickr8k-size dataset (one entry a
+-- pair, in caption order), from math.random.
+function M.flickr_pairs()
+  local fl, lens = M.FLICKR, {}
+  for _ = 1, fl.images * fl.captions do
+    local L = math.random(fl.len_lo, fl.len_hi)
+    for k = 1, L - 1 do lens[#lens + 1] = k end
+  end
+  return lens
+end
+
+-- One exact-mode epoch of the Flickr8k-size dataset at batch B, extrapolated: times
+-- `steps` training steps on shuffled pairs drawn from it (after one warm-up) and returns
+-- the epoch's seconds (ceil(pairs / B) steps at the mean step time) and the pair count.
+function M.epoch(m, B, steps)
+  local lens = M.flickr_pairs()
+  local opt = luacap.optim.Adam{lr = 1e-4}
+  local crit = luacap.nn.SoftmaxCrossEntropy()
+  m:train(true)
+  local total = 0
+  for r = 0, steps do
+    local flat, y = {}, {}
+    for b = 1, B do
+      local n = lens[math.random(1, #lens)]
+      for t = 1, TMAX do flat[(b - 1) * TMAX + t] = t > TMAX - n and math.random(1, V - 1) or 0 end
+      y[b] = math.random(1, V - 1)
+    end
+    local ids, yt = luacap.core.from_flat(flat, {B, TMAX}), luacap.core.from_flat(y, {B})
+    local feats = luacap.randn(B, F)
+    collectgarbage('step')
+    local t0 = util.now()
+    m:zero_grad()
+    crit:forward(m:forward(feats, ids), yt)
+    m:backward(crit:backward())
+    opt:step(m:parameters())
+    if r > 0 then total = total + util.now() - t0 end
+  end
+  return math.ceil(#lens / B) * total / steps, #lens
+end
+
+-- Where a training step's time goes, layer by layer: wraps each child's forward and
+-- backward (and the loss and Adam) on this instance with timers, runs `reps` steps at
+-- batch B, and returns rows {name, seconds per step, fraction of the step, GFLOP/s} (the
+-- matrix-product layers' flops as counted above, forward + 2x for backward).
+function M.profile(m, B, reps)
+  local c, U, D = m.cfg, m.cfg.units, m.cfg.dec_units
+  local opt = luacap.optim.Adam{lr = 1e-4}
+  local crit = luacap.nn.SoftmaxCrossEntropy()
+  m:train(true)
+  local names = {'img_drop', 'img_dense', 'img_lstm', 'embed', 'cap_drop', 'cap_lstm', 'attn',
+    'concat', 'dec_lstm', 'dec_drop', 'dec_dense', 'out'}
+  local acc = {}
+  local function timed(key, fn)
+    return function(...)
+      local t0 = util.now()
+      local a, b2 = fn(...)
+      acc[key] = (acc[key] or 0) + util.now() - t0
+      return a, b2
+    end
+  end
+  for _, n in ipairs(names) do
+    local mod = m[n]
+    mod.forward = timed(n, mod.forward)
+    if mod.forward_repeated then mod.forward_repeated = timed(n, mod.forward_repeated) end
+    mod.backward = timed(n, mod.backward)
+  end
+  crit.forward, crit.backward = timed('xent', crit.forward), timed('xent', crit.backward)
+  opt.step = timed('adam', opt.step)
+  local total, real = 0, 0
+  for r = 0, reps do
+    local feats, ids = luacap.randn(B, F), random_ids(B)
+    local flat = {}
+    for b = 1, B do flat[b] = math.random(1, V - 1) end
+    local y = luacap.core.from_flat(flat, {B})
+    collectgarbage('step')
+    if r == 1 then acc = {} end   -- the first is a warm-up
+    local t0 = util.now()
+    m:zero_grad()
+    crit:forward(m:forward(feats, ids), y)
+    m:backward(crit:backward())
+    opt:step(m:parameters())
+    if r > 0 then total, real = total + util.now() - t0, real + real_steps(ids) end
+  end
+  for _, n in ipairs(names) do m[n].forward, m[n].forward_repeated, m[n].backward = nil, nil, nil end
+  real = real / reps
+  local flops = {   -- forward flops per step
+    img_dense = 2 * B * F * c.img_dense,
+    img_lstm = 2 * (2 * B * c.img_dense * 4 * U + 2 * B * TMAX * U * 4 * U),
+    cap_lstm = 2 * 2 * real * (c.embed_dim + U) * 4 * U,
+    attn = 2 * 2 * B * TMAX * TMAX * 2 * U,
+    dec_lstm = 2 * real * (4 * U + D) * 4 * D,
+    dec_dense = 2 * B * D * c.dec_dense,
+    out = 2 * B * c.dec_dense * V,
+  }
+  local rows, sum = {}, 0
+  local keys = {}
+  for _, n in ipairs(names) do keys[#keys + 1] = n end
+  keys[#keys + 1], keys[#keys + 2] = 'xent', 'adam'
+  for _, n in ipairs(keys) do
+    local s = (acc[n] or 0) / reps
+    sum = sum + s
+    rows[#rows + 1] = {n, s, s / (total / reps), flops[n] and 3 * flops[n] / s / 1e9}
+  end
+  rows[#rows + 1] = {'other (Lua glue, zero_grad, clones)', total / reps - sum, 1 - sum / (total / reps)}
+  return rows, total / reps
+end
+
 function M.run(ctx)
   local reps = tonumber(os.getenv('BENCH_REPS') or '') or (ctx.quick and 3 or 7)
   luacap.seed(1)
@@ -123,21 +236,32 @@ function M.run(ctx)
   print(string.format('seed model V=%d T=%d F=%d: %d threads, median of %d, sgemm %.1f GFLOP/s',
     V, TMAX, F, luacap.get_threads(), reps, g))
   for _, B in ipairs{32, 256} do
-    local s, fl = train_bench(m, B, reps)
-    local ref = TORCH['train' .. B]
-    print(string.format('  train batch %3d: %7.1f pairs/s (%.1f ms/batch), %.1f GFLOP/s = %.2f of sgemm;'
-      .. ' %.2fx PyTorch (%d pairs/s)', B, B / s, s * 1e3, fl / 1e9, fl / 1e9 / g, B / s / ref, ref))
+    local s, fl = M.train_bench(m, B, reps)
+    print(string.format('  train batch %3d: %7.1f pairs/s (%.1f ms/batch), %.1f GFLOP/s = %.2f of sgemm',
+      B, B / s, s * 1e3, fl / 1e9, fl / 1e9 / g))
+  end
+  local esteps = tonumber(os.getenv('BENCH_EPOCH_STEPS') or '') or (ctx.quick and 20 or 200)
+  local esec, npairs = M.epoch(m, 32, esteps)
+  print(string.format('  Flickr8k-size epoch, batch 32 (%d images x %d captions, %d pairs, V=%d,'
+    .. ' F=%d): %.1f min, from %d timed steps (exact mode; --share-image-branch not built yet)',
+    M.FLICKR.images, M.FLICKR.captions, npairs, V, F, esec / 60, esteps))
+  if os.getenv('BENCH_PROFILE') then
+    for _, B in ipairs{32, 256} do
+      local rows, step = M.profile(m, B, reps)
+      print(string.format('  profile, train batch %d: %.1f ms/step', B, step * 1e3))
+      for _, r in ipairs(rows) do
+        print(string.format('    %-36s %7.2f ms %5.1f%%%s', r[1], r[2] * 1e3, 100 * r[3],
+          r[4] and string.format('  %6.1f GFLOP/s = %.2f of sgemm', r[4], r[4] / g) or ''))
+      end
+    end
   end
   m:evaluate()
   -- decoding: random weights rarely emit 'endseq', so most images run all max_len steps
   for _, cfg in ipairs{{1, ctx.quick and 2 or 4}, {64, 64}} do
     local batch, N = cfg[1], cfg[2]
-    local s, fl, steps = decode_bench(m, N, batch, math.max(2, math.floor(reps / 2)))
-    local lo, hi = batch == 1 and TORCH.dec1 or TORCH.dec64_lo, batch == 1 and TORCH.dec1 or TORCH.dec64_hi
+    local s, fl, steps = M.decode_bench(m, N, batch, math.max(2, math.floor(reps / 2)))
     print(string.format('  greedy decode batch %2d: %7.1f ms/image (%.1f steps/image), %.1f GFLOP/s'
-      .. ' = %.2f of sgemm; PyTorch %s ms/image: %.2fx%s', batch, s * 1e3, steps, fl / 1e9,
-      fl / 1e9 / g, lo == hi and tostring(lo) or (lo .. '-' .. hi), lo / (s * 1e3),
-      lo == hi and '' or string.format(' to %.2fx', hi / (s * 1e3))))
+      .. ' = %.2f of sgemm', batch, s * 1e3, steps, fl / 1e9, fl / 1e9 / g))
   end
 end
 
