@@ -12,7 +12,10 @@
 -- line per figure (other lines are ignored):
 --   {"figure": "train_b32", "value": 231.5, "unit": "pairs/s", "better": "higher",
 --    "side": "luacap", "threads": 2}
--- figure: a name unique within its suite; better: "higher" (rates) or "lower" (times).
+-- figure: a name unique within its suite; better: "higher" (rates, the default) or
+-- "lower" (times). Optional "variant": several lines of one figure (e.g. PyTorch layouts)
+-- show as separate rows, figure [variant]; the variant "best" is the figure itself, the
+-- row compared with the other side.
 -- To add a suite, add an entry to SUITES: {name =, luacap = command, torch = command}.
 --
 -- Usage: luajit bench/torch/compare.lua [--rounds R] [--threads 1,2] [--quick] [suite ...]
@@ -90,9 +93,10 @@ for _, N in ipairs(opt.threads) do
             string.format('OMP_NUM_THREADS=%d %s', N, s.luacap)
           for _, f in ipairs(run_side(cmd, N)) do
             local key = s.name .. '.' .. f.figure
+            if f.variant and f.variant ~= 'best' then key = key .. ' [' .. f.variant .. ']' end
             local row = res[key]
             if not row then
-              row = {unit = f.unit, better = f.better, luacap = {}, torch = {}}
+              row = {unit = f.unit or '', better = f.better or 'higher', luacap = {}, torch = {}}
               res[key] = row
               res.rows[#res.rows + 1] = key
             end
