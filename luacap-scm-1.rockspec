@@ -2,7 +2,7 @@
 -- it with the Lua files (make install), and puts luacap-train and luacap-caption on PATH.
 -- Not a way to get the C libraries: they come from the system (Debian: `make deps`).
 -- On Debian 12 (its luarocks targets Lua 5.2 unless told; luacap is LuaJIT, i.e. 5.1),
--- the command is in README.md ("Install with LuaRocks") and tools/rock-check.sh:
+-- the command is in docs/install.md ("Install with LuaRocks") and tools/rock-check.sh:
 --   luarocks --lua-version=5.1 make --deps-mode=none LUA_INCDIR=/usr/include/luajit-2.1 \
 --     OPENBLAS_INCDIR=/usr/include/x86_64-linux-gnu/openblas-pthread \
 --     HDF5_INCDIR=/usr/include/hdf5/serial HDF5_LIBDIR=/usr/lib/x86_64-linux-gnu/hdf5/serial

@@ -2,7 +2,7 @@
 -- examples/train.lua: the notebook's whole pipeline from the command line: data (the
 -- synthetic shapes by default, generated on first use; --data DIR for Flickr8k), encoder,
 -- tokenizer, split, model, fit with callbacks, saving, greedy captions of the test split,
--- BLEU, and the pictures. Every option is listed by --help and in the README. The command
+-- BLEU, and the pictures. Every option is listed by --help and in docs/commands.md. The command
 -- itself is lua/luacap/cli/train.lua, which the installed luacap-train runs too; this file
 -- only points package.path at the checkout.
 local script_dir = (arg and arg[0] or ''):match('^(.*)/examples/[^/]*$') or '.'
