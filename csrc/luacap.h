@@ -249,6 +249,12 @@ int lstm_backward_ref(float *dx, float *dkernel, float *drkernel, float *dbias, 
 void lstm_step(float *h, float *c, float *gates, const float *x, const float *h_prev,
                const float *c_prev, const float *kernel, const float *rkernel,
                const float *bias, int B, int C, int H);
+/* One cell with caches, for decoders that build each step's input from the last state:
+ * gates (B, 4H) in: pre-activations, out: i, f, g, o; c_prev (B, H) -> h, c (B, H).
+ * backward: dz (B, 4H) written from dh (B, H); dc (B, H) in: dL/dc, out: dL/dc_prev. */
+void lstm_cell_forward(float *h, float *c, float *gates, const float *c_prev, int B, int H);
+void lstm_cell_backward(float *dz, float *dc, const float *dh, const float *gates,
+                        const float *c, const float *c_prev, int B, int H);
 /* out (N, M) = Keras Orthogonal: QR of a normal (max, min) draw, sign-fixed, transposed
  * when N < M (rows orthonormal then). LC_OK, LC_ENOMEM or LC_EARG (rank deficient). */
 int orthogonal_init(float *out, int N, int M);
@@ -270,6 +276,29 @@ void attention_backward(float *dq, float *dv, float *dscores, const float *dctx,
 void attention_backward_ref(float *dq, float *dv, float *dscores, const float *dctx,
                             const float *q, const float *v, const float *weights,
                             int B, int Tq, int Tv, int D);
+
+/* additive_attention.c: Show-Attend-Tell's soft attention step (see the file's header).
+ *   encp (B, L, A) = a W_e + b_e   hp (B, A) = h_{t-1} W_h   w (A)   feats a (B, L, D)
+ *   g (B) gate logits or NULL   writes alpha (B, L), z (B, D), beta (B), zg (B, D) = beta z
+ * backward: ADDS into dencp (B, L, A), dfeats (B, L, D), dw (A); WRITES dhp (B, A), dg (B)
+ * (NULL when g was); dalpha (B, L) an extra gradient of alpha or NULL; work (B, L + A). */
+void additive_attention_forward(float *zg, float *z, float *alpha, float *beta,
+                                const float *encp, const float *hp, const float *feats,
+                                const float *w, const float *g, int B, int L, int A, int D);
+void additive_attention_forward_ref(float *zg, float *z, float *alpha, float *beta,
+                                    const float *encp, const float *hp, const float *feats,
+                                    const float *w, const float *g, int B, int L, int A, int D);
+void additive_attention_backward(float *dencp, float *dhp, float *dfeats, float *dw, float *dg,
+                                 float *work, const float *dzg, const float *dalpha,
+                                 const float *z, const float *alpha, const float *beta,
+                                 const float *encp, const float *hp, const float *feats,
+                                 const float *w, int B, int L, int A, int D);
+void additive_attention_backward_ref(float *dencp, float *dhp, float *dfeats, float *dw,
+                                     float *dg, float *work, const float *dzg,
+                                     const float *dalpha, const float *z, const float *alpha,
+                                     const float *beta, const float *encp, const float *hp,
+                                     const float *feats, const float *w, int B, int L, int A,
+                                     int D);
 
 /* ---------------------------------------------------------------- nn/: embedding, dropout, xent, adam */
 /* Token ids ride as floats; the binding has checked them (integers in range) first.

@@ -65,5 +65,6 @@ void lcb_open_text(lua_State *L);
 void lcb_open_nn(lua_State *L);
 void lcb_open_draw(lua_State *L);
 void lcb_open_tf(lua_State *L);
+void lcb_open_attend(lua_State *L);
 
 #endif

@@ -628,3 +628,27 @@ void bidir_concat_backward(float *dfwd, float *dbwd, const float *dout, int B, i
       memcpy(dbwd + ((size_t)b * T + tb) * H, dout_bt + H, (size_t)H * sizeof(float));
     }
 }
+
+/* ------------------------------------------------------------------ one cell, cached */
+
+/* One LSTM cell on pre-activations the caller made, keeping what backward needs: for a
+ * decoder whose input at step t depends on h_{t-1} (models/sat.lua's attention), which
+ * lstm_forward's whole-sequence loop cannot run. The gate kernels are the fast path's.
+ *   gates (B, 4H): in, z = x_t @ kernel + h_prev @ rkernel + bias; out, i, f, g, o
+ *   c_prev (B, H)   writes h, c (B, H) */
+void lstm_cell_forward(float *h, float *c, float *gates, const float *c_prev, int B, int H) {
+  size_t G = 4 * (size_t)H;
+  for (int b = 0; b < B; b++)
+    cell_forward_vec(h + (size_t)b * H, c + (size_t)b * H, gates + (size_t)b * G,
+                     c_prev + (size_t)b * H, H);
+}
+
+/* Its backward: dz (B, 4H) written from dh (B, H) (the gradient of h) and dc (B, H): in,
+ * the gradient of c; out, the gradient of c_prev. gates, c, c_prev as forward left them. */
+void lstm_cell_backward(float *dz, float *dc, const float *dh, const float *gates,
+                        const float *c, const float *c_prev, int B, int H) {
+  size_t G = 4 * (size_t)H;
+  for (int b = 0; b < B; b++)
+    cell_backward_vec(dz + (size_t)b * G, dc + (size_t)b * H, dh + (size_t)b * H,
+                      gates + (size_t)b * G, c + (size_t)b * H, c_prev + (size_t)b * H, H);
+}
