@@ -30,6 +30,7 @@ local PYTHON = os.getenv('PYTHON') or '/usr/bin/python3'
 
 local SUITES = {
   {name = 'seed', luacap = 'luajit bench/torch/seed.lua', torch = PYTHON .. ' bench/torch/seed.py'},
+  {name = 'vgg16', luacap = 'luajit bench/torch/vgg16.lua', torch = PYTHON .. ' bench/torch/vgg16.py'},
 }
 
 local opt = {rounds = 3, threads = {1, 2}, quick = false, only = {}}

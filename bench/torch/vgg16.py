@@ -72,7 +72,10 @@ def main():
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--batch", default="1,16")
     ap.add_argument("--runs", type=int, default=0, help="0: 7 at batch 1, 3 above")
+    ap.add_argument("--quick", action="store_true", help="2 runs per figure (compare.lua --quick)")
     args = ap.parse_args()
+    if args.quick and not args.runs:
+        args.runs = 2
     torch.set_num_threads(args.threads)
     torch.manual_seed(1)
     for batch in [int(b) for b in args.batch.split(",")]:
@@ -90,6 +93,10 @@ def main():
             if best is None or ips > best["value"]:
                 best = line
         print(json.dumps(dict(best, figure="vgg16_b%d" % batch)), flush=True)
+        if batch == 16:   # Flickr8k's 8,091 images at the best layout's batch-16 rate
+            print(json.dumps({"figure": "flickr8k_extract", "value": round(8091 / best["value"] / 60, 2),
+                              "unit": "min", "better": "lower", "side": "torch",
+                              "threads": args.threads}), flush=True)
 
 
 if __name__ == "__main__":
