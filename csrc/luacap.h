@@ -407,6 +407,18 @@ double bleu_from_stats(const int64_t *num, const int64_t *den, int64_t c, int64_
                        const double *w, int N);
 /* cider.c (coco-caption CIDEr-D): scores (S), each x10; tf-idf over the references. */
 int cider_d_forward(double *scores, const lc_corpus *corpus, int N, double sigma);
+/* cider.c, cached: document frequencies and reference vectors of a fixed reference set
+ * (refs->S images; the hypothesis fields are not read), built once; then CIDEr-D (x10) of K
+ * candidates, candidate k (hyp[hyp_off[k] .. hyp_off[k+1])) against stored image image[k]
+ * (0-based). Equal to cider_d_forward when the df come from the references scored against.
+ * build and score return LC_OK or LC_ENOMEM; free takes NULL. */
+typedef struct lc_cider_df lc_cider_df;
+int cider_df_build(lc_cider_df **out, const lc_corpus *refs, int N);
+int cider_df_score(double *scores, const lc_cider_df *d, const int32_t *hyp,
+                   const int64_t *hyp_off, const int32_t *image, int K, double sigma);
+int cider_df_images(const lc_cider_df *d);
+int cider_df_orders(const lc_cider_df *d);
+void cider_df_free(lc_cider_df *d);
 /* rouge.c (coco-caption ROUGE-L): scores (S), F with max precision, max recall over refs. */
 int rouge_l_forward(double *scores, const lc_corpus *corpus, double beta);
 /* meteor.c (nltk 3.8 meteor_score without WordNet): scores (S), max over references; exact

@@ -298,7 +298,146 @@ fail:
   return luaL_error(L, "%s", err);
 }
 
+/* ------------------------------------------------------------ cached CIDEr-D scorer */
+/* A luacap.CiderScorer userdata holds the only pointer to its lc_cider_df; __gc and free()
+ * release it once. */
+#define LCB_CIDER_MT "luacap.CiderScorer"
+
+typedef struct { lc_cider_df *d; } cider_ud;
+
+static lc_cider_df *check_scorer(lua_State *L, int idx) {
+  cider_ud *u = luaL_checkudata(L, idx, LCB_CIDER_MT);
+  if (!u->d) luaL_error(L, "bad argument #%d: cider scorer was freed", idx);
+  return u->d;
+}
+
+/* core.cider_scorer(ref, ref_lens, nrefs [, N = 4]) -> scorer: document frequencies and
+ * reference vectors of S = #nrefs images (image s has the next nrefs[s] references). */
+static int l_cider_scorer(lua_State *L) {
+  const char *fn = "cider_scorer";
+  lua_Integer N = luaL_optinteger(L, 4, 4);
+  if (N < 1 || N > MAXN) luaL_error(L, "%s: N must be in [1, %d], got %d", fn, MAXN, (int)N);
+  for (int a = 1; a <= 3; a++) luaL_checktype(L, a, LUA_TTABLE);
+  size_t NR = lua_objlen(L, 1), R = lua_objlen(L, 2), S = lua_objlen(L, 3);
+  if (S < 1) luaL_error(L, "%s: nrefs is empty, expected at least one image", fn);
+  if (S > 2147483647u) luaL_error(L, "%s: too many images", fn);
+  cider_ud *u = lua_newuserdata(L, sizeof *u);   /* before any malloc: raising cannot leak */
+  u->d = NULL;
+  luaL_getmetatable(L, LCB_CIDER_MT);
+  lua_setmetatable(L, -2);
+  corpus_buf b;
+  memset(&b, 0, sizeof b);
+  int64_t *tmp = malloc((NR + 1) * sizeof *tmp);
+  b.ref = malloc((NR + 1) * sizeof *b.ref);
+  b.ref_off = malloc((R + 1) * sizeof *b.ref_off);
+  b.ref_first = malloc((S + 1) * sizeof *b.ref_first);
+  char err[200] = "";
+  if (!tmp || !b.ref || !b.ref_off || !b.ref_first) {
+    snprintf(err, sizeof err, "%s: out of memory for %d images", fn, (int)S);
+    goto fail;
+  }
+  if (read_ints(L, 1, fn, 2, tmp, NR, -2147483648.0, 2147483647.0, err, sizeof err)) goto fail;
+  for (size_t i = 0; i < NR; i++) b.ref[i] = (int32_t)tmp[i];
+  if (read_offsets(L, 2, fn, 3, b.ref_off, R, 0, NR, 2, "ids", err, sizeof err) ||
+      read_offsets(L, 3, fn, 4, b.ref_first, S, 1, R, 3, "entries", err, sizeof err))
+    goto fail;
+  b.c.S = (int)S;
+  b.c.ref = b.ref; b.c.ref_off = b.ref_off; b.c.ref_first = b.ref_first;
+  if (cider_df_build(&u->d, &b.c, (int)N) != LC_OK) {
+    snprintf(err, sizeof err, "%s: out of memory for %d images", fn, (int)S);
+    goto fail;
+  }
+  free(tmp); corpus_free(&b);
+  return 1;
+fail:
+  free(tmp); corpus_free(&b);
+  return luaL_error(L, "%s", err);
+}
+
+/* scorer:score(hyp, hyp_lens, images [, sigma = 6]) -> scores (K): candidate k (the next
+ * hyp_lens[k] ids of hyp) against the references of stored image images[k] (1-based). */
+static int m_cider_score(lua_State *L) {
+  const char *fn = "cider_scorer:score";
+  lc_cider_df *d = check_scorer(L, 1);
+  for (int a = 2; a <= 4; a++) luaL_checktype(L, a, LUA_TTABLE);
+  double sigma = luaL_optnumber(L, 5, 6.0);
+  if (!(sigma > 0)) luaL_error(L, "%s: sigma must be positive, got %g", fn, sigma);
+  size_t NH = lua_objlen(L, 2), K = lua_objlen(L, 3);
+  if (lua_objlen(L, 4) != K)
+    luaL_error(L, "%s: hyp_lens has %d entries but images has %d, expected them equal", fn,
+               (int)K, (int)lua_objlen(L, 4));
+  int S = cider_df_images(d);
+  int64_t *tmp = malloc((NH + K + 1) * sizeof *tmp);
+  int32_t *hyp = malloc((NH + 1) * sizeof *hyp), *img = malloc((K + 1) * sizeof *img);
+  int64_t *off = malloc((K + 1) * sizeof *off);
+  double *scores = malloc((K + 1) * sizeof *scores);
+  char err[200] = "";
+  if (!tmp || !hyp || !img || !off || !scores) {
+    snprintf(err, sizeof err, "%s: out of memory", fn);
+    goto fail;
+  }
+  if (read_ints(L, 2, fn, 0, tmp, NH, -2147483648.0, 2147483647.0, err, sizeof err)) goto fail;
+  for (size_t i = 0; i < NH; i++) hyp[i] = (int32_t)tmp[i];
+  if (read_offsets(L, 3, fn, 1, off, K, 0, NH, 0, "ids", err, sizeof err)) goto fail;
+  for (size_t k = 0; k < K; k++) {
+    lua_rawgeti(L, 4, (int)k + 1);
+    double v = lua_tonumber(L, -1);
+    int ok = lua_type(L, -1) == LUA_TNUMBER && v >= 1 && v <= S && v == floor(v);
+    lua_pop(L, 1);
+    if (!ok) {
+      snprintf(err, sizeof err, "%s: images[%d] must be an integer in [1, %d] (the scorer's images)",
+               fn, (int)k + 1, S);
+      goto fail;
+    }
+    img[k] = (int32_t)v - 1;
+  }
+  if (cider_df_score(scores, d, hyp, off, img, (int)K, sigma) != LC_OK) {
+    snprintf(err, sizeof err, "%s: out of memory", fn);
+    goto fail;
+  }
+  free(tmp); free(hyp); free(img); free(off);
+  push_scores(L, scores, (int)K);
+  free(scores);
+  return 1;
+fail:
+  free(tmp); free(hyp); free(img); free(off); free(scores);
+  return luaL_error(L, "%s", err);
+}
+
+static int m_cider_images(lua_State *L) {
+  lua_pushinteger(L, cider_df_images(check_scorer(L, 1)));
+  return 1;
+}
+
+static int m_cider_gc(lua_State *L) {            /* safe to run twice, and after free() */
+  cider_ud *u = luaL_checkudata(L, 1, LCB_CIDER_MT);
+  cider_df_free(u->d);
+  u->d = NULL;
+  return 0;
+}
+
+static int m_cider_isfreed(lua_State *L) {
+  cider_ud *u = luaL_checkudata(L, 1, LCB_CIDER_MT);
+  lua_pushboolean(L, u->d == NULL);
+  return 1;
+}
+
+static int m_cider_tostring(lua_State *L) {
+  cider_ud *u = luaL_checkudata(L, 1, LCB_CIDER_MT);
+  if (!u->d) lua_pushliteral(L, "luacap.CiderScorer (freed)");
+  else lua_pushfstring(L, "luacap.CiderScorer (%d images, n = %d)", cider_df_images(u->d),
+                       cider_df_orders(u->d));
+  return 1;
+}
+
+static const luaL_Reg cider_methods[] = {
+  {"score", m_cider_score}, {"images", m_cider_images}, {"free", m_cider_gc},
+  {"isfreed", m_cider_isfreed},
+  {NULL, NULL}
+};
+
 static const luaL_Reg functions[] = {
+  {"cider_scorer", l_cider_scorer},
   {"bleu_stats", l_bleu_stats},
   {"bleu_score", l_bleu_score},
   {"cider_d", l_cider_d},
@@ -307,4 +446,8 @@ static const luaL_Reg functions[] = {
   {NULL, NULL}
 };
 
-void lcb_open_text(lua_State *L) { lcb_setfuncs(L, functions); }
+void lcb_open_text(lua_State *L) {
+  lcb_new_class(L, LCB_CIDER_MT, cider_methods, m_cider_gc, m_cider_tostring);
+  lua_pop(L, 1);
+  lcb_setfuncs(L, functions);
+}

@@ -189,3 +189,250 @@ int cider_d_forward(double *scores, const lc_corpus *corpus, int N, double sigma
   free(len); free(val);
   return LC_OK;
 }
+
+/* ---------------------------------------------------------------- cached scorer (SCST)
+ * Self-critical training scores many sampled captions per batch against the references of
+ * their images. The document frequencies come once from a fixed reference set (the
+ * training references: S_df images), as ruotianluo's self-critical.pytorch caches them
+ * ("coco-train" df); each reference's tf-idf vector, norms and length are computed once
+ * too. Scoring a candidate then costs a hash lookup per n-gram and one merge per
+ * reference. With the df of the very references scored against, the score equals
+ * cider_d_forward's (the same formula; only the summation order of the norms differs).
+ * A candidate n-gram absent from the table has df 0: idf log(S_df), and it matches no
+ * reference. */
+struct lc_cider_df {
+  int N, S;                    /* orders 1..N; S images */
+  int32_t G;                   /* distinct n-grams of the references */
+  int32_t *arena;              /* every gram's ids, concatenated */
+  int64_t *gram_off;           /* (G+1) gram g is arena[gram_off[g] .. gram_off[g+1]) */
+  double *idf;                 /* (G) log(S) - log(max(1, df)) */
+  int32_t *slots; size_t cap;  /* hash slots holding gram indices, -1 empty */
+  int64_t *img_first;          /* (S+1) image s has references img_first[s] .. [s+1]-1 */
+  int64_t *ent_off;            /* (R+1) reference j's entries ent_off[j] .. [j+1]-1 */
+  int32_t *ent_gid;            /* sorted distinct gram ids of each reference */
+  double *ent_vec;             /* their tf-idf values */
+  double *ref_norm;            /* (R, N) norms per order */
+  double *ref_len;             /* (R) bigram counts (coco's "length") */
+};
+
+/* The gram index of ids[0..n), or -1 when the references never hold it. */
+static int32_t df_find(const lc_cider_df *d, const int32_t *ids, int n) {
+  size_t i = (size_t)lc_ngram_hash(ids, n) & (d->cap - 1);
+  for (;;) {
+    int32_t g = d->slots[i];
+    if (g < 0) return -1;
+    const int32_t *e = d->arena + d->gram_off[g];
+    if (d->gram_off[g + 1] - d->gram_off[g] == n) {
+      int k = 0;
+      while (k < n && e[k] == ids[k]) k++;
+      if (k == n) return g;
+    }
+    i = (i + 1) & (d->cap - 1);
+  }
+}
+
+void cider_df_free(lc_cider_df *d) {
+  if (!d) return;
+  free(d->arena); free(d->gram_off); free(d->idf); free(d->slots); free(d->img_first);
+  free(d->ent_off); free(d->ent_gid); free(d->ent_vec); free(d->ref_norm); free(d->ref_len);
+  free(d);
+}
+
+/* Builds the scorer from refs' references (refs->S images, refs->ref_first/ref/ref_off;
+ * the hypothesis fields are not read), orders 1..N. Returns LC_OK or LC_ENOMEM (*out NULL). */
+int cider_df_build(lc_cider_df **out, const lc_corpus *refs, int N) {
+  const lc_corpus *c = refs;
+  int S = c->S;
+  int64_t R = c->ref_first[S];
+  *out = NULL;
+  size_t M = 0, A = 0;                       /* n-gram occurrences; their ids */
+  for (int64_t j = 0; j < R; j++) {
+    int64_t L = c->ref_off[j + 1] - c->ref_off[j];
+    for (int n = 1; n <= N; n++)
+      if (L >= n) { M += (size_t)(L - n + 1); A += (size_t)(L - n + 1) * (size_t)n; }
+  }
+  lc_cider_df *d = calloc(1, sizeof *d);
+  if (!d) return LC_ENOMEM;
+  d->N = N; d->S = S;
+  d->cap = 16;
+  while (d->cap < 2 * M + 2) d->cap <<= 1;
+  d->arena = malloc((A + 1) * sizeof *d->arena);
+  d->gram_off = malloc((M + 2) * sizeof *d->gram_off);
+  d->slots = malloc(d->cap * sizeof *d->slots);
+  d->img_first = malloc(((size_t)S + 1) * sizeof *d->img_first);
+  d->ent_off = malloc(((size_t)R + 1) * sizeof *d->ent_off);
+  d->ent_gid = malloc((M + 1) * sizeof *d->ent_gid);
+  d->ent_vec = malloc((M + 1) * sizeof *d->ent_vec);
+  d->ref_norm = malloc(((size_t)R * (size_t)N + 1) * sizeof *d->ref_norm);
+  d->ref_len = malloc(((size_t)R + 1) * sizeof *d->ref_len);
+  int32_t *tf = malloc((M + 1) * sizeof *tf);
+  int32_t *df = malloc((M + 1) * sizeof *df), *last = malloc((M + 1) * sizeof *last);
+  if (!d->arena || !d->gram_off || !d->slots || !d->img_first || !d->ent_off || !d->ent_gid ||
+      !d->ent_vec || !d->ref_norm || !d->ref_len || !tf || !df || !last) {
+    free(tf); free(df); free(last); cider_df_free(d);
+    return LC_ENOMEM;
+  }
+  for (size_t i = 0; i < d->cap; i++) d->slots[i] = -1;
+  for (int s = 0; s <= S; s++) d->img_first[s] = c->ref_first[s];
+
+  /* 1. intern every reference n-gram (ids copied into the arena); each reference as sorted
+   *    distinct (gram, count) pairs */
+  size_t e = 0, a = 0;
+  d->gram_off[0] = 0;
+  for (int64_t j = 0; j < R; j++) {
+    const int32_t *w = c->ref + c->ref_off[j];
+    int64_t L = c->ref_off[j + 1] - c->ref_off[j];
+    size_t start = e;
+    for (int n = 1; n <= N; n++)
+      for (int64_t i = 0; i + n <= L; i++) {
+        int32_t g = df_find(d, w + i, n);
+        if (g < 0) {
+          g = d->G++;
+          for (int k = 0; k < n; k++) d->arena[a++] = w[i + k];
+          d->gram_off[g + 1] = (int64_t)a;
+          size_t h = (size_t)lc_ngram_hash(w + i, n) & (d->cap - 1);
+          while (d->slots[h] >= 0) h = (h + 1) & (d->cap - 1);
+          d->slots[h] = g;
+          df[g] = 0; last[g] = -1;
+        }
+        d->ent_gid[e++] = g;
+      }
+    sort_ids(d->ent_gid + start, e - start);
+    size_t k = start;
+    for (size_t i = start; i < e; i++) {
+      if (k > start && d->ent_gid[k - 1] == d->ent_gid[i]) { tf[k - 1]++; continue; }
+      d->ent_gid[k] = d->ent_gid[i]; tf[k] = 1; k++;
+    }
+    d->ent_off[j] = (int64_t)start;
+    e = k;
+  }
+  d->ent_off[R] = (int64_t)e;
+
+  /* 2. document frequency over images: each image's references count a gram once */
+  for (int s = 0; s < S; s++)
+    for (int64_t j = c->ref_first[s]; j < c->ref_first[s + 1]; j++)
+      for (int64_t k = d->ent_off[j]; k < d->ent_off[j + 1]; k++) {
+        int32_t g = d->ent_gid[k];
+        if (last[g] != s) { last[g] = s; df[g]++; }
+      }
+  d->idf = malloc(((size_t)d->G + 1) * sizeof *d->idf);
+  if (!d->idf) { free(tf); free(df); free(last); cider_df_free(d); return LC_ENOMEM; }
+  double log_s = log((double)S);
+  for (int32_t g = 0; g < d->G; g++) d->idf[g] = log_s - log(df[g] > 1 ? (double)df[g] : 1.0);
+
+  /* 3. reference vectors, norms per order, bigram "length" */
+  for (int64_t j = 0; j < R; j++) {
+    double *norm_j = d->ref_norm + (size_t)j * (size_t)N;
+    for (int n = 0; n < N; n++) norm_j[n] = 0.0;
+    d->ref_len[j] = 0.0;
+    for (int64_t k = d->ent_off[j]; k < d->ent_off[j + 1]; k++) {
+      int32_t g = d->ent_gid[k];
+      int n = (int)(d->gram_off[g + 1] - d->gram_off[g]);
+      d->ent_vec[k] = (double)tf[k] * d->idf[g];
+      norm_j[n - 1] += d->ent_vec[k] * d->ent_vec[k];
+      if (n == 2) d->ref_len[j] += tf[k];
+    }
+    for (int n = 0; n < N; n++) norm_j[n] = sqrt(norm_j[n]);
+  }
+  free(tf); free(df); free(last);
+  *out = d;
+  return LC_OK;
+}
+
+int cider_df_images(const lc_cider_df *d) { return d->S; }
+int cider_df_orders(const lc_cider_df *d) { return d->N; }
+
+/* scores (K): CIDEr-D (x10) of candidate k (hyp[hyp_off[k] .. hyp_off[k+1])) against the
+ * references of stored image image[k] (0-based, < S). Returns LC_OK or LC_ENOMEM. */
+int cider_df_score(double *scores, const lc_cider_df *d, const int32_t *hyp,
+                   const int64_t *hyp_off, const int32_t *image, int K, double sigma) {
+  int N = d->N;
+  int64_t maxl = 0;
+  for (int k = 0; k < K; k++)
+    if (hyp_off[k + 1] - hyp_off[k] > maxl) maxl = hyp_off[k + 1] - hyp_off[k];
+  size_t M = (size_t)maxl * (size_t)N + 1;   /* at most this many n-grams per candidate */
+  int32_t *gid = malloc(M * sizeof *gid);     /* gram index, or -(1 + first occurrence) */
+  int32_t *gn = malloc(M * sizeof *gn);       /* order of each entry */
+  int32_t *pos = malloc(M * sizeof *pos);     /* unseen grams: start position in the candidate */
+  int32_t *tf = malloc(M * sizeof *tf);
+  double *vec = malloc(M * sizeof *vec);
+  double *norm = malloc((size_t)N * sizeof *norm), *val = malloc((size_t)N * sizeof *val);
+  if (!gid || !gn || !pos || !tf || !vec || !norm || !val) {
+    free(gid); free(gn); free(pos); free(tf); free(vec); free(norm); free(val);
+    return LC_ENOMEM;
+  }
+  double log_s = log((double)d->S);
+  for (int k = 0; k < K; k++) {
+    const int32_t *w = hyp + hyp_off[k];
+    int64_t L = hyp_off[k + 1] - hyp_off[k];
+    /* the candidate's n-grams: known ones by gram index; an unseen one by a negative id
+     * naming its first occurrence (unseen grams are rare: a quadratic scan finds it) */
+    size_t m = 0;
+    for (int n = 1; n <= N; n++)
+      for (int64_t i = 0; i + n <= L; i++) {
+        int32_t g = df_find(d, w + i, n);
+        if (g < 0) {
+          g = -1 - (int32_t)m;
+          for (size_t q = 0; q < m; q++) {
+            if (gid[q] >= 0 || gn[q] != n || gid[q] != -1 - (int32_t)q) continue;
+            int t = 0;
+            while (t < n && w[pos[q] + t] == w[i + t]) t++;
+            if (t == n) { g = gid[q]; break; }
+          }
+        }
+        gid[m] = g; gn[m] = n; pos[m] = (int32_t)i; m++;
+      }
+    /* sorted distinct entries with counts (negative ids first; they match nothing) */
+    for (size_t i = 1; i < m; i++) {           /* insertion sort by gid, carrying gn */
+      int32_t v = gid[i], vn = gn[i];
+      size_t j = i;
+      for (; j > 0 && gid[j - 1] > v; j--) { gid[j] = gid[j - 1]; gn[j] = gn[j - 1]; }
+      gid[j] = v; gn[j] = vn;
+    }
+    size_t u = 0;
+    for (size_t i = 0; i < m; i++) {
+      if (u > 0 && gid[u - 1] == gid[i]) { tf[u - 1]++; continue; }
+      gid[u] = gid[i]; gn[u] = gn[i]; tf[u] = 1; u++;
+    }
+    for (int n = 0; n < N; n++) norm[n] = 0.0;
+    double len = 0.0;
+    for (size_t i = 0; i < u; i++) {
+      vec[i] = (double)tf[i] * (gid[i] >= 0 ? d->idf[gid[i]] : log_s);
+      norm[gn[i] - 1] += vec[i] * vec[i];
+      if (gn[i] == 2) len += tf[i];
+    }
+    for (int n = 0; n < N; n++) norm[n] = sqrt(norm[n]);
+    /* clipped cosine per order and reference, length penalty, as cider_d_forward */
+    int s = image[k];
+    int64_t nrefs = d->img_first[s + 1] - d->img_first[s];
+    for (int n = 0; n < N; n++) val[n] = 0.0;
+    double mean = 0.0;
+    for (int64_t j = d->img_first[s]; j < d->img_first[s + 1]; j++) {
+      const double *norm_r = d->ref_norm + (size_t)j * (size_t)N;
+      double part[64] = {0};
+      size_t a = 0;
+      int64_t b = d->ent_off[j];
+      while (a < u && gid[a] < 0) a++;
+      while (a < u && b < d->ent_off[j + 1]) {
+        if (gid[a] < d->ent_gid[b]) a++;
+        else if (gid[a] > d->ent_gid[b]) b++;
+        else {
+          double vh = vec[a], vr = d->ent_vec[b];
+          part[gn[a] - 1] += (vh < vr ? vh : vr) * vr;
+          a++; b++;
+        }
+      }
+      double delta = len - d->ref_len[j];
+      double pen = exp(-(delta * delta) / (2.0 * sigma * sigma));
+      for (int n = 0; n < N && n < 64; n++) {
+        if (norm[n] != 0.0 && norm_r[n] != 0.0) part[n] /= norm[n] * norm_r[n];
+        val[n] += part[n] * pen;
+      }
+    }
+    for (int n = 0; n < N && n < 64; n++) mean += val[n];
+    mean /= N;
+    scores[k] = nrefs > 0 ? mean / (double)nrefs * 10.0 : 0.0;
+  }
+  free(gid); free(gn); free(pos); free(tf); free(vec); free(norm); free(val);
+  return LC_OK;
+}

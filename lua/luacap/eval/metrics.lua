@@ -161,6 +161,57 @@ function M.cider_d(references, hypotheses, opt)
   return mean(scores), scores
 end
 
+-- cider_scorer(references[, opt]) -> scorer: CIDEr-D with document frequencies cached from
+-- a fixed reference set (references: one list of token lists per image, as cider_d takes;
+-- opt.n = 4, opt.sigma = 6), for self-critical training's many calls per batch:
+--   scorer:score(hypotheses, images) -> scores: hypotheses[k] (a token list) against the
+--   references of image images[k] (1-based, into references). With the df of the very
+--   references scored against, the scores equal cider_d's. The df and the references'
+--   tf-idf vectors live in C (csrc/text/cider.c), freed by the GC or scorer:free().
+local Scorer = {}
+Scorer.__index = Scorer
+
+function M.cider_scorer(references, opt)
+  opt = opt or {}
+  local none = {}
+  for s = 1, type(references) == 'table' and #references or 0 do none[s] = {} end
+  local _, _, ref, ref_lens, nrefs, ids = M.encode(references, none, 'cider_scorer')
+  local n = 0
+  for _ in pairs(ids) do n = n + 1 end
+  return setmetatable({c = core.cider_scorer(ref, ref_lens, nrefs, opt.n or 4), ids = ids,
+    n_ids = n, sigma = opt.sigma or 6}, Scorer)
+end
+
+function Scorer:score(hypotheses, images)
+  local fn = 'cider_scorer:score'
+  if type(hypotheses) ~= 'table' or type(images) ~= 'table' then
+    error(fn .. ': expected a list of token lists and a list of image numbers', 2)
+  end
+  if #hypotheses ~= #images then
+    error(('%s: %d hypotheses for %d images, expected one image per hypothesis'):format(
+      fn, #hypotheses, #images), 2)
+  end
+  -- tokens the references never hold match nothing: fresh ids for this call only
+  local ids, fresh, count = self.ids, {}, {self.n_ids}
+  local hyp, lens, nh = {}, {}, 0
+  for k = 1, #hypotheses do
+    local h = hypotheses[k]
+    if type(h) ~= 'table' then
+      error(('%s: hypotheses[%d] is a %s, expected a list of tokens'):format(fn, k, type(h)), 2)
+    end
+    for i = 1, #h do
+      local w = h[i]
+      nh = nh + 1
+      hyp[nh] = ids[w] or fresh[w] or token_id(fn, fresh, count, w, ('hypotheses[%d][%d]'):format(k, i))
+    end
+    lens[k] = #h
+  end
+  return self.c:score(hyp, lens, images, self.sigma)
+end
+
+function Scorer:images() return self.c:images() end
+function Scorer:free() self.c:free() end
+
 -- rouge_l(references, hypotheses[, opt]) -> mean, per-image scores. coco-caption's
 -- ROUGE-L with opt.beta = 1.2.
 function M.rouge_l(references, hypotheses, opt)
