@@ -207,6 +207,27 @@ static int l_xent_forward(lua_State *L) {
   return 2;
 }
 
+/* loss = xent_weighted_forward(probs, logits, targets, weights, norm): per-row weights of
+ * any sign (a policy gradient's r - b) and a fixed normaliser norm > 0, not the sum of the
+ * weights (which can be 0 or negative): loss = sum_i w_i * -log softmax(logits_i)[t_i] / norm.
+ * xent_backward(dlogits, probs, targets, weights, norm) is its gradient. */
+static int l_xent_weighted_forward(lua_State *L) {
+  lc_tensor *probs = lcb_check(L, 1), *logits = lcb_check(L, 2);
+  lc_tensor *targets = lcb_check(L, 3), *weights = lcb_check(L, 4);
+  lua_Number norm = luaL_checknumber(L, 5);
+  const char *fn = "xent_weighted_forward";
+  if (logits->ndim < 2)
+    return luaL_error(L, "%s: logits has %d dims, expected (B, V) or (B, T, V)", fn, logits->ndim);
+  lcb_expect_same(L, fn, "probs", probs, "logits", logits);
+  check_targets(L, fn, logits, targets, weights);
+  if (!(norm > 0)) return luaL_error(L, "%s: norm is %g, expected > 0", fn, norm);
+  int N = rows_of(logits), V = (int)logits->shape[logits->ndim - 1];
+  double count = 0;
+  double total = xent_forward(probs->data, &count, logits->data, targets->data, weights->data, N, V);
+  lua_pushnumber(L, total / norm);
+  return 1;
+}
+
 /* xent_backward(dlogits, probs, targets, mask|nil, count): dlogits shaped as probs. */
 static int l_xent_backward(lua_State *L) {
   lc_tensor *dl = lcb_check(L, 1), *probs = lcb_check(L, 2), *targets = lcb_check(L, 3);
@@ -248,6 +269,7 @@ static const luaL_Reg functions[] = {
   {"repeat_forward", l_repeat_forward}, {"repeat_backward", l_repeat_backward},
   {"concat_forward", l_concat_forward}, {"concat_backward", l_concat_backward},
   {"xent_forward", l_xent_forward}, {"xent_backward", l_xent_backward},
+  {"xent_weighted_forward", l_xent_weighted_forward},
   {"adam_update", l_adam_update},
   {NULL, NULL}
 };

@@ -2,7 +2,9 @@
  * targets after a softmax output, which Keras evaluates from the logits). Not a separate
  * softmax layer plus log: that path loses precision and overflows on large logits.
  * Shapes: N rows (B or B*T), V classes. targets (N) ids in [0, V-1] riding as floats,
- * checked by the binding. mask (N) weights per row: 1 a real token, 0 padding. */
+ * checked by the binding. mask (N) weights per row: 1 a real token, 0 padding; or any real
+ * weights, negative ones included (self-critical training's r - b, normalised by the number
+ * of samples the caller passes as count to backward instead of by the sum of the weights). */
 #include "luacap.h"
 
 #include <math.h>

@@ -97,6 +97,44 @@ describe('nn.SoftmaxCrossEntropy', function()
     assert.is_true(ok, report)
   end)
 
+  it('weights rows by any sign over a fixed normaliser (forward_weighted), by hand', function()
+    local crit = luacap.nn.SoftmaxCrossEntropy()
+    -- rows as the 2-class case above: nll 2.126928011 (target 0), 0.126928011 (target 1)
+    -- weights 1.5 and -0.5, norm 4: (1.5 * 2.126928011 - 0.5 * 0.126928011) / 4
+    local logits = luacap.tensor{{1, 3}, {1, 3}}
+    local loss = crit:forward_weighted(logits, luacap.tensor{0, 1}, luacap.tensor{1.5, -0.5}, 4)
+    assert.near((1.5 * 2.126928011 - 0.5 * 0.126928011) / 4, loss, 1e-8)
+    local p0, p1 = 1 / (1 + math.exp(2)), 1 / (1 + math.exp(-2))
+    -- dlogits_i = w_i (p_i - onehot_i) / norm
+    close({1.5 * (p0 - 1) / 4, 1.5 * p1 / 4, -0.5 * p0 / 4, -0.5 * (p1 - 1) / 4}, crit:backward())
+    -- weights summing to 0 still give a loss and a gradient (the mean form would give 0)
+    loss = crit:forward_weighted(logits, luacap.tensor{0, 0}, luacap.tensor{1, -1}, 2)
+    assert.equal(0, loss)
+    local w0 = crit:forward_weighted(logits, luacap.tensor{0, 1}, luacap.tensor{1, -1}, 2)
+    assert.near((2.126928011 - 0.126928011) / 2, w0, 1e-8)
+    assert.has_error(function()
+      crit:forward_weighted(logits, luacap.tensor{0, 1}, luacap.tensor{1, 1}, 0)
+    end, 'xent_weighted_forward: norm is 0, expected > 0')
+  end)
+
+  it('passes a finite-difference check of the logits with signed weights', function()
+    luacap.seed(19)
+    local crit = luacap.nn.SoftmaxCrossEntropy()
+    local logits = luacap.randn(2, 3, 5)
+    local targets = luacap.tensor{{4, 0, 2}, {1, 1, 3}}
+    local weights = luacap.tensor{{0.7, -1.3, 0}, {2.1, -0.4, 0.9}}
+    local ok, report = gradcheck.check{
+      forward = function() return luacap.tensor(crit:forward_weighted(logits, targets, weights, 3)) end,
+      backward = function(R)
+        crit:forward_weighted(logits, targets, weights, 3)
+        return {logits = crit:backward():clone():scale(R:get(1))}
+      end,
+      wrt = {logits = logits},
+      coords = 30,
+    }
+    assert.is_true(ok, report)
+  end)
+
   it('predicts softmax probabilities', function()
     local crit = luacap.nn.SoftmaxCrossEntropy()
     local p = crit:predict(luacap.tensor{{0, math.log(3)}})   -- e^0 : e^log3 = 1 : 3

@@ -21,6 +21,19 @@ function SoftmaxCrossEntropy:forward(logits, targets, mask)
   return loss
 end
 
+-- loss = crit:forward_weighted(logits, targets, weights, norm): per-row weights of any sign
+-- (weights shaped as targets) over a fixed normaliser norm > 0:
+--   loss = sum_i w_i * -log softmax(logits_i)[t_i] / norm
+-- (self-critical training: w = r - b per token of a sampled caption, norm = the samples).
+-- backward() then gives w_i * (softmax - onehot) / norm.
+function SoftmaxCrossEntropy:forward_weighted(logits, targets, weights, norm)
+  self.probs = T.ensure(self.probs, unpack(logits:shape()))
+  local loss = core.xent_weighted_forward(self.probs, logits, targets, weights, norm)
+  self.targets, self.mask, self.count = targets, weights, norm
+  self.loss = loss
+  return loss
+end
+
 -- dlogits = w * (softmax - onehot) / count for the last forward (count = unmasked rows).
 function SoftmaxCrossEntropy:backward()
   if not self.targets then
