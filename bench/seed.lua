@@ -62,20 +62,69 @@ local function real_steps(ids)
   return n
 end
 
-function M.train_bench(m, B, reps)
+-- Flickr8k's shape: 8,091 images x 5 captions, lengths (startseq and endseq included)
+-- drawn uniformly in 8..16 (mean 12), so a caption of L tokens gives L-1 training pairs.
+M.FLICKR = {images = 8091, captions = 5, len_lo = 8, len_hi = 16}
+
+-- Batches in --share-image-branch's order (fit's group_images = 1): images one after the
+-- other, each image's pairs (5 captions of Flickr8k's lengths, every prefix) shuffled
+-- together, B consecutive pairs a batch. Returns next(B) -> feats_u (U, F), img (B),
+-- ids (B, T), y (B), like fit's forward_batch gives forward_shared.
+function M.shared_stream()
+  local fl, queue, qi, nimg = M.FLICKR, {}, 1, 0
+  local function refill()
+    nimg = nimg + 1
+    local pairs_ = {}
+    for _ = 1, fl.captions do
+      local L, cap = math.random(fl.len_lo, fl.len_hi), {}
+      for j = 1, L do cap[j] = math.random(1, V - 1) end
+      for k = 1, L - 1 do pairs_[#pairs_ + 1] = {img = nimg, cap = cap, k = k} end
+    end
+    for i = #pairs_, 2, -1 do
+      local j = math.random(1, i)
+      pairs_[i], pairs_[j] = pairs_[j], pairs_[i]
+    end
+    queue, qi = pairs_, 1
+  end
+  return function(B)
+    local flat, y, img, uniq, seen = {}, {}, {}, {}, {}
+    for b = 1, B do
+      if qi > #queue then refill() end
+      local p = queue[qi]
+      qi = qi + 1
+      for t = 1, TMAX do flat[(b - 1) * TMAX + t] = t > TMAX - p.k and p.cap[p.k - (TMAX - t)] or 0 end
+      y[b] = p.cap[p.k + 1]
+      if not seen[p.img] then uniq[#uniq + 1] = p.img; seen[p.img] = #uniq end
+      img[b] = seen[p.img]
+    end
+    return luacap.randn(#uniq, F), img, luacap.core.from_flat(flat, {B, TMAX}),
+      luacap.core.from_flat(y, {B})
+  end
+end
+
+-- Training pairs/s at batch B: exact mode on shuffled random pairs (forward), or shared
+-- mode (forward_shared) on shared_stream's batches. Returns the median step seconds and
+-- the median matrix-product FLOP rate (counted as the exact mode's work).
+function M.train_bench(m, B, reps, shared)
   local opt = luacap.optim.Adam{lr = 1e-4}
   local crit = luacap.nn.SoftmaxCrossEntropy()
+  local stream = shared and M.shared_stream()
   m:train(true)
   local ts, flops = {}, {}
   for r = 0, reps do
-    local feats, ids = luacap.randn(B, F), random_ids(B)
-    local flat = {}
-    for b = 1, B do flat[b] = math.random(1, V - 1) end
-    local y = luacap.core.from_flat(flat, {B})
+    local feats, img, ids, y
+    if shared then
+      feats, img, ids, y = stream(B)
+    else
+      feats, ids = luacap.randn(B, F), random_ids(B)
+      local flat = {}
+      for b = 1, B do flat[b] = math.random(1, V - 1) end
+      y = luacap.core.from_flat(flat, {B})
+    end
     collectgarbage('step')
     local t0 = util.now()
     m:zero_grad()
-    crit:forward(m:forward(feats, ids), y)
+    crit:forward(shared and m:forward_shared(feats, img, ids) or m:forward(feats, ids), y)
     m:backward(crit:backward())
     opt:step(m:parameters())
     local dt = util.now() - t0
@@ -116,10 +165,6 @@ function M.decode_bench(m, N, batch, reps)
   return median(ts), median(rates), median(steps)
 end
 
--- Flickr8k's shape: 8,091 images x 5 captions, lengths (startseq and endseq included)
--- drawn uniformly in 8..16 (mean 12), so a caption of L tokens gives L-1 training pairs.
-M.FLICKR = {images = 8091, captions = 5, len_lo = 8, len_hi = 16}
-
 -- Prefix lengths of every training pair of a synthetic Flickr8k-size dataset (one entry a
 -- pair, in caption order), from math.random.
 function M.flickr_pairs()
@@ -131,28 +176,35 @@ function M.flickr_pairs()
   return lens
 end
 
--- One exact-mode epoch of the Flickr8k-size dataset at batch B, extrapolated: times
--- `steps` training steps on shuffled pairs drawn from it (after one warm-up) and returns
--- the epoch's seconds (ceil(pairs / B) steps at the mean step time) and the pair count.
-function M.epoch(m, B, steps)
+-- One epoch of the Flickr8k-size dataset at batch B, extrapolated: times `steps`
+-- training steps (after one warm-up) and returns the epoch's seconds (ceil(pairs / B)
+-- steps at the mean step time) and the pair count. Exact mode: shuffled pairs drawn from
+-- it; shared: shared_stream's batches through forward_shared.
+function M.epoch(m, B, steps, shared)
   local lens = M.flickr_pairs()
   local opt = luacap.optim.Adam{lr = 1e-4}
   local crit = luacap.nn.SoftmaxCrossEntropy()
+  local stream = shared and M.shared_stream()
   m:train(true)
   local total = 0
   for r = 0, steps do
-    local flat, y = {}, {}
-    for b = 1, B do
-      local n = lens[math.random(1, #lens)]
-      for t = 1, TMAX do flat[(b - 1) * TMAX + t] = t > TMAX - n and math.random(1, V - 1) or 0 end
-      y[b] = math.random(1, V - 1)
+    local feats, img, ids, yt
+    if shared then
+      feats, img, ids, yt = stream(B)
+    else
+      local flat, y = {}, {}
+      for b = 1, B do
+        local n = lens[math.random(1, #lens)]
+        for t = 1, TMAX do flat[(b - 1) * TMAX + t] = t > TMAX - n and math.random(1, V - 1) or 0 end
+        y[b] = math.random(1, V - 1)
+      end
+      ids, yt = luacap.core.from_flat(flat, {B, TMAX}), luacap.core.from_flat(y, {B})
+      feats = luacap.randn(B, F)
     end
-    local ids, yt = luacap.core.from_flat(flat, {B, TMAX}), luacap.core.from_flat(y, {B})
-    local feats = luacap.randn(B, F)
     collectgarbage('step')
     local t0 = util.now()
     m:zero_grad()
-    crit:forward(m:forward(feats, ids), yt)
+    crit:forward(shared and m:forward_shared(feats, img, ids) or m:forward(feats, ids), yt)
     m:backward(crit:backward())
     opt:step(m:parameters())
     if r > 0 then total = total + util.now() - t0 end
@@ -164,7 +216,7 @@ end
 -- backward (and the loss and Adam) on this instance with timers, runs `reps` steps at
 -- batch B, and returns rows {name, seconds per step, fraction of the step, GFLOP/s} (the
 -- matrix-product layers' flops as counted above, forward + 2x for backward).
-function M.profile(m, B, reps)
+function M.profile(m, B, reps, shared)
   local c, U, D = m.cfg, m.cfg.units, m.cfg.dec_units
   local opt = luacap.optim.Adam{lr = 1e-4}
   local crit = luacap.nn.SoftmaxCrossEntropy()
@@ -184,26 +236,40 @@ function M.profile(m, B, reps)
     local mod = m[n]
     mod.forward = timed(n, mod.forward)
     if mod.forward_repeated then mod.forward_repeated = timed(n, mod.forward_repeated) end
+    if mod.forward_prefixes then
+      mod.forward_prefixes = timed(n, mod.forward_prefixes)
+      mod.backward_prefixes = timed(n, mod.backward_prefixes)
+    end
     mod.backward = timed(n, mod.backward)
   end
   crit.forward, crit.backward = timed('xent', crit.forward), timed('xent', crit.backward)
   opt.step = timed('adam', opt.step)
   local total, real = 0, 0
+  local stream = shared and M.shared_stream()
   for r = 0, reps do
-    local feats, ids = luacap.randn(B, F), random_ids(B)
-    local flat = {}
-    for b = 1, B do flat[b] = math.random(1, V - 1) end
-    local y = luacap.core.from_flat(flat, {B})
+    local feats, img, ids, y
+    if shared then
+      feats, img, ids, y = stream(B)
+    else
+      feats, ids = luacap.randn(B, F), random_ids(B)
+      local flat = {}
+      for b = 1, B do flat[b] = math.random(1, V - 1) end
+      y = luacap.core.from_flat(flat, {B})
+    end
     collectgarbage('step')
     if r == 1 then acc = {} end   -- the first is a warm-up
     local t0 = util.now()
     m:zero_grad()
-    crit:forward(m:forward(feats, ids), y)
+    crit:forward(shared and m:forward_shared(feats, img, ids) or m:forward(feats, ids), y)
     m:backward(crit:backward())
     opt:step(m:parameters())
     if r > 0 then total, real = total + util.now() - t0, real + real_steps(ids) end
   end
-  for _, n in ipairs(names) do m[n].forward, m[n].forward_repeated, m[n].backward = nil, nil, nil end
+  for _, n in ipairs(names) do
+    local mod = m[n]
+    mod.forward, mod.forward_repeated, mod.backward = nil, nil, nil
+    mod.forward_prefixes, mod.backward_prefixes = nil, nil
+  end
   real = real / reps
   local flops = {   -- forward flops per step
     img_dense = 2 * B * F * c.img_dense,
@@ -235,16 +301,21 @@ function M.run(ctx)
   local g = ctx.sgemm_gflops or 0
   print(string.format('seed model V=%d T=%d F=%d: %d threads, median of %d, sgemm %.1f GFLOP/s',
     V, TMAX, F, luacap.get_threads(), reps, g))
-  for _, B in ipairs{32, 256} do
-    local s, fl = M.train_bench(m, B, reps)
-    print(string.format('  train batch %3d: %7.1f pairs/s (%.1f ms/batch), %.1f GFLOP/s = %.2f of sgemm',
-      B, B / s, s * 1e3, fl / 1e9, fl / 1e9 / g))
+  for _, shared in ipairs{false, true} do
+    for _, B in ipairs{32, 256} do
+      local s, fl = M.train_bench(m, B, reps, shared)
+      print(string.format('  train batch %3d%s: %7.1f pairs/s (%.1f ms/batch), %.1f GFLOP/s = %.2f of'
+        .. ' sgemm%s', B, shared and ', shared' or '', B / s, s * 1e3, fl / 1e9, fl / 1e9 / g,
+        shared and ' (the exact mode\'s flops: the work it saves counts as done)' or ''))
+    end
   end
   local esteps = tonumber(os.getenv('BENCH_EPOCH_STEPS') or '') or (ctx.quick and 20 or 200)
-  local esec, npairs = M.epoch(m, 32, esteps)
-  print(string.format('  Flickr8k-size epoch, batch 32 (%d images x %d captions, %d pairs, V=%d,'
-    .. ' F=%d): %.1f min, from %d timed steps (exact mode; --share-image-branch not built yet)',
-    M.FLICKR.images, M.FLICKR.captions, npairs, V, F, esec / 60, esteps))
+  for _, shared in ipairs{false, true} do
+    local esec, npairs = M.epoch(m, 32, esteps, shared)
+    print(string.format('  Flickr8k-size epoch, batch 32 (%d images x %d captions, %d pairs, V=%d,'
+      .. ' F=%d): %.1f min, from %d timed steps (%s)', M.FLICKR.images, M.FLICKR.captions, npairs,
+      V, F, esec / 60, esteps, shared and '--share-image-branch' or 'exact mode'))
+  end
   if os.getenv('BENCH_PROFILE') then
     for _, B in ipairs{32, 256} do
       local rows, step = M.profile(m, B, reps)

@@ -265,17 +265,26 @@ void bidir_concat_forward(float *out, const float *fwd, const float *bwd, int B,
 void bidir_concat_backward(float *dfwd, float *dbwd, const float *dout, int B, int T, int H,
                            int reverse);
 /* attention.c: q (B, Tq, D), v (B, Tv, D); weights (B, Tq, Tv) = softmax_Tv(q v^T);
- * ctx (B, Tq, D) = weights @ v. backward writes dq, dv; dscores (B, Tq, Tv) scratch. */
+ * ctx (B, Tq, D) = weights @ v. backward writes dq, dv; dscores (B, Tq, Tv) scratch.
+ * qmask (B, Tq) or NULL: rows with 0 get ctx, weights, dq 0 and add nothing to dv. */
 void attention_forward(float *ctx, float *weights, const float *q, const float *v,
-                       int B, int Tq, int Tv, int D);
+                       const float *qmask, int B, int Tq, int Tv, int D);
 void attention_forward_ref(float *ctx, float *weights, const float *q, const float *v,
-                           int B, int Tq, int Tv, int D);
+                           const float *qmask, int B, int Tq, int Tv, int D);
 void attention_backward(float *dq, float *dv, float *dscores, const float *dctx,
                         const float *q, const float *v, const float *weights,
-                        int B, int Tq, int Tv, int D);
+                        const float *qmask, int B, int Tq, int Tv, int D);
 void attention_backward_ref(float *dq, float *dv, float *dscores, const float *dctx,
                             const float *q, const float *v, const float *weights,
-                            int B, int Tq, int Tv, int D);
+                            const float *qmask, int B, int Tq, int Tv, int D);
+
+/* shift.c: prefix sharing. src (R, T, W), out/dout (B, T, W), rep (B) 0-based rows of
+ * src, shift (B) >= 0: out[b, t] = src[rep[b], t - shift[b]] (0 for t < shift[b]);
+ * shift_scatter_add ADDS the transpose into dsrc. */
+void shift_gather(float *out, const float *src, const int *rep, const int *shift,
+                  int B, int T, int W);
+void shift_scatter_add(float *dsrc, const float *dout, const int *rep, const int *shift,
+                       int B, int T, int W);
 
 /* additive_attention.c: Show-Attend-Tell's soft attention step (see the file's header).
  *   encp (B, L, A) = a W_e + b_e   hp (B, A) = h_{t-1} W_h   w (A)   feats a (B, L, D)

@@ -34,14 +34,20 @@ end
 luacap.seed(1)
 math.randomseed(1)
 local m = Seed{vocab_size = bench.V, max_len = bench.TMAX}
-for _, B in ipairs{32, 256} do
-  local name = 'train_b' .. B
-  if wanted(name) then
-    local s = bench.train_bench(m, B, B == 32 and opt.reps or math.max(2, math.floor(opt.reps / 2)))
-    emit(name, B / s, 'pairs/s', 'higher')
-    if B == 32 then   -- extrapolated from the same step time, as bench/torch/seed.py does
-      local fl = bench.FLICKR
-      emit('flickr8k_epoch_b32', fl.images * fl.captions * 11 / (B / s) / 60, 'min', 'lower')
+-- exact mode (PyTorch's replica computes the same), then --share-image-branch (luacap only:
+-- its rows show n/a on PyTorch's side)
+for _, shared in ipairs{false, true} do
+  for _, B in ipairs{32, 256} do
+    local name = (shared and 'train_shared_b' or 'train_b') .. B
+    if wanted(name) then
+      local s = bench.train_bench(m, B, B == 32 and opt.reps or math.max(2, math.floor(opt.reps / 2)),
+        shared)
+      emit(name, B / s, 'pairs/s', 'higher')
+      if B == 32 then   -- extrapolated from the same step time, as bench/torch/seed.py does
+        local fl = bench.FLICKR
+        emit(shared and 'flickr8k_epoch_shared_b32' or 'flickr8k_epoch_b32',
+          fl.images * fl.captions * 11 / (B / s) / 60, 'min', 'lower')
+      end
     end
   end
 end

@@ -223,13 +223,23 @@ static void attention_dims(lua_State *L, const char *fn, const lc_tensor *q, con
   lcb_expect_shape(L, fn, wname, w, 3, ww, "(B, Tq, Tv)");
 }
 
-/* attention_forward(ctx, weights, q, v) */
+static void attention_check_qmask(lua_State *L, const char *fn, const lc_tensor *m,
+                                  const int64_t *d) {
+  if (!m) return;
+  int64_t wm[2] = {d[0], d[1]};
+  lcb_expect_shape(L, fn, "qmask", m, 2, wm, "(B, Tq)");
+}
+
+/* attention_forward(ctx, weights, q, v[, qmask]) */
 static int attention_forward_impl(lua_State *L, const char *fn, int ref) {
   lc_tensor *ctx = lcb_check(L, 1), *w = lcb_check(L, 2), *q = lcb_check(L, 3), *v = lcb_check(L, 4);
+  lc_tensor *qm = lcb_opt(L, 5);
   int64_t d[4];
   attention_dims(L, fn, q, v, "weights", w, d);
   lcb_expect_same(L, fn, "ctx", ctx, "q", q);
+  attention_check_qmask(L, fn, qm, d);
   (ref ? attention_forward_ref : attention_forward)(ctx->data, w->data, q->data, v->data,
+                                                    qm ? qm->data : NULL,
                                                     (int)d[0], (int)d[1], (int)d[2], (int)d[3]);
   return 0;
 }
@@ -241,20 +251,21 @@ static int l_attention_forward_ref(lua_State *L) {
   return attention_forward_impl(L, "attention_forward_ref", 1);
 }
 
-/* attention_backward(dq, dv, dscores, dctx, q, v, weights) */
+/* attention_backward(dq, dv, dscores, dctx, q, v, weights[, qmask]) */
 static int attention_backward_impl(lua_State *L, const char *fn, int ref) {
   lc_tensor *dq = lcb_check(L, 1), *dv = lcb_check(L, 2), *ds = lcb_check(L, 3);
   lc_tensor *dctx = lcb_check(L, 4), *q = lcb_check(L, 5), *v = lcb_check(L, 6);
-  lc_tensor *w = lcb_check(L, 7);
+  lc_tensor *w = lcb_check(L, 7), *qm = lcb_opt(L, 8);
   int64_t d[4];
   attention_dims(L, fn, q, v, "weights", w, d);
+  attention_check_qmask(L, fn, qm, d);
   lcb_expect_same(L, fn, "dscores", ds, "weights", w);
   lcb_expect_same(L, fn, "dctx", dctx, "q", q);
   lcb_expect_same(L, fn, "dq", dq, "q", q);
   lcb_expect_same(L, fn, "dv", dv, "v", v);
   (ref ? attention_backward_ref : attention_backward)(
       dq->data, dv->data, ds->data, dctx->data, q->data, v->data, w->data,
-      (int)d[0], (int)d[1], (int)d[2], (int)d[3]);
+      qm ? qm->data : NULL, (int)d[0], (int)d[1], (int)d[2], (int)d[3]);
   return 0;
 }
 
@@ -265,7 +276,51 @@ static int l_attention_backward_ref(lua_State *L) {
   return attention_backward_impl(L, "attention_backward_ref", 1);
 }
 
+/* Reads the Lua arrays rep (1-based rows of src, 1..R) and shift (0..T) of n pairs into
+ * rs (2n ints: reps 0-based, then shifts); raises on a bad entry (nothing to free). */
+static void shift_args(lua_State *L, const char *fn, int irep, int ishift, int n, int64_t R,
+                       int64_t T, int *rs) {
+  luaL_checktype(L, irep, LUA_TTABLE);
+  luaL_checktype(L, ishift, LUA_TTABLE);
+  if ((int)lua_objlen(L, irep) != n || (int)lua_objlen(L, ishift) != n)
+    luaL_error(L, "%s: rep and shift must list %d pairs (one per row of out)", fn, n);
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, irep, i);
+    lua_rawgeti(L, ishift, i);
+    lua_Number r = lua_tonumber(L, -2), s = lua_tonumber(L, -1);
+    lua_pop(L, 2);
+    if (r != (lua_Number)(int64_t)r || r < 1 || r > (lua_Number)R)
+      luaL_error(L, "%s: rep[%d] = %g is not a row of src (1..%d)", fn, i, (double)r, (int)R);
+    if (s != (lua_Number)(int64_t)s || s < 0 || s > (lua_Number)T)
+      luaL_error(L, "%s: shift[%d] = %g is not in 0..%d", fn, i, (double)s, (int)T);
+    rs[i - 1] = (int)r - 1;
+    rs[n + i - 1] = (int)s;
+  }
+}
+
+/* shift_gather(out (B, T, W), src (R, T, W), rep, shift) and
+ * shift_scatter_add(dsrc (R, T, W), dout (B, T, W), rep, shift); rep, shift Lua arrays. */
+static int shift_impl(lua_State *L, int scatter) {
+  const char *fn = scatter ? "shift_scatter_add" : "shift_gather";
+  lc_tensor *a = lcb_check(L, 1), *b = lcb_check(L, 2);
+  lc_tensor *pairs = scatter ? b : a, *reps = scatter ? a : b;
+  if (pairs->ndim != 3 || reps->ndim != 3 || pairs->shape[1] != reps->shape[1]
+      || pairs->shape[2] != reps->shape[2])
+    return luaL_error(L, "%s: expected (B, T, W) pairs and (R, T, W) representatives, got %s "
+                      "(%d dims) and %s (%d dims)", fn, scatter ? "dout" : "out", pairs->ndim,
+                      scatter ? "dsrc" : "src", reps->ndim);
+  int n = (int)pairs->shape[0];
+  int *rs = lua_newuserdata(L, 2 * (size_t)n * sizeof(int) + 1);   /* freed by the GC */
+  shift_args(L, fn, 3, 4, n, reps->shape[0], pairs->shape[1], rs);
+  if (scatter) shift_scatter_add(a->data, b->data, rs, rs + n, n, (int)pairs->shape[1], (int)pairs->shape[2]);
+  else shift_gather(a->data, b->data, rs, rs + n, n, (int)pairs->shape[1], (int)pairs->shape[2]);
+  return 0;
+}
+static int l_shift_gather(lua_State *L) { return shift_impl(L, 0); }
+static int l_shift_scatter_add(lua_State *L) { return shift_impl(L, 1); }
+
 static const luaL_Reg functions[] = {
+  {"shift_gather", l_shift_gather}, {"shift_scatter_add", l_shift_scatter_add},
   {"lstm_forward", l_lstm_forward}, {"lstm_forward_ref", l_lstm_forward_ref},
   {"lstm_backward", l_lstm_backward}, {"lstm_backward_ref", l_lstm_backward_ref},
   {"lstm_step", l_lstm_step}, {"orthogonal", l_orthogonal},

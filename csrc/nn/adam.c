@@ -8,6 +8,16 @@
 
 #include <math.h>
 
+/* Large loops run on all threads (OpenMP); below PAR_MIN_WORK elements one thread is
+ * faster than waking the others. Each thread writes its own elements. */
+#define PAR_MIN_WORK 32768
+#ifdef _OPENMP
+#define LC_PRAGMA(x) _Pragma(#x)
+#define LC_OMP_FOR_IF(work) LC_PRAGMA(omp parallel for schedule(static) if ((work) >= PAR_MIN_WORK))
+#else
+#define LC_OMP_FOR_IF(work)
+#endif
+
 /* param, m, v, grad: n floats each. The caller computes, in double, once per step t:
  *   lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t)
  * and this applies
@@ -17,7 +27,8 @@ void adam_update(float *restrict param, float *restrict m, float *restrict v,
                  const float *restrict grad, size_t n, float lr_t, float beta1, float beta2,
                  float eps) {
   /* restrict: the four arrays never overlap, which lets the compiler vectorise */
-  for (size_t i = 0; i < n; i++) {
+  LC_OMP_FOR_IF(n)
+  for (long long i = 0; i < (long long)n; i++) {
     float g = grad[i];
     m[i] = beta1 * m[i] + (1.0f - beta1) * g;
     v[i] = beta2 * v[i] + (1.0f - beta2) * g * g;

@@ -2,11 +2,23 @@
  *   scores = Dot(axes=[2, 2])(q, v)      (B, Tq, Tv)
  *   weights = softmax(scores) over Tv    context = weights @ v   (B, Tq, D)
  * Not scaled by 1/sqrt(D), no mask (Keras' Dot drops masks), no learned projections.
- * Shapes: q (B, Tq, D) the caption sequence, v (B, Tv, D) the image sequence. */
+ * Shapes: q (B, Tq, D) the caption sequence, v (B, Tv, D) the image sequence.
+ * qmask (B, Tq) of 1/0 or NULL: the query rows whose context anyone reads. A row with
+ * mask 0 gets ctx 0 and weights 0 and passes no gradient (the seed model's decoder never
+ * reads a padded step, so its logits do not change; with pre-padded prefixes that skips
+ * about 29 of 35 rows). Without a mask every row is computed.
+ *
+ * The fast pair runs the batch rows on all threads, each row's small products (a few
+ * real query rows by Tv by D) as vectorised loops: an sgemm per batch row spent more
+ * time packing than multiplying, and no sgemm may run inside an OpenMP region. */
 #include "../luacap.h"
 
 #include <math.h>
 #include <string.h>
+
+#define PAR_MIN_WORK 32768   /* B * Tq * Tv * D below this: one thread */
+
+#define QREAL(b, i) (!qmask || qmask[(size_t)(b) * Tq + (i)] != 0.0f)
 
 /* In-place softmax of each of the N rows of w (N, M); subtracts the row max first. */
 static void softmax_rows(float *w, int N, int M) {
@@ -34,27 +46,52 @@ static void softmax_rows_backward(float *dw, const float *w, int N, int M) {
 
 /* ------------------------------------------------------------------ forward */
 
+/* dot product of two D-vectors, vectorised (float partial sums) */
+static inline float dot_d(const float *restrict a, const float *restrict b, int D) {
+  float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+  for (int d = 0; d < D; d++) s += a[d] * b[d];
+  return s;
+}
+
+/* y (D) += alpha x (D) */
+static inline void axpy_d(float *restrict y, float alpha, const float *restrict x, int D) {
+#pragma omp simd
+  for (int d = 0; d < D; d++) y[d] += alpha * x[d];
+}
+
 /* writes ctx (B, Tq, D) and weights (B, Tq, Tv), kept for backward. */
 void attention_forward(float *ctx, float *weights, const float *q, const float *v,
-                       int B, int Tq, int Tv, int D) {
+                       const float *qmask, int B, int Tq, int Tv, int D) {
+#pragma omp parallel for schedule(dynamic, 1) if ((size_t)B * Tq * Tv * D >= PAR_MIN_WORK)
   for (int b = 0; b < B; b++) {
-    const float *q_b = q + (size_t)b * Tq * D, *v_b = v + (size_t)b * Tv * D;
-    float *w_b = weights + (size_t)b * Tq * Tv, *ctx_b = ctx + (size_t)b * Tq * D;
-    /* scores_b (Tq, Tv) = q_b (Tq, D) @ v_b^T (D, Tv) */
-    lc_sgemm(0, 1, Tq, Tv, D, 1.0f, q_b, v_b, 0.0f, w_b);
-    softmax_rows(w_b, Tq, Tv);
-    /* ctx_b (Tq, D) = w_b (Tq, Tv) @ v_b (Tv, D) */
-    lc_sgemm(0, 0, Tq, D, Tv, 1.0f, w_b, v_b, 0.0f, ctx_b);
+    const float *v_b = v + (size_t)b * Tv * D;
+    for (int i = 0; i < Tq; i++) {
+      const float *q_bi = q + ((size_t)b * Tq + i) * D;
+      float *w_bi = weights + ((size_t)b * Tq + i) * Tv, *ctx_bi = ctx + ((size_t)b * Tq + i) * D;
+      memset(ctx_bi, 0, (size_t)D * sizeof(float));
+      if (!QREAL(b, i)) { memset(w_bi, 0, (size_t)Tv * sizeof(float)); continue; }
+      /* scores_i (Tv) = v_b (Tv, D) @ q_i (D) */
+      for (int j = 0; j < Tv; j++) w_bi[j] = dot_d(q_bi, v_b + (size_t)j * D, D);
+      softmax_rows(w_bi, 1, Tv);
+      /* ctx_i (D) = sum_j w_ij v_j */
+      for (int j = 0; j < Tv; j++) axpy_d(ctx_bi, w_bi[j], v_b + (size_t)j * D, D);
+    }
   }
 }
 
 /* Plain-loop reference of attention_forward. */
 void attention_forward_ref(float *ctx, float *weights, const float *q, const float *v,
-                           int B, int Tq, int Tv, int D) {
+                           const float *qmask, int B, int Tq, int Tv, int D) {
   for (int b = 0; b < B; b++)
     for (int i = 0; i < Tq; i++) {
       const float *q_bi = q + ((size_t)b * Tq + i) * D;
       float *w_bi = weights + ((size_t)b * Tq + i) * Tv;
+      if (!QREAL(b, i)) {
+        memset(w_bi, 0, (size_t)Tv * sizeof(float));
+        memset(ctx + ((size_t)b * Tq + i) * D, 0, (size_t)D * sizeof(float));
+        continue;
+      }
       for (int j = 0; j < Tv; j++) {
         const float *v_bj = v + ((size_t)b * Tv + j) * D;
         double s = 0;
@@ -74,32 +111,43 @@ void attention_forward_ref(float *ctx, float *weights, const float *q, const flo
 /* ------------------------------------------------------------------ backward */
 
 /* writes dq (B, Tq, D), dv (B, Tv, D) from dctx (B, Tq, D), the inputs and the forward's
- * weights (B, Tq, Tv); dscores (B, Tq, Tv) is scratch. */
+ * weights (B, Tq, Tv) (and its qmask: masked rows have zero weights, so they add nothing
+ * and their dq is 0); dscores (B, Tq, Tv) is scratch. */
 void attention_backward(float *dq, float *dv, float *dscores, const float *dctx,
                         const float *q, const float *v, const float *weights,
-                        int B, int Tq, int Tv, int D) {
+                        const float *qmask, int B, int Tq, int Tv, int D) {
+#pragma omp parallel for schedule(dynamic, 1) if ((size_t)B * Tq * Tv * D >= PAR_MIN_WORK)
   for (int b = 0; b < B; b++) {
-    const float *q_b = q + (size_t)b * Tq * D, *v_b = v + (size_t)b * Tv * D;
-    const float *w_b = weights + (size_t)b * Tq * Tv, *dctx_b = dctx + (size_t)b * Tq * D;
-    float *ds_b = dscores + (size_t)b * Tq * Tv;
-    float *dq_b = dq + (size_t)b * Tq * D, *dv_b = dv + (size_t)b * Tv * D;
-    /* ctx = w @ v  =>  dw (Tq, Tv) = dctx (Tq, D) @ v^T (D, Tv) */
-    lc_sgemm(0, 1, Tq, Tv, D, 1.0f, dctx_b, v_b, 0.0f, ds_b);
-    /*              dv (Tv, D) = w^T (Tv, Tq) @ dctx (Tq, D) */
-    lc_sgemm(1, 0, Tv, D, Tq, 1.0f, w_b, dctx_b, 0.0f, dv_b);
-    /* w = softmax(s)  =>  ds = w * (dw - rowsum(dw * w)) */
-    softmax_rows_backward(ds_b, w_b, Tq, Tv);
-    /* s = q @ v^T  =>  dq (Tq, D) = ds (Tq, Tv) @ v (Tv, D) */
-    lc_sgemm(0, 0, Tq, D, Tv, 1.0f, ds_b, v_b, 0.0f, dq_b);
-    /*                dv (Tv, D) += ds^T (Tv, Tq) @ q (Tq, D) */
-    lc_sgemm(1, 0, Tv, D, Tq, 1.0f, ds_b, q_b, 1.0f, dv_b);
+    const float *v_b = v + (size_t)b * Tv * D;
+    float *dv_b = dv + (size_t)b * Tv * D;
+    memset(dv_b, 0, (size_t)Tv * D * sizeof(float));
+    for (int i = 0; i < Tq; i++) {
+      const float *w_bi = weights + ((size_t)b * Tq + i) * Tv;
+      const float *dctx_bi = dctx + ((size_t)b * Tq + i) * D, *q_bi = q + ((size_t)b * Tq + i) * D;
+      float *ds_bi = dscores + ((size_t)b * Tq + i) * Tv, *dq_bi = dq + ((size_t)b * Tq + i) * D;
+      memset(dq_bi, 0, (size_t)D * sizeof(float));
+      if (!QREAL(b, i)) { memset(ds_bi, 0, (size_t)Tv * sizeof(float)); continue; }
+      for (int j = 0; j < Tv; j++) {
+        const float *v_bj = v_b + (size_t)j * D;
+        /* ctx_i = sum_j w_ij v_j  =>  dw_ij = dctx_i . v_j;  dv_j += w_ij dctx_i */
+        ds_bi[j] = dot_d(dctx_bi, v_bj, D);
+        axpy_d(dv_b + (size_t)j * D, w_bi[j], dctx_bi, D);
+      }
+      /* w = softmax(s)  =>  ds = w * (dw - rowsum(dw * w)) */
+      softmax_rows_backward(ds_bi, w_bi, 1, Tv);
+      for (int j = 0; j < Tv; j++) {
+        /* s_ij = q_i . v_j  =>  dq_i += ds_ij v_j;  dv_j += ds_ij q_i */
+        axpy_d(dq_bi, ds_bi[j], v_b + (size_t)j * D, D);
+        axpy_d(dv_b + (size_t)j * D, ds_bi[j], q_bi, D);
+      }
+    }
   }
 }
 
 /* Plain-loop reference of attention_backward (same arguments). */
 void attention_backward_ref(float *dq, float *dv, float *dscores, const float *dctx,
                             const float *q, const float *v, const float *weights,
-                            int B, int Tq, int Tv, int D) {
+                            const float *qmask, int B, int Tq, int Tv, int D) {
   memset(dq, 0, (size_t)B * Tq * D * sizeof(float));
   memset(dv, 0, (size_t)B * Tv * D * sizeof(float));
   for (int b = 0; b < B; b++)
@@ -109,6 +157,7 @@ void attention_backward_ref(float *dq, float *dv, float *dscores, const float *d
       const float *q_bi = q + ((size_t)b * Tq + i) * D;
       float *ds_bi = dscores + ((size_t)b * Tq + i) * Tv;
       float *dq_bi = dq + ((size_t)b * Tq + i) * D;
+      if (!QREAL(b, i)) { memset(ds_bi, 0, (size_t)Tv * sizeof(float)); continue; }
       for (int j = 0; j < Tv; j++) {
         const float *v_bj = v + ((size_t)b * Tv + j) * D;
         float *dv_bj = dv + ((size_t)b * Tv + j) * D;

@@ -9,10 +9,21 @@
 
 #include <string.h>
 
+/* Large loops run on all threads (OpenMP); below PAR_MIN_WORK elements one thread is
+ * faster than waking the others. Each thread writes its own elements. */
+#define PAR_MIN_WORK 32768
+#ifdef _OPENMP
+#define LC_PRAGMA(x) _Pragma(#x)
+#define LC_OMP_FOR_IF(work) LC_PRAGMA(omp parallel for schedule(static) if ((work) >= PAR_MIN_WORK))
+#else
+#define LC_OMP_FOR_IF(work)
+#endif
+
 /* out (N, OC) = act(x (N, C) @ kernel (C, OC) + bias (OC)); act is relu when relu != 0. */
 void dense_forward(float *out, const float *x, const float *kernel, const float *bias,
                    int N, int C, int OC, int relu) {
-  for (size_t n = 0; n < (size_t)N; n++) {
+  LC_OMP_FOR_IF((size_t)N * OC)
+  for (long long n = 0; n < (long long)N; n++) {
     float *out_n = out + n * (size_t)OC;
     if (bias) memcpy(out_n, bias, (size_t)OC * sizeof(float));
     else memset(out_n, 0, (size_t)OC * sizeof(float));
@@ -39,11 +50,17 @@ void dense_backward(float *dx, float *dkernel, float *dbias, float *dpre,
   /* dkernel (C,OC) += x^T (C,N) @ g (N,OC) */
   lc_sgemm(1, 0, C, OC, N, 1.0f, x, g, 1.0f, dkernel);
   /* dbias (OC) += sum over rows of g */
-  if (dbias)
-    for (size_t n = 0; n < (size_t)N; n++) {
-      const float *g_n = g + n * (size_t)OC;
-      for (int o = 0; o < OC; o++) dbias[o] += g_n[o];
+  if (dbias) {
+    int nb = (OC + 63) / 64;   /* threads split the columns */
+    LC_OMP_FOR_IF((size_t)N * OC)
+    for (int ob = 0; ob < nb; ob++) {
+      int o0 = ob * 64, o1 = o0 + 64 < OC ? o0 + 64 : OC;
+      for (size_t n = 0; n < (size_t)N; n++) {
+        const float *g_n = g + n * (size_t)OC;
+        for (int o = o0; o < o1; o++) dbias[o] += g_n[o];
+      }
     }
+  }
   /* dx (N,C) += g (N,OC) @ kernel^T (OC,C) */
   if (dx) lc_sgemm(0, 1, N, C, OC, 1.0f, g, kernel, 1.0f, dx);
 }

@@ -39,6 +39,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Every non-BLAS loop (gathers, bias, gates, carries) runs on all threads when the work
+ * is large enough to pay for waking them; never around an sgemm. Rows are independent,
+ * so the results do not depend on the thread count. */
+#define PAR_MIN_WORK 16384
+#ifdef _OPENMP
+#define LC_PRAGMA(x) _Pragma(#x)
+#define LC_OMP_FOR_IF(work) LC_PRAGMA(omp parallel for schedule(static) if ((work) >= PAR_MIN_WORK))
+#else
+#define LC_OMP_FOR_IF(work)
+#endif
+
 static inline float sigmoidf(float z) { return 1.0f / (1.0f + expf(-z)); }
 
 /* tanh through one expf: glibc's tanhf goes through expm1f and was half of the forward's
@@ -196,6 +207,45 @@ static int plan_build(lstm_plan *p, const float *mask, int h0_given, int B, int 
   return LC_OK;
 }
 
+/* xr (n, C): the plan's real pairs' input rows, xr[k] = x[rows[k], t(s)] for k in step s. */
+static void gather_steps(float *xr, const float *x, const lstm_plan *p, int B, int T, int C,
+                         int go_backwards) {
+  (void)B;
+  LC_OMP_FOR_IF((size_t)p->n * C)
+  for (int s = 0; s < T; s++) {
+    int t = STEP_T(s);
+    for (int k = p->off[s]; k < p->off[s + 1]; k++)
+      memcpy(xr + (size_t)k * C, x + ((size_t)p->rows[k] * T + t) * C, (size_t)C * sizeof(float));
+  }
+}
+
+/* acc (G) += column sums of a (n, G); threads split the columns (no two write one). */
+static void column_sums_acc(float *acc, const float *a, size_t n, size_t G) {
+  int nb = (int)((G + 63) / 64);
+  LC_OMP_FOR_IF(n * G)
+  for (int jb = 0; jb < nb; jb++) {
+    size_t j0 = (size_t)jb * 64, j1 = j0 + 64 < G ? j0 + 64 : G;
+    for (size_t k = 0; k < n; k++) {
+      const float *a_k = a + k * G;
+      for (size_t j = j0; j < j1; j++) acc[j] += a_k[j];
+    }
+  }
+}
+
+/* dst[rows[k]] (G) += src[k] (G) for k < n; threads split the columns. */
+static void scatter_rows_acc(float *dst, const float *src, const int *rows, size_t n, size_t G) {
+  int nb = (int)((G + 63) / 64);
+  LC_OMP_FOR_IF(n * G)
+  for (int jb = 0; jb < nb; jb++) {
+    size_t j0 = (size_t)jb * 64, j1 = j0 + 64 < G ? j0 + 64 : G;
+    for (size_t k = 0; k < n; k++) {
+      float *d = dst + (size_t)rows[k] * G;
+      const float *s_k = src + k * G;
+      for (size_t j = j0; j < j1; j++) d[j] += s_k[j];
+    }
+  }
+}
+
 /* ------------------------------------------------------------------ forward */
 
 /* Fast forward: work only on the plan's real (step, row) pairs.
@@ -223,19 +273,21 @@ int lstm_forward(float *out, float *gates, float *cs, float *hs, float *zx,
     if (repeat) {
       /* zx (B, 4H) = x (B, C) @ kernel (C, 4H): one projection serves every step */
       lc_sgemm(0, 0, B, (int)G, C, 1.0f, x, kernel, 0.0f, zx);
-      for (size_t k = 0; k < n; k++)
+      LC_OMP_FOR_IF(n * G)
+      for (long long k = 0; k < (long long)n; k++)
         memcpy(gates + k * G, zx + (size_t)p.rows[k] * G, G * sizeof(float));
     } else {
-      for (int s = 0; s < T; s++) {
-        int t = STEP_T(s);
-        for (int k = p.off[s]; k < p.off[s + 1]; k++)
-          memcpy(xr + (size_t)k * C, x + ((size_t)p.rows[k] * T + t) * C, (size_t)C * sizeof(float));
-      }
+      gather_steps(xr, x, &p, B, T, C, go_backwards);
       /* gates (n, 4H) = xr (n, C) @ kernel (C, 4H): the real pairs' input projections */
-      memset(gates, 0, n * G * sizeof(float));
-      matmul_acc(gates, xr, kernel, (int)n, (int)G, C);
+      if (n < SMALL_ROWS) {
+        memset(gates, 0, n * G * sizeof(float));
+        matmul_acc(gates, xr, kernel, (int)n, (int)G, C);
+      } else {
+        lc_sgemm(0, 0, (int)n, (int)G, C, 1.0f, xr, kernel, 0.0f, gates);
+      }
     }
-    for (size_t k = 0; k < n; k++) {
+    LC_OMP_FOR_IF(n * G)
+    for (long long k = 0; k < (long long)n; k++) {
       float *g_k = gates + k * G;
       for (size_t j = 0; j < G; j++) g_k[j] += bias[j];
     }
@@ -247,16 +299,19 @@ int lstm_forward(float *out, float *gates, float *cs, float *hs, float *zx,
     const float *h_prev = s ? hs + (size_t)(s - 1) * BH : h0;
     const float *c_prev = s ? cs + (size_t)(s - 1) * BH : c0;
     if (nr > 0) {   /* nr > 0 implies h_prev != NULL */
+      LC_OMP_FOR_IF((size_t)nr * H)
       for (int k = 0; k < nr; k++)
         memcpy(hc + (size_t)k * H, h_prev + (size_t)rows[k] * H, (size_t)H * sizeof(float));
       /* gates_s (nr, 4H) += hc (nr, H) @ rkernel (H, 4H) */
       matmul_acc(gates_s, hc, rkernel, nr, (int)G, H);
     }
+    LC_OMP_FOR_IF((size_t)na * G)
     for (int k = 0; k < na; k++) {
       int b = rows[k];
       cell_forward_vec(h_s + (size_t)b * H, c_s + (size_t)b * H, gates_s + (size_t)k * G,
                        c_prev ? c_prev + (size_t)b * H : zeros, H);
     }
+    LC_OMP_FOR_IF(BH)
     for (int b = 0; b < B; b++) {
       int real = IS_REAL(b, t);
       float *c_b = c_s + (size_t)b * H, *h_b = h_s + (size_t)b * H;
@@ -412,9 +467,11 @@ int lstm_backward(float *dx, float *dkernel, float *drkernel, float *dbias, floa
     const int *rows = p.rows + o;
     const float *c_s = cs + (size_t)s * BH, *c_prev = s ? cs + (size_t)(s - 1) * BH : c0;
     float *dz_s = dz + (size_t)o * G;
+    LC_OMP_FOR_IF(BH)
     for (int b = 0; b < B; b++)
       route_dout(dh + (size_t)b * H, dcarry + (size_t)b * H, dout, IS_REAL(b, t), s, b, T, H,
                  return_sequences, zero_output_for_mask);
+    LC_OMP_FOR_IF((size_t)na * G)
     for (int k = 0; k < na; k++) {
       int b = rows[k];
       cell_backward_vec(dz_s + (size_t)k * G, dc + (size_t)b * H, dh + (size_t)b * H,
@@ -429,6 +486,7 @@ int lstm_backward(float *dx, float *dkernel, float *drkernel, float *dbias, floa
     if (nd > 0) {
       /* z = h_prev @ rkernel + ...  =>  dhc (nd, H) = dz_s (nd, 4H) @ rkernel^T (4H, H) */
       lc_sgemm(0, 1, nd, H, (int)G, 1.0f, dz_s, rkernel, 0.0f, dhc);
+      LC_OMP_FOR_IF((size_t)nd * H)
       for (int k = 0; k < nd; k++)
         memcpy(dh + (size_t)rows[k] * H, dhc + (size_t)k * H, (size_t)H * sizeof(float));
     }
@@ -437,12 +495,10 @@ int lstm_backward(float *dx, float *dkernel, float *drkernel, float *dbias, floa
   if (dc0) memcpy(dc0, dc, BH * sizeof(float));
   if (n > 0) {
     /* z = ... + bias  =>  dbias (4H) += column sums of dz (n, 4H) */
-    for (size_t k = 0; k < n; k++) {
-      const float *dz_k = dz + k * G;
-      for (size_t j = 0; j < G; j++) dbias[j] += dz_k[j];
-    }
+    column_sums_acc(dbias, dz, n, G);
     /* z = h_prev @ rkernel  =>  drkernel (H, 4H) += hp^T (H, n) @ dz (n, 4H), hp (n, H)
      * each pair's h_prev (rows past nrec: zero) */
+    LC_OMP_FOR_IF(n * H)
     for (int s = 0; s < T; s++) {
       const float *h_prev = s ? hs + (size_t)(s - 1) * BH : h0;
       for (int k = p.off[s]; k < p.off[s + 1]; k++) {
@@ -457,11 +513,7 @@ int lstm_backward(float *dx, float *dkernel, float *drkernel, float *dbias, floa
   if (repeat) {
     /* x_t = x for every t  =>  dzx (B, 4H) = sum over the steps of each row's dz */
     memset(dzx, 0, (size_t)B * G * sizeof(float));
-    for (size_t k = 0; k < n; k++) {
-      float *dzx_b = dzx + (size_t)p.rows[k] * G;
-      const float *dz_k = dz + k * G;
-      for (size_t j = 0; j < G; j++) dzx_b[j] += dz_k[j];
-    }
+    scatter_rows_acc(dzx, dz, p.rows, n, G);
     /* zx = x @ kernel  =>  dx (B, C) = dzx (B, 4H) @ kernel^T (4H, C) */
     lc_sgemm(0, 1, B, C, (int)G, 1.0f, dzx, kernel, 0.0f, dx);
     /* dkernel (C, 4H) += x^T (C, B) @ dzx (B, 4H) */
@@ -469,15 +521,12 @@ int lstm_backward(float *dx, float *dkernel, float *drkernel, float *dbias, floa
   } else {
     memset(dx, 0, (size_t)B * T * C * sizeof(float));
     if (n > 0) {
-      for (int s = 0; s < T; s++) {
-        int t = STEP_T(s);
-        for (int k = p.off[s]; k < p.off[s + 1]; k++)
-          memcpy(xr + (size_t)k * C, x + ((size_t)p.rows[k] * T + t) * C, (size_t)C * sizeof(float));
-      }
+      gather_steps(xr, x, &p, B, T, C, go_backwards);
       /* gates = xr @ kernel  =>  dkernel (C, 4H) += xr^T (C, n) @ dz (n, 4H) */
       lc_sgemm(1, 0, C, (int)G, (int)n, 1.0f, xr, dz, 1.0f, dkernel);
       /* dxr (n, C) = dz (n, 4H) @ kernel^T (4H, C), into xr, then scattered to dx */
       lc_sgemm(0, 1, (int)n, C, (int)G, 1.0f, dz, kernel, 0.0f, xr);
+      LC_OMP_FOR_IF(n * C)
       for (int s = 0; s < T; s++) {
         int t = STEP_T(s);
         for (int k = p.off[s]; k < p.off[s + 1]; k++)
@@ -638,6 +687,7 @@ void bidir_concat_backward(float *dfwd, float *dbwd, const float *dout, int B, i
  *   c_prev (B, H)   writes h, c (B, H) */
 void lstm_cell_forward(float *h, float *c, float *gates, const float *c_prev, int B, int H) {
   size_t G = 4 * (size_t)H;
+  LC_OMP_FOR_IF((size_t)B * G)
   for (int b = 0; b < B; b++)
     cell_forward_vec(h + (size_t)b * H, c + (size_t)b * H, gates + (size_t)b * G,
                      c_prev + (size_t)b * H, H);
@@ -648,6 +698,7 @@ void lstm_cell_forward(float *h, float *c, float *gates, const float *c_prev, in
 void lstm_cell_backward(float *dz, float *dc, const float *dh, const float *gates,
                         const float *c, const float *c_prev, int B, int H) {
   size_t G = 4 * (size_t)H;
+  LC_OMP_FOR_IF((size_t)B * G)
   for (int b = 0; b < B; b++)
     cell_backward_vec(dz + (size_t)b * G, dc + (size_t)b * H, dh + (size_t)b * H,
                       gates + (size_t)b * G, c + (size_t)b * H, c_prev + (size_t)b * H, H);

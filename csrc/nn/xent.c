@@ -9,6 +9,16 @@
 
 #include <math.h>
 
+/* Large loops run on all threads (OpenMP); below PAR_MIN_WORK elements one thread is
+ * faster than waking the others. Each thread writes its own elements. */
+#define PAR_MIN_WORK 32768
+#ifdef _OPENMP
+#define LC_PRAGMA(x) _Pragma(#x)
+#define LC_OMP_FOR_IF(work) LC_PRAGMA(omp parallel for schedule(static) if ((work) >= PAR_MIN_WORK))
+#else
+#define LC_OMP_FOR_IF(work)
+#endif
+
 /* probs (N, V) = softmax(logits (N, V)) per row, with the max subtracted first.
  * targets NULL: only probs. Otherwise returns sum_i w_i * (-log softmax(logits_i)[t_i])
  * with w_i = mask[i] (1 without a mask), and *count = sum_i w_i. The loss of a row is
@@ -16,6 +26,9 @@
 double xent_forward(float *probs, double *count, const float *logits, const float *targets,
                     const float *mask, int N, int V) {
   double total = 0.0, cnt = 0.0;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) reduction(+ : total, cnt) if ((size_t)N * V >= PAR_MIN_WORK)
+#endif
   for (int i = 0; i < N; i++) {
     const float *x_i = logits + (size_t)i * V;
     float *p_i = probs + (size_t)i * V;
@@ -46,6 +59,7 @@ double xent_forward(float *probs, double *count, const float *logits, const floa
  * count 0 (every row masked) gives zeros. */
 void xent_backward(float *dlogits, const float *probs, const float *targets, const float *mask,
                    double count, int N, int V) {
+  LC_OMP_FOR_IF((size_t)N * V)
   for (int i = 0; i < N; i++) {
     float *d_i = dlogits + (size_t)i * V;
     const float *p_i = probs + (size_t)i * V;

@@ -385,6 +385,7 @@ function M.run(opt)
     initial_epoch = initial_epoch, history = history, cursor = cursor, val_cursor = val_cursor,
     verbose = opt.quiet and 0 or 1, save = save, clip_norm = opt.clip_norm,
     group_images = opt.group_images, shuffle = not opt.no_shuffle,
+    share_image_branch = opt.share_image_branch,
     on_epoch_saved = function(st, cur, vcur)
       -- after every epoch: a resumable checkpoint and the history so far
       local cb_states = {}

@@ -78,6 +78,48 @@ describe('nn.Attention', function()
     end
   end)
 
+  it('with a query mask: masked rows 0, the others as without it, fast = ref, gradients', function()
+    luacap.seed(34)
+    local B, Tq, Tv, D = 3, 5, 7, 6
+    local q, v = luacap.randn(B, Tq, D), luacap.randn(B, Tv, D)
+    -- row 1 pre-padded (last 2 real), row 2 all real, row 3 with a hole (1, 0, 1, 1, 0)
+    local m = luacap.tensor{{0, 0, 0, 1, 1}, {1, 1, 1, 1, 1}, {1, 0, 1, 1, 0}}
+    local plain, fast, ref = nn.Attention(), nn.Attention(), nn.Attention()
+    ref.use_ref = true
+    local cp = plain:forward({q, v}):clone()
+    local cf, cr = fast:forward({q, v}, m), ref:forward({q, v}, m)
+    close(cr, cf, 1e-5)
+    close(ref.weights, fast.weights, 1e-5)
+    local dctx = luacap.randn(B, Tq, D)
+    -- the gradient a masked consumer sends: zero at masked rows
+    for b = 1, B do for i = 1, Tq do
+      if m:get(b, i) == 0 then for d = 1, D do dctx:set(b, i, d, 0) end end
+    end end
+    local dp = plain:backward({q, v}, dctx)
+    local dpq, dpv = dp[1]:clone(), dp[2]:clone()
+    local df, dr = fast:backward({q, v}, dctx), ref:backward({q, v}, dctx)
+    close(dr[1], df[1], 1e-4)
+    close(dr[2], df[2], 1e-4)
+    for b = 1, B do for i = 1, Tq do
+      for d = 1, D do
+        if m:get(b, i) == 0 then
+          assert.equal(0, cf:get(b, i, d))
+          assert.equal(0, df[1]:get(b, i, d))
+        else
+          assert.near(cp:get(b, i, d), cf:get(b, i, d), 1e-5)
+        end
+      end
+    end end
+    -- the masked consumer's gradients are those of the unmasked attention
+    close(dpq, df[1], 1e-4)
+    close(dpv, df[2], 1e-4)
+    local masked = nn.Attention()
+    local fwd = masked.forward
+    masked.forward = function(self, qv) return fwd(self, qv, m) end
+    local ok, report = gradcheck.inputs_check(masked, {'q', 'v'}, {q, v}, nil, {coords = 40})
+    assert(ok, report)
+  end)
+
   it('names the argument and the shapes in its errors', function()
     local attn = nn.Attention()
     assert.has_error(function() attn:forward({luacap.zeros(2, 3, 4), luacap.zeros(2, 5, 3)}) end,

@@ -63,6 +63,9 @@ function M.parser(prog)
     'prefix by prefix) instead of shuffling the pairs each epoch.')
   parser:option('--group-images', 'Draw each batch from a shuffled group of this many images ' ..
     '(fewer encoder passes per batch); default: pairs shuffled freely.'):convert(tonumber)
+  parser:flag('--share-image-branch', 'Seed model: compute the image branch once per image of a ' ..
+    'batch (one dropout mask per image) and the caption\'s forward LSTM once per caption; ' ..
+    'batches drawn from groups of images (--group-images, default 1).')
   parser:option('--clip-norm', 'Clip the global gradient norm to this (off by default, as Keras).'):convert(tonumber)
   parser:flag('--resume', 'Resume from <out>/models/last.h5 (weights, optimizer, callbacks, data position).')
   parser:flag('--strict', 'Stop at the first malformed caption line instead of skipping it.')

@@ -4,6 +4,8 @@
 -- to the notebook's (Keras counts 15,122,049 parameters at vocab 8485, max_len 35).
 local nn = require 'luacap.nn'
 local Module = require 'luacap.nn.Module'
+local luacap_core = require 'luacap.core'
+local tensor = require 'luacap.tensor'
 
 local Seed = Module:extend('SeedCaptioner')
 
@@ -81,12 +83,19 @@ end
 
 -- Caption branch, attention and decoder: image sequence (B, T, 2U), ids (B, T) -> logits (B, V).
 function Seed:forward_caption(fe4, ids)
-  self.fe4_in = fe4
+  self.shared = false
   self.se1 = self.embed:forward(ids)
   self.mask = self.embed.mask
   self.se2 = self.cap_drop:forward(self.se1)
   self.se3 = self.cap_lstm:forward(self.se2, self.mask)
-  self.ctx = self.attn:forward({self.se3, fe4})
+  return self:forward_decoder(fe4)
+end
+
+-- Attention, concatenation and decoder on self.se3 (B, T, 2U), self.mask, fe4 (B, T, 2U).
+function Seed:forward_decoder(fe4)
+  self.fe4_in = fe4
+  -- the decoder never reads a padded step: attention skips those query rows (context 0)
+  self.ctx = self.attn:forward({self.se3, fe4}, self.mask)
   self.dec_in = self.concat:forward({self.ctx, self.se3})
   self.h = self.dec_lstm:forward(self.dec_in, self.mask)
   self.h2 = self.dec_drop:forward(self.h)
@@ -97,8 +106,56 @@ end
 
 -- feats (B, F), ids (B, T) pre-padded prefixes -> logits (B, V) for the next word.
 function Seed:forward(feats, ids)
-  self.feats, self.ids = feats, ids
+  self.shared, self.feats, self.ids = false, feats, ids
   return self:forward_caption(self:forward_image(feats), ids)
+end
+
+-- Shared work (--share-image-branch). Pairs of one image share its image branch, and a
+-- pair whose prefix begins a longer prefix of the same image in the batch (the same
+-- caption, or one that starts alike) shares that representative's embedded tokens and
+-- forward caption states: rep[b] (1-based) is pair b's representative among the reps'
+-- pair numbers, shift[b] its steps of delay. img (B) maps pairs to image rows.
+function Seed.prefix_groups(ids, img)
+  local B, Tn = ids:size(1), ids:size(2)
+  local flat, len, order = ids:flat(), {}, {}
+  for b = 1, B do
+    local n = 0
+    for t = Tn, 1, -1 do if flat[(b - 1) * Tn + t] ~= 0 then n = Tn - t + 1 else break end end
+    len[b], order[b] = n, b
+  end
+  table.sort(order, function(a, b) return len[a] > len[b] or (len[a] == len[b] and a < b) end)
+  local reps, rep, shift = {}, {}, {}
+  for _, b in ipairs(order) do
+    local k, o = len[b], (b - 1) * Tn + Tn - len[b]   -- pair b's tokens: flat[o + 1 .. o + k]
+    for r, a in ipairs(reps) do
+      if img[a] == img[b] then
+        local oa, same = (a - 1) * Tn + Tn - len[a], true
+        for j = 1, k do if flat[oa + j] ~= flat[o + j] then same = false; break end end
+        if same then rep[b], shift[b] = r, len[a] - k; break end
+      end
+    end
+    if not rep[b] then reps[#reps + 1] = b; rep[b], shift[b] = #reps, 0 end
+  end
+  return reps, rep, shift
+end
+
+-- feats_u (U, F) one row per image, img (B) 1-based image row of each pair, ids (B, T)
+-- -> logits (B, V). With dropout off it equals forward(feats_u[img], ids); in training
+-- each image gets one feature dropout mask and each representative prefix one embedding
+-- mask. backward(dlogits) then returns dfeats_u (U, F).
+function Seed:forward_shared(feats_u, img, ids)
+  self.shared, self.feats, self.img = true, feats_u, img
+  local reps, rep, shift = Seed.prefix_groups(ids, img)
+  local fe4u = self:forward_image(feats_u)                               -- (U, T, 2U)
+  self.fe4_pairs = tensor.ensure(self.fe4_pairs, ids:size(1), fe4u:size(2), fe4u:size(3))
+  luacap_core.gather(self.fe4_pairs, fe4u, img)                          -- (B, T, 2U)
+  self.ids_r = tensor.ensure(self.ids_r, #reps, ids:size(2))
+  luacap_core.gather(self.ids_r, ids, reps)                              -- (R, T)
+  self.se1 = self.embed:forward(self.ids_r)
+  self.se2 = self.cap_drop:forward(self.se1)
+  self.se3 = self.cap_lstm:forward_prefixes(self.se2, self.embed.mask, rep, shift)
+  self.mask = self.cap_lstm.pair_mask
+  return self:forward_decoder(self.fe4_pairs)
 end
 
 -- dlogits (B, V) -> dfeats (B, F); adds into every parameter gradient.
@@ -111,10 +168,17 @@ function Seed:backward(dlogits)
   local dattn = self.attn:backward({self.se3, self.fe4_in}, dcat[1])
   -- se3 feeds both the attention query and the concatenation: gradients add
   local dse3 = dattn[1]:clone():add(dcat[2])
-  local dse2 = self.cap_lstm:backward(self.se2, dse3)
+  local dse2 = self.shared and self.cap_lstm:backward_prefixes(dse3)
+    or self.cap_lstm:backward(self.se2, dse3)
   local dse1 = self.cap_drop:backward(self.se1, dse2)
-  self.embed:backward(self.ids, dse1)
-  local dfe2 = self.img_lstm:backward(self.fe2, dattn[2])
+  self.embed:backward(self.shared and self.ids_r or self.ids, dse1)
+  local dfe4 = dattn[2]
+  if self.shared then   -- fe4 = fe4u[img]  =>  dfe4u = scatter-add of the pairs' gradients
+    self.dfe4u = tensor.ensure(self.dfe4u, self.fe2:size(1), dfe4:size(2), dfe4:size(3)):zero()
+    luacap_core.scatter_add(self.dfe4u, dfe4, self.img)
+    dfe4 = self.dfe4u
+  end
+  local dfe2 = self.img_lstm:backward(self.fe2, dfe4)
   local dfe1 = self.img_dense:backward(self.fe1, dfe2)
   return self.img_drop:backward(self.feats, dfe1)
 end

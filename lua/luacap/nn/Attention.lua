@@ -1,6 +1,7 @@
 -- Attention: the notebook's dot-product attention, on csrc/nn/attention.c:
 --   weights = softmax(Dot(axes=[2, 2])(q, v)) over v's steps;  context = weights @ v.
--- No parameters, no 1/sqrt(D) scaling, no mask (Keras' Dot drops masks).
+-- No parameters, no 1/sqrt(D) scaling, no mask on v (Keras' Dot drops masks). An optional
+-- query mask skips the rows nobody reads (they get context 0; see csrc/nn/attention.c).
 local core = require 'luacap.core'
 local T = require 'luacap.tensor'
 local Module = require 'luacap.nn.Module'
@@ -21,8 +22,9 @@ local function inputs(self, qv)
 end
 
 -- {q (B, Tq, D), v (B, Tv, D)} -> context (B, Tq, D). self.weights (B, Tq, Tv) stays
--- readable until the next forward.
-function Attention:forward(qv)
+-- readable until the next forward. qmask (B, Tq) of 1/0 or nil: rows with 0 get context
+-- and weights 0 and no gradient (for a consumer that never reads them, as a masked LSTM).
+function Attention:forward(qv, qmask)
   local q, v = inputs(self, qv)
   if q:dim() ~= 3 or v:dim() ~= 3 then
     error(string.format('%s %s: q and v must be (B, Tq, D) and (B, Tv, D)', self.__name, self.name), 2)
@@ -31,7 +33,8 @@ function Attention:forward(qv)
   self.out = T.ensure(self.out, B, Tq, D)
   self.weights = T.ensure(self.weights, B, Tq, Tv)
   local fn = self.use_ref and core.attention_forward_ref or core.attention_forward
-  fn(self.out, self.weights, q, v)
+  self.qmask = qmask
+  fn(self.out, self.weights, q, v, qmask)
   return self.out
 end
 
@@ -42,7 +45,7 @@ function Attention:backward(qv, dctx)
   self.dv = T.ensure(self.dv, v:size(1), v:size(2), v:size(3))
   self.dscores = T.ensure(self.dscores, q:size(1), q:size(2), v:size(2))
   local fn = self.use_ref and core.attention_backward_ref or core.attention_backward
-  fn(self.dq, self.dv, self.dscores, dctx, q, v, self.weights)
+  fn(self.dq, self.dv, self.dscores, dctx, q, v, self.weights, self.qmask)
   return {self.dq, self.dv}
 end
 

@@ -46,7 +46,7 @@ end
 
 -- x (B, T, C), mask (B, T) of 1/0 or nil.
 function Bidirectional:forward(x, mask)
-  self.steps = nil
+  self.steps, self.prefix = nil, nil
   local yf = self.forward_lstm:forward(x, mask)
   local yb = self.backward_lstm:forward(x, mask)
   return merge(self, yf, yb, x:size(1), x:size(2))
@@ -55,10 +55,48 @@ end
 -- x (B, C) repeated over `steps` (Keras' RepeatVector(steps) then this layer), without
 -- building the (B, steps, C) input; backward(x, dout) then returns dx (B, C).
 function Bidirectional:forward_repeated(x, steps, mask)
-  self.steps = steps
+  self.steps, self.prefix = steps, nil
   local yf = self.forward_lstm:forward_repeated(x, steps, mask)
   local yb = self.backward_lstm:forward_repeated(x, steps, mask)
   return merge(self, yf, yb, x:size(1), steps)
+end
+
+-- Prefix sharing (return_sequences, pre-padded prefixes): x_r (R, T, C) and mask_r (R, T)
+-- hold R representative sequences; pair b is the prefix of rep[b] (1-based) that ends
+-- shift[b] steps before it, i.e. x[b, t] = x_r[rep[b], t - shift[b]]. The forward
+-- direction runs once per representative (a prefix's forward states are its
+-- representative's, shifted); the backward direction runs per pair on the shifted
+-- input. Returns out (B, T, 2H), the same as forward(x, mask) on the pairs' sequences;
+-- self.pair_mask (B, T) is the pairs' mask. backward_prefixes(dout) -> dx_r (R, T, C).
+function Bidirectional:forward_prefixes(x_r, mask_r, rep, shift)
+  assert(self.return_sequences, 'Bidirectional ' .. self.name .. ': forward_prefixes needs return_sequences')
+  local B, Tn, R = #rep, x_r:size(2), x_r:size(1)
+  self.steps, self.prefix = nil, {x_r = x_r, rep = rep, shift = shift}
+  self.xp = T.ensure(self.xp, B, Tn, self.C)
+  core.shift_gather(self.xp, x_r, rep, shift)
+  self.pair_mask = T.ensure(self.pair_mask, B, Tn)
+  core.shift_gather(self.pair_mask:reshape(B, Tn, 1), mask_r:reshape(R, Tn, 1), rep, shift)
+  local yf_r = self.forward_lstm:forward(x_r, mask_r)
+  self.yfp = T.ensure(self.yfp, B, Tn, self.H)
+  core.shift_gather(self.yfp, yf_r, rep, shift)
+  local yb = self.backward_lstm:forward(self.xp, self.pair_mask)
+  return merge(self, self.yfp, yb, B, Tn)
+end
+
+function Bidirectional:backward_prefixes(dout)
+  local pr = assert(self.prefix, 'Bidirectional ' .. self.name .. ': backward_prefixes before forward_prefixes')
+  local B, Tn, H = #pr.rep, pr.x_r:size(2), self.H
+  local R = pr.x_r:size(1)
+  self.dyf = T.ensure(self.dyf, B, Tn, H)
+  self.dyb = T.ensure(self.dyb, B, Tn, H)
+  core.bidir_concat_backward(self.dyf, self.dyb, dout, true)
+  -- yf = shift(yf_r)  =>  dyf_r = shift^T(dyf);  xp = shift(x_r)  =>  dx_r += shift^T(dxp)
+  self.dyf_r = T.ensure(self.dyf_r, R, Tn, H):zero()
+  core.shift_scatter_add(self.dyf_r, self.dyf, pr.rep, pr.shift)
+  self.dxr = T.ensure(self.dxr, R, Tn, self.C)
+  self.dxr:copy(self.forward_lstm:backward(pr.x_r, self.dyf_r))
+  core.shift_scatter_add(self.dxr, self.backward_lstm:backward(self.xp, self.dyb), pr.rep, pr.shift)
+  return self.dxr
 end
 
 -- dout shaped like the output -> dx shaped like x; adds into both directions' gradients.

@@ -46,7 +46,7 @@ end
 -- no dropout) and its features are copied to every pair of that image.
 local function forward_batch(ctx, b)
   local util = luacap.util
-  if not ctx.encoder then
+  if not ctx.encoder and not ctx.share then
     local X = util.ensure_rows(ctx, 'Xbuf', ctx.inputs, #b.rows)
     luacap.core.gather(X, ctx.inputs, b.rows)
     return ctx.model:forward(X, b.ids)
@@ -62,6 +62,12 @@ local function forward_batch(ctx, b)
   end
   local X = util.ensure_rows(ctx, 'Xbuf', ctx.inputs, #uniq)
   luacap.core.gather(X, ctx.inputs, uniq)
+  ctx.X, ctx.map = X, map
+  -- shared work (--share-image-branch): the model runs its image branch once per image
+  if ctx.share then
+    ctx.fu = ctx.encoder and ctx.encoder:forward(X) or X
+    return ctx.model:forward_shared(ctx.fu, map, b.ids)
+  end
   local fu = ctx.encoder:forward(X)                         -- (U, F)
   local feats = util.ensure_rows(ctx, 'Fbuf', fu, #b.rows)  -- (B, F)
   luacap.core.gather(feats, fu, map)
@@ -72,6 +78,7 @@ end
 -- Gradient of forward_batch's copy: sums the pairs' feature gradients per image, then
 -- back through the encoder.
 local function backward_encoder(ctx, dfeats)
+  if ctx.share then return ctx.encoder:backward(ctx.X, dfeats) end   -- already (U, F)
   local dfu = luacap.util.ensure_rows(ctx, 'dFbuf', ctx.fu, ctx.fu:size(1)):zero()
   luacap.core.scatter_add(dfu, dfeats, ctx.map)
   ctx.encoder:backward(ctx.X, dfu)
@@ -154,6 +161,8 @@ end
 --   train = source, val = source (optional), epochs = 50, batch_size = 32,
 --   optimizer = luacap.optim.Adam{...}, callbacks = {...}, steps_per_epoch, validation_steps,
 --   shuffle = true, group_images = nil (G: batches drawn from groups of G images),
+--   share_image_branch = false (models with forward_shared: image branch once per image of
+--   the batch, shared caption prefixes; group_images defaults to 1 then),
 --   initial_epoch = 0, save = function(path, state) (for checkpoints),
 --   verbose = 1, max_loss_factor = 10}
 -- Returns history {loss = {...}, val_loss = {...}, lr = {...}} and the final state
@@ -170,7 +179,10 @@ function M.fit(opts)
   local train_encoder = encoder and encoder.trainable
   local cbs = opts.callbacks or {}
   local params = M.trained_params(model, train_encoder and encoder or nil)
-  local ctx = {model = model, encoder = encoder, inputs = inputs, crit = crit}
+  local ctx = {model = model, encoder = encoder, inputs = inputs, crit = crit,
+    share = opts.share_image_branch and model.forward_shared and true or nil}
+  -- shared work needs pairs of one image in one batch: groups of one image by default
+  local group_images = opts.group_images or (ctx.share and 1 or nil)
   local history = opts.history or {loss = {}, val_loss = {}, lr = {}}
   local state = {model = model, encoder = encoder, optimizer = optimizer, history = history,
     params = params, stop = false, logs = {}}
@@ -204,7 +216,7 @@ function M.fit(opts)
         if cursor.order == nil or cursor.pos >= train.n then
           if i > 1 and not opts.steps_per_epoch then break end
           if opts.shuffle == false then cursor.order = identity(train.n)
-          elseif opts.group_images and train.image_of then cursor.order = M.grouped_order(train, opts.group_images)
+          elseif group_images and train.image_of then cursor.order = M.grouped_order(train, group_images)
           else cursor.order = shuffle(train.n) end
           cursor.pos = 0
         end
