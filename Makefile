@@ -54,14 +54,23 @@ ALL_CFLAGS = $(CFLAGS_BASE) -Icsrc $(OPT) $(BLAS_CFLAGS) $(PNG_CFLAGS) $(HDF5_CF
 LIBS = $(BLAS_LIBS) $(JPEG_LIBS) $(PNG_LIBS) $(HDF5_LIBS) $(CAIRO_LIBS) -lm
 
 BUILD = build
-SRC = $(wildcard csrc/*.c csrc/*/*.c)
+# csrc/bind/mpi.c is the separate luacap.mpi module (below), never part of core.so.
+SRC = $(filter-out csrc/bind/mpi.c,$(wildcard csrc/*.c csrc/*/*.c))
 HDR = $(wildcard csrc/*.h csrc/*/*.h)
 OBJ = $(SRC:csrc/%.c=$(BUILD)/%.o)
 SO = lua/luacap/core.so
+# luacap.mpi (data-parallel training, docs/distributed.md): OpenMPI's compiler wrapper
+# builds lua/luacap/mpi_core.so when mpicc is on PATH; without it nothing MPI is built.
+MPICC ?= mpicc
+MPI_SO = lua/luacap/mpi_core.so
+HAVE_MPI := $(shell command -v $(MPICC) >/dev/null 2>&1 && echo 1)
+ifeq ($(HAVE_MPI),1)
+  MPI_TARGET = $(MPI_SO)
+endif
 
 .PHONY: all deps test test-browser demo bench bench-torch memcheck lint clean install links vgg16-weights
 
-all: $(SO) links
+all: $(SO) $(MPI_TARGET) links
 
 $(BUILD)/bind/%.o: csrc/bind/%.c $(HDR)
 	@mkdir -p $(dir $@)
@@ -80,6 +89,10 @@ $(BUILD)/nn/adam.o: ALL_CFLAGS += -fno-math-errno -ftree-vectorize -fvect-cost-m
 $(SO): $(OBJ)
 	$(CC) -shared -Wl,-z,nodelete -o $@ $(OBJ) $(LDSAN) $(LDOMP) $(LDFLAGS) $(LIBS)
 
+# No -z nodelete here: the module starts no threads. Only the main thread calls MPI.
+$(MPI_SO): csrc/bind/mpi.c $(HDR)
+	$(MPICC) $(CFLAGS_BASE) -Icsrc $(OPT) $(LUAJIT_INC) $(CFLAGS) -shared -o $@ $< -ldl $(LDSAN) $(LDFLAGS)
+
 # `require 'luacap'` from the repository root: LuaJIT's default path has ./?.lua and
 # ./?.so but not lua/, so two links (ignored by git) point into lua/.
 links:
@@ -89,7 +102,8 @@ links:
 # Debian packages luacap needs; apt-get installs the missing ones (root only).
 DEB_PKGS = build-essential pkg-config luajit libluajit-5.1-dev libopenblas-dev libjpeg-dev \
            libpng-dev libhdf5-dev libcairo2-dev fonts-dejavu-core lua-busted lua-cjson \
-           lua-argparse luarocks valgrind lua-check libopenblas0-openmp
+           lua-argparse luarocks valgrind lua-check libopenblas0-openmp \
+           libopenmpi-dev openmpi-bin
 deps:
 	@sh tools/deps.sh $(DEB_PKGS)
 
@@ -138,7 +152,8 @@ lint:
 install: all
 	mkdir -p $(LUA_LIBDIR)/luacap $(LUA_SHAREDIR)
 	cp $(SO) $(LUA_LIBDIR)/luacap/core.so
+	if [ -f $(MPI_SO) ]; then cp $(MPI_SO) $(LUA_LIBDIR)/luacap/mpi_core.so; fi
 	cd lua && find luacap -name '*.lua' -exec install -D -m 644 {} $(LUA_SHAREDIR)/{} \;
 
 clean:
-	rm -rf $(BUILD) $(SO) luacap luacap.lua
+	rm -rf $(BUILD) $(SO) $(MPI_SO) luacap luacap.lua

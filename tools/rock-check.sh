@@ -36,6 +36,10 @@ for f in bin/luacap-train bin/luacap-caption lib/lua/5.1/luacap/core.so share/lu
     share/lua/5.1/luacap/cli/caption.lua share/lua/5.1/luacap/cli/train.lua; do
   [ -e "$tree/$f" ] || fail "the rock did not install $f"
 done
+# the MPI module is built and installed wherever mpicc is (docs/distributed.md)
+if command -v mpicc >/dev/null 2>&1; then
+  [ -e "$tree/lib/lua/5.1/luacap/mpi_core.so" ] || fail "mpicc is present but the rock did not install luacap/mpi_core.so"
+fi
 
 # 3. paths: the tree, then the system's folders from LuaJIT's defaults minus ./ and /usr/local
 sys_path=$(env -u LUA_PATH -u LUA_PATH_5_1 luajit -e 'print(package.path)' | tr ';' '\n' |
