@@ -46,6 +46,7 @@ size_t lc_shape_numel(int ndim, const int64_t *shape);
 /* The one seedable generator (xoshiro256**, seeded by splitmix64). Same seed,
  * same stream on every machine. */
 void lc_rng_seed(uint64_t seed);
+uint64_t lc_rng_seed_value(void);              /* the seed last given (0: never seeded) */
 uint64_t lc_rng_u64(void);
 double lc_rng_uniform(void);                   /* [0, 1) with 53 random bits */
 double lc_rng_normal(void);                    /* N(0, 1), Box-Muller */
@@ -320,6 +321,10 @@ void embedding_forward(float *out, float *mask, const float *ids, const float *w
 void embedding_backward(float *dweight, const float *dout, const float *ids, int N, int D);
 /* dropout.c: out (n) = x * mask, mask (n) drawn from lc_rng: 1/(1-p) kept, 0 dropped. */
 void dropout_forward(float *out, float *mask, const float *x, size_t n, float p);
+/* The same with masks keyed per row: row b's mask depends only on (key, salt, epoch,
+ * row_ids[b]) and the position in the row. x, out, mask (B, R); row_ids (B). */
+void dropout_forward_keyed(float *out, float *mask, const float *x, size_t B, size_t R, float p,
+                           uint64_t key, uint64_t salt, uint64_t epoch, const uint64_t *row_ids);
 void dropout_backward(float *dx, const float *dout, const float *mask, size_t n);
 /* elementwise.c: out (B, T, C) = x (B, C) repeated; dx (B, C) = sum over T of dout. */
 void repeat_forward(float *out, const float *x, int B, int T, int C);

@@ -9,6 +9,7 @@
 static uint64_t state[4];
 static int have_spare;          /* Box-Muller makes normals in pairs */
 static double spare;
+static uint64_t seed_value;     /* the last seed: the key of keyed dropout masks */
 
 static uint64_t splitmix64(uint64_t *x) {
   uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
@@ -21,6 +22,7 @@ static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
 void lc_rng_seed(uint64_t seed) {
   uint64_t x = seed;
+  seed_value = seed;
   for (int i = 0; i < 4; i++) state[i] = splitmix64(&x);
   have_spare = 0;
 }
@@ -37,6 +39,8 @@ uint64_t lc_rng_u64(void) {
   state[3] = rotl(state[3], 45);
   return result;
 }
+
+uint64_t lc_rng_seed_value(void) { return seed_value; }
 
 double lc_rng_uniform(void) { return (double)(lc_rng_u64() >> 11) * 0x1.0p-53; }
 

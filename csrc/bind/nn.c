@@ -72,6 +72,37 @@ static int l_dropout_forward(lua_State *L) {
   return 0;
 }
 
+/* dropout_forward_keyed(out, mask, x, p, salt, epoch, row_ids): x, out, mask (B, ...);
+ * row_ids a Lua array of B non-negative integers (pair numbers). The key is the seed last
+ * given to luacap.seed. */
+static int l_dropout_forward_keyed(lua_State *L) {
+  lc_tensor *out = lcb_check(L, 1), *mask = lcb_check(L, 2), *x = lcb_check(L, 3);
+  lua_Number p = luaL_checknumber(L, 4);
+  lua_Number salt = luaL_checknumber(L, 5), epoch = luaL_checknumber(L, 6);
+  luaL_checktype(L, 7, LUA_TTABLE);
+  const char *fn = "dropout_forward_keyed";
+  if (!(p >= 0 && p < 1)) return luaL_error(L, "%s: rate p is %g, expected 0 <= p < 1", fn, p);
+  if (salt < 0 || epoch < 0) return luaL_error(L, "%s: salt and epoch must be >= 0", fn);
+  lcb_expect_same(L, fn, "out", out, "x", x);
+  lcb_expect_same(L, fn, "mask", mask, "x", x);
+  if (x->ndim < 1) return luaL_error(L, "%s: x needs a batch dimension", fn);
+  size_t B = (size_t)x->shape[0], R = B ? lc_numel(x) / B : 0;
+  if (lua_objlen(L, 7) != B)
+    return luaL_error(L, "%s: %d row ids for a batch of %d", fn, (int)lua_objlen(L, 7), (int)B);
+  uint64_t *ids = lua_newuserdata(L, (B ? B : 1) * sizeof *ids);
+  for (size_t b = 0; b < B; b++) {
+    lua_rawgeti(L, 7, (int)b + 1);
+    lua_Number v = lua_tonumber(L, -1);
+    if (lua_type(L, -1) != LUA_TNUMBER || v < 0 || v != (lua_Number)(uint64_t)v)
+      return luaL_error(L, "%s: row id %d is not a non-negative integer", fn, (int)b + 1);
+    ids[b] = (uint64_t)v;
+    lua_pop(L, 1);
+  }
+  dropout_forward_keyed(out->data, mask->data, x->data, B, R, (float)p, lc_rng_seed_value(),
+                        (uint64_t)salt, (uint64_t)epoch, ids);
+  return 0;
+}
+
 /* dropout_backward(dx, dout, mask): dx = dout * mask, all the same shape. */
 static int l_dropout_backward(lua_State *L) {
   lc_tensor *dx = lcb_check(L, 1), *dout = lcb_check(L, 2), *mask = lcb_check(L, 3);
@@ -265,7 +296,8 @@ static int l_adam_update(lua_State *L) {
 
 static const luaL_Reg functions[] = {
   {"embedding_forward", l_embedding_forward}, {"embedding_backward", l_embedding_backward},
-  {"dropout_forward", l_dropout_forward}, {"dropout_backward", l_dropout_backward},
+  {"dropout_forward", l_dropout_forward},
+  {"dropout_forward_keyed", l_dropout_forward_keyed}, {"dropout_backward", l_dropout_backward},
   {"repeat_forward", l_repeat_forward}, {"repeat_backward", l_repeat_backward},
   {"concat_forward", l_concat_forward}, {"concat_backward", l_concat_backward},
   {"xent_forward", l_xent_forward}, {"xent_backward", l_xent_backward},

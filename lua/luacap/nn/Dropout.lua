@@ -1,6 +1,10 @@
 -- Dropout: Keras' inverted dropout on csrc/nn/dropout.c: in training each value is kept
 -- with probability 1-p and scaled by 1/(1-p), the mask drawn from luacap's seeded
 -- generator; in evaluation it is the identity (returns its input). Any input shape.
+-- Keyed masks: while Dropout.set_keys(epoch, pair_ids) is in force (fit sets it for each
+-- training batch), row b's mask is a function of (seed, epoch, pair_ids[b], which dropout
+-- application of the batch this is) only, so a pair gets the same mask whatever batch or
+-- rank it is in (data-parallel runs, --accumulate); rows are the first dimension.
 local core = require 'luacap.core'
 local T = require 'luacap.tensor'
 local Module = require 'luacap.nn.Module'
@@ -8,6 +12,16 @@ local Module = require 'luacap.nn.Module'
 local unpack = table.unpack or unpack
 
 local Dropout = Module:extend('Dropout')
+
+-- The keys of the batch being trained (shared by every Dropout layer): nil, or
+-- {epoch =, ids = {pair number per row}, calls = dropout applications so far}.
+local keys = nil
+
+-- set_keys(epoch, pair_ids) for the next forward pass; set_keys(nil) goes back to the
+-- generator's running stream.
+function Dropout.set_keys(epoch, pair_ids)
+  keys = epoch and {epoch = epoch, ids = pair_ids, calls = 0} or nil
+end
 
 -- Dropout(p): p the fraction dropped, 0 <= p < 1 (Keras' rate).
 function Dropout:init(p)
@@ -24,7 +38,12 @@ function Dropout:forward(x)
   local shape = x:shape()
   self.out = T.ensure(self.out, unpack(shape))
   self.mask = T.ensure(self.mask, unpack(shape))   -- (x's shape): 0 or 1/(1-p)
-  core.dropout_forward(self.out, self.mask, x, self.p)
+  if keys and #keys.ids == shape[1] then
+    keys.calls = keys.calls + 1
+    core.dropout_forward_keyed(self.out, self.mask, x, self.p, keys.calls, keys.epoch, keys.ids)
+  else
+    core.dropout_forward(self.out, self.mask, x, self.p)
+  end
   return self.out
 end
 

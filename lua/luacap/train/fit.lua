@@ -4,6 +4,7 @@
 -- callbacks with named hooks). Not a scheduler framework: callbacks only set state.
 local luacap = require 'luacap'
 local callbacks = require 'luacap.train.callbacks'
+local Dropout = require 'luacap.nn.Dropout'
 
 local M = {}
 
@@ -226,6 +227,8 @@ function M.fit(opts)
       local b = train.get(idx)
       state.batch = step
       callbacks.call(cbs, 'on_batch_begin', state)
+      -- dropout masks keyed by (epoch, pair number): the same whatever the batch's split
+      Dropout.set_keys(epoch, idx)
       local logits = forward_batch(ctx, b)
       local loss = crit:forward(logits, b.y)
       if loss ~= loss or loss == math.huge then
@@ -253,6 +256,7 @@ function M.fit(opts)
       if step % 20 == 0 then collectgarbage('step', 1000) end
       if state.stop then break end    -- Keras ends the epoch when a batch hook stops training
     end
+    Dropout.set_keys(nil)
     state.logs.batch_loss = nil
     -- A NaN or exploded loss fails the epoch: its weights are not validated, logged or
     -- checkpointed (best.h5 and last.h5 keep the last good epoch's).
