@@ -1,9 +1,17 @@
--- Caption decoding: greedy, with the notebook's exact rules, batched over many images.
--- Start from 'startseq'; each step feeds the pre-padded prefix (the last max_len words),
--- takes the argmax word, stops at 'endseq' or after max_len words, or when the argmax is
--- the padding id 0 (the notebook's get_word_from_index gives None and it breaks); then
--- strips the start word and a final end word, and returns '' for two words or fewer.
--- Not beam search (see beam below), not sampling.
+-- Caption decoding, batched over many images, on one step-wise interface:
+--   state  = model:decode_start(feats)        feats (B, ...): B rows, one per image
+--   logits = model:decode_step(state, ids)    ids: Lua array of B previous ids (first step:
+--            'startseq'); returns (B, V) logits of the next token (column j = id j-1)
+--            and advances the state; the tensor may be the model's own buffer
+--   model:decode_select(state, rows)          keep/reorder/duplicate rows (1-based indices)
+--   alphas = model:decode_alphas(state)       (B, L) attention of the last step, or nil
+-- Models with these methods (models/sat.lua) decode through them; models that only have
+-- forward_image/forward_caption (seed, transformer) get them from the adapter below, whose
+-- state keeps each row's image-branch output and its prefix and re-runs forward_caption on
+-- the pre-padded prefix at every step (the notebook's rule). Call them as
+-- decode.decode_start(model, feats) etc.: the native method when the model has one.
+-- Decoders: greedy (the notebook's rules), sample (multinomial, K per image, for SCST),
+-- beam (see below).
 local luacap = require 'luacap'
 
 local M = {}
@@ -46,64 +54,231 @@ local function prefix_ids(prefixes, max_len)
 end
 M.prefix_ids = prefix_ids
 
--- greedy(model, feats, tok, opts) -> list of caption strings (one per row of feats).
---   feats (N, F): image features (or, with opts.encoder, images (N, H, W, 3)).
---   opts.batch (64): images decoded together; opts.max_len: the model's by default.
-function M.greedy(model, feats, tok, opts)
-  opts = opts or {}
-  local vocab = opts.vocab or M.vocab_of(tok)
-  local max_len = opts.max_len or model.cfg.max_len
+-- The adapter ------------------------------------------------------------------------
+-- state = {rows = (B, ...) image-branch output (a copy), prefixes = {B id lists}, window}
+local adapter = {}
+
+function adapter.start(model, feats)
+  local rows = model:forward_image(feats):clone()
+  local prefixes = {}
+  for b = 1, rows:size(1) do prefixes[b] = {} end
+  return {rows = rows, prefixes = prefixes, window = model.cfg.max_len}
+end
+
+function adapter.step(model, state, ids)
+  local B = #state.prefixes
+  if type(ids) ~= 'table' or #ids ~= B then
+    error(string.format('decode_step: expected a Lua array of %d ids, got %s', B,
+      type(ids) == 'table' and #ids .. ' ids' or type(ids)), 3)
+  end
+  for b = 1, B do
+    local p = state.prefixes[b]
+    p[#p + 1] = ids[b]
+  end
+  return model:forward_caption(state.rows, prefix_ids(state.prefixes, state.window))
+end
+
+function adapter.select(_, state, rows)
+  local B = #state.prefixes
+  local prefixes = {}
+  for k, r in ipairs(rows) do
+    if type(r) ~= 'number' or r < 1 or r > B or r % 1 ~= 0 then
+      error(string.format('decode_select: row %d is %s, expected 1..%d', k, tostring(r), B), 3)
+    end
+    prefixes[k] = {unpack(state.prefixes[r])}
+  end
+  if #rows > 0 then
+    local shape = state.rows:shape()
+    shape[1] = #rows
+    local new = luacap.zeros(shape)
+    luacap.core.gather(new, state.rows, rows)
+    state.rows = new
+  end
+  state.prefixes = prefixes
+end
+M.adapter = adapter
+
+-- The interface, native when the model has it, else the adapter's.
+function M.decode_start(model, feats)
+  if model.decode_start then return model:decode_start(feats) end
+  return adapter.start(model, feats)
+end
+function M.decode_step(model, state, ids)
+  if model.decode_step then return model:decode_step(state, ids) end
+  return adapter.step(model, state, ids)
+end
+function M.decode_select(model, state, rows)
+  if model.decode_select then return model:decode_select(state, rows) end
+  return adapter.select(model, state, rows)
+end
+function M.decode_alphas(model, state)
+  if model.decode_alphas then return model:decode_alphas(state) end
+  return nil
+end
+
+-- Image features of one chunk (through opts.encoder when given), model in evaluation mode.
+local function chunks(model, feats, opts)
   local B = opts.batch or 64
   local N = feats:size(1)
   model:evaluate()
   if opts.encoder then opts.encoder:train(false) end
-  local out = {}
-  for first = 1, N, B do
+  local first = 1 - B
+  return function()
+    first = first + B
+    if first > N then return nil end
     local count = math.min(B, N - first + 1)
     local chunk = feats:narrow(first, count)
-    local f = opts.encoder and opts.encoder:forward(chunk) or chunk
-    local fe4 = model:forward_image(f):clone()
-    local words = {}
-    local prefixes = {}
-    local active = {}
+    return first, count, opts.encoder and opts.encoder:forward(chunk) or chunk
+  end
+end
+
+-- greedy(model, feats, tok, opts) -> list of caption strings (one per row of feats).
+--   feats (N, ...): image features (or, with opts.encoder, images (N, H, W, 3)).
+--   opts.batch (64): images decoded together; opts.max_len: the model's by default.
+-- Start from 'startseq'; each step takes the argmax word, stops at 'endseq' or after
+-- max_len words, or when the argmax is the padding id 0 or an id with no word (the
+-- notebook's get_word_from_index gives None and it breaks); then strips as finish does.
+-- Rows that stop leave the state (decode_select), so each step runs the live rows only.
+function M.greedy(model, feats, tok, opts)
+  opts = opts or {}
+  local vocab = opts.vocab or M.vocab_of(tok)
+  local max_len = opts.max_len or model.cfg.max_len
+  local out = {}
+  for first, count, f in chunks(model, feats, opts) do
+    local state = M.decode_start(model, f)
+    local words, active, ids = {}, {}, {}
     for i = 1, count do
-      prefixes[i] = {vocab.start}
       words[i] = {'startseq'}
       active[i] = i
+      ids[i] = vocab.start
     end
-    local fe4_rows
     for _ = 1, max_len do
       if #active == 0 then break end
-      local act_prefixes = {}
-      for k, i in ipairs(active) do act_prefixes[k] = prefixes[i] end
-      local ids = prefix_ids(act_prefixes, max_len)
-      local fe
-      if #active == count then
-        fe = fe4
-      else
-        local shape = fe4:shape()
-        shape[1] = #active
-        fe4_rows = (fe4_rows and fe4_rows:size(1) == #active) and fe4_rows or luacap.zeros(shape)
-        luacap.core.gather(fe4_rows, fe4, active)
-        fe = fe4_rows
-      end
-      local logits = model:forward_caption(fe, ids)
+      local logits = M.decode_step(model, state, ids)
       local best = logits:argmax(2):flat()
-      local still = {}
+      local still, keep, next_ids = {}, {}, {}
       for k, i in ipairs(active) do
         local id = best[k] - 1      -- column k is token id k-1
         local w = vocab.index_word[id]
         if id ~= 0 and w then
-          prefixes[i][#prefixes[i] + 1] = id
           words[i][#words[i] + 1] = w
-          if id ~= vocab.stop then still[#still + 1] = i end
+          if id ~= vocab.stop then
+            still[#still + 1], keep[#keep + 1], next_ids[#next_ids + 1] = i, k, id
+          end
         end
       end
-      active = still
+      if #still > 0 and #still < #active then M.decode_select(model, state, keep) end
+      active, ids = still, next_ids
     end
     for i = 1, count do out[first + i - 1] = M.finish(words[i], 'endseq') end
   end
   return out
+end
+
+-- A seeded uniform generator in [0, 1) (xorshift32, Marsaglia 2003), kept apart from
+-- luacap's own generator so that sampling does not shift training's random stream.
+local function xorshift(seed)
+  local x = bit.tobit(seed * 2654435761 % 4294967296)
+  if x == 0 then x = 0x6d2b79f5 end
+  return function()
+    x = bit.bxor(x, bit.lshift(x, 13))
+    x = bit.bxor(x, bit.rshift(x, 17))
+    x = bit.bxor(x, bit.lshift(x, 5))
+    return (x % 4294967296) / 4294967296
+  end
+end
+M.xorshift = xorshift
+
+-- sample(model, feats, tok, opts) -> samples, captions
+--   opts.k (1): samples per image; opts.temperature (1): the logits are divided by it;
+--   opts.seed: a seeded generator of its own (else opts.rng, a function giving [0, 1),
+--   else luacap.random); opts.batch (64) images per chunk; opts.max_len; opts.encoder.
+-- samples[i][s] = {ids = generated ids ('endseq' included when drawn),
+--   logprobs = {log p of each id under the sampling distribution}};
+-- captions[i][s] the stripped caption string (as finish strips it).
+-- Each row draws from softmax(logits / temperature) over the ids that have a word and are
+-- not padding (the ids greedy would stop at are masked, as beam masks them); a row stops
+-- at 'endseq' or after max_len ids. The K samples of an image are K rows of one state
+-- (decode_select duplicates the image's row), so a chunk's K * count rows run together.
+function M.sample(model, feats, tok, opts)
+  opts = opts or {}
+  local vocab = opts.vocab or M.vocab_of(tok)
+  local max_len = opts.max_len or model.cfg.max_len
+  local K = opts.k or 1
+  if type(K) ~= 'number' or K < 1 or K % 1 ~= 0 then
+    error('decode.sample: k must be a positive integer, got ' .. tostring(K), 2)
+  end
+  local temp = opts.temperature or 1
+  if type(temp) ~= 'number' or not (temp > 0) then
+    error('decode.sample: temperature must be a positive number, got ' .. tostring(temp), 2)
+  end
+  local rng = opts.seed and xorshift(opts.seed) or opts.rng or luacap.random
+  local samples, captions = {}, {}
+  local allowed, V_allowed
+  for first, count, f in chunks(model, feats, opts) do
+    local state = M.decode_start(model, f)
+    local rows, active, ids, hyps = {}, {}, {}, {}
+    for i = 1, count do
+      samples[first + i - 1], captions[first + i - 1] = {}, {}
+      for s = 1, K do
+        local r = #rows + 1
+        rows[r], active[r], ids[r] = i, r, vocab.start
+        hyps[r] = {ids = {}, logprobs = {}}
+        samples[first + i - 1][s] = hyps[r]
+      end
+    end
+    if K > 1 then M.decode_select(model, state, rows) end
+    for _ = 1, max_len do
+      if #active == 0 then break end
+      local logits = M.decode_step(model, state, ids)
+      local V = logits:size(2)
+      if V_allowed ~= V then
+        allowed, V_allowed = {}, V
+        for j = 1, V do allowed[j] = j > 1 and vocab.index_word[j - 1] ~= nil end
+      end
+      local flat = logits:flat()
+      local still, keep, next_ids = {}, {}, {}
+      local p = {}
+      for k, r in ipairs(active) do
+        local base = (k - 1) * V
+        local mx = -math.huge
+        for j = 1, V do
+          if allowed[j] and flat[base + j] / temp > mx then mx = flat[base + j] / temp end
+        end
+        local total = 0
+        for j = 1, V do
+          local e = allowed[j] and math.exp(flat[base + j] / temp - mx) or 0
+          p[j] = e
+          total = total + e
+        end
+        local u, acc, col = rng() * total, 0, nil
+        for j = 1, V do
+          if p[j] > 0 then
+            acc = acc + p[j]
+            col = j
+            if u < acc then break end
+          end
+        end
+        local id = col - 1
+        local h = hyps[r]
+        h.ids[#h.ids + 1] = id
+        h.logprobs[#h.logprobs + 1] = math.log(p[col] / total)
+        if id ~= vocab.stop then
+          still[#still + 1], keep[#keep + 1], next_ids[#next_ids + 1] = r, k, id
+        end
+      end
+      if #still > 0 and #still < #active then M.decode_select(model, state, keep) end
+      active, ids = still, next_ids
+    end
+    for i = 1, count do
+      for s, h in ipairs(samples[first + i - 1]) do
+        local words = {'startseq'}
+        for t, id in ipairs(h.ids) do words[t + 1] = vocab.index_word[id] end
+        captions[first + i - 1][s] = M.finish(words, 'endseq')
+      end
+    end
+  end
+  return samples, captions
 end
 
 -- The k best allowed columns of one logits row, best first: (logit, column) pairs, ties to
