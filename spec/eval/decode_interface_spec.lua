@@ -181,7 +181,7 @@ local function script_model()
   local model = {cfg = {max_len = 3}}
   function model.evaluate() end
   function model.forward_image(_, feats) return feats:clone() end
-  function model.forward_caption(_, fe, ids)
+  function model.forward_caption(_, _, ids)
     local n, T = ids:size(1), ids:size(2)
     local out = luacap.zeros(n, 6)
     for r = 1, n do
