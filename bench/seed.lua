@@ -145,10 +145,10 @@ function M.decode_bench(m, N, batch, reps)
   local vocab = decode.vocab_of(tok)
   local count = {steps = 0, flops = 0}
   local plain = m.forward_caption
-  m.forward_caption = function(self, fe4, ids)
+  m.forward_caption = function(self, fe4, ids, ...)
     count.steps = count.steps + ids:size(1)
     count.flops = count.flops + caption_flops(self.cfg, ids:size(1), real_steps(ids))
-    return plain(self, fe4, ids)
+    return plain(self, fe4, ids, ...)
   end
   local ts, rates, steps = {}, {}, {}
   for r = 0, reps do

@@ -286,6 +286,10 @@ void shift_gather(float *out, const float *src, const int *rep, const int *shift
                   int B, int T, int W);
 void shift_scatter_add(float *dsrc, const float *dout, const int *rep, const int *shift,
                        int B, int T, int W);
+/* out[b, t] = src[rep[b], t + 1] for t < T - 1, out[b, T - 1] = last[b] (B, W): a prefix
+ * one token longer than its parent (decoding). */
+void shift_append(float *out, const float *src, const int *rep, const float *last,
+                  int B, int T, int W);
 
 /* additive_attention.c: Show-Attend-Tell's soft attention step (see the file's header).
  *   encp (B, L, A) = a W_e + b_e   hp (B, A) = h_{t-1} W_h   w (A)   feats a (B, L, D)

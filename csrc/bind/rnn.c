@@ -319,8 +319,36 @@ static int shift_impl(lua_State *L, int scatter) {
 static int l_shift_gather(lua_State *L) { return shift_impl(L, 0); }
 static int l_shift_scatter_add(lua_State *L) { return shift_impl(L, 1); }
 
+/* shift_append(out (B, T, W), src (R, T, W), rep, last (B, W)); rep a Lua array of 1-based
+ * rows of src. */
+static int l_shift_append(lua_State *L) {
+  const char *fn = "shift_append";
+  lc_tensor *out = lcb_check(L, 1), *src = lcb_check(L, 2), *last = lcb_check(L, 4);
+  if (out->ndim != 3 || src->ndim != 3 || out->shape[1] != src->shape[1]
+      || out->shape[2] != src->shape[2])
+    return luaL_error(L, "%s: expected out (B, T, W) and src (R, T, W)", fn);
+  int64_t wl[2] = {out->shape[0], out->shape[2]};
+  lcb_expect_shape(L, fn, "last", last, 2, wl, "(B, W)");
+  int n = (int)out->shape[0];
+  luaL_checktype(L, 3, LUA_TTABLE);
+  if ((int)lua_objlen(L, 3) != n) return luaL_error(L, "%s: rep must list %d rows", fn, n);
+  int *rs = lua_newuserdata(L, (size_t)n * sizeof(int) + 1);   /* freed by the GC */
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, 3, i);
+    lua_Number r = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    if (r != (lua_Number)(int64_t)r || r < 1 || r > (lua_Number)src->shape[0])
+      return luaL_error(L, "%s: rep[%d] = %g is not a row of src (1..%d)", fn, i, (double)r,
+                        (int)src->shape[0]);
+    rs[i - 1] = (int)r - 1;
+  }
+  shift_append(out->data, src->data, rs, last->data, n, (int)out->shape[1], (int)out->shape[2]);
+  return 0;
+}
+
 static const luaL_Reg functions[] = {
   {"shift_gather", l_shift_gather}, {"shift_scatter_add", l_shift_scatter_add},
+  {"shift_append", l_shift_append},
   {"lstm_forward", l_lstm_forward}, {"lstm_forward_ref", l_lstm_forward_ref},
   {"lstm_backward", l_lstm_backward}, {"lstm_backward_ref", l_lstm_backward_ref},
   {"lstm_step", l_lstm_step}, {"orthogonal", l_orthogonal},

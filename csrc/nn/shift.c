@@ -47,3 +47,17 @@ void shift_scatter_add(float *dsrc, const float *dout, const int *rep, const int
     }
   }
 }
+
+/* Decoding: a prefix one token longer than its parent's. out (B, T, W), src (R, T, W) the
+ * parents' sequences, rep (B) 0-based parent rows, last (B, W) the new step's values:
+ * out[b, t] = src[rep[b], t + 1] for t < T - 1 (the pre-padded sequence moves one step
+ * left), out[b, T - 1] = last[b]. */
+void shift_append(float *out, const float *src, const int *rep, const float *last,
+                  int B, int T, int W) {
+#pragma omp parallel for schedule(static) if ((size_t)B * T * W >= PAR_MIN_WORK)
+  for (int b = 0; b < B; b++) {
+    float *out_b = out + (size_t)b * T * W;
+    if (T > 1) memcpy(out_b, src + (size_t)rep[b] * T * W + W, (size_t)(T - 1) * W * sizeof(float));
+    memcpy(out_b + (size_t)(T - 1) * W, last + (size_t)b * W, (size_t)W * sizeof(float));
+  }
+}
