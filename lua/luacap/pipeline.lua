@@ -24,9 +24,13 @@ function M.ensure_shapes(opt)
   local dir = opt.shapes_dir or paths.join(paths.cwd(), 'data', 'shapes')
   local marker = paths.join(dir, 'captions.txt')
   local meta = paths.join(dir, 'generator.json')
-  local want = cjson.encode({n = opt.n_images, size = opt.shapes_size, seed = opt.data_seed,
-    max_shapes = opt.max_shapes or 3})
-  if paths.is_file(marker) and util.read_file(meta) == want then return dir end
+  local spec = {n = opt.n_images, size = opt.shapes_size, seed = opt.data_seed, max_shapes = opt.max_shapes or 3}
+  local want = cjson.encode(spec)
+  -- compared field by field: cjson's key order may differ between processes (--distributed ranks)
+  local okm, have = pcall(cjson.decode, util.read_file(meta) or '')
+  local same = okm and type(have) == 'table'
+  for k, v in pairs(spec) do same = same and have[k] == v end
+  if paths.is_file(marker) and same then return dir end
   log(opt, 'Generating the synthetic shapes dataset (%d images of %dx%d) in %s',
     opt.n_images, opt.shapes_size, opt.shapes_size, dir)
   local t0 = util.now()
@@ -286,17 +290,32 @@ end
 -- run(opt): the whole job; returns a summary table (metrics, history, paths).
 function M.run(opt)
   local t_start = util.now()
+  -- --distributed (docs/distributed.md): every rank runs this function alike; rank 0 alone
+  -- prints, writes files, checkpoints and scores; `first(fn)` runs fn on rank 0, then on
+  -- the others once rank 0 is done (files rank 0 makes that the others read).
+  local dist = opt.distributed and require('luacap.train.distributed').from_options(opt) or nil
+  local rank0 = not dist or dist.rank == 0
+  local function first(fn)
+    if not dist then return fn() end
+    if dist.rank == 0 then
+      local r = {fn()}
+      dist.mpi.barrier()
+      return unpack(r)
+    end
+    dist.mpi.barrier()
+    return fn()
+  end
   luacap.seed(opt.seed)
   if opt.threads then luacap.set_threads(opt.threads) end
   opt.out = opt.out or paths.output_dir()
   opt.resize = opt.resize or 'bilinear'    -- how a trainable encoder's images are resized
   local dirs, derr = paths.output_dirs(opt.out)
   if not dirs then error('cannot create the output folders: ' .. tostring(derr), 0) end
-  local dir = opt.data or M.ensure_shapes(opt)
+  local dir = opt.data or first(function() return M.ensure_shapes(opt) end)
   luacap.seed(opt.seed)
   local data = M.load_data(opt, dir)
   local enc, enc_name = M.choose_encoder(opt)
-  local X, _, index = M.prepare_inputs(opt, data, enc, enc_name)
+  local X, _, index = first(function() return M.prepare_inputs(opt, data, enc, enc_name) end)
   local max_len = data.max_len
   local train_p = pairs_.build(data.train, data.captions, data.tok, max_len)
   local val_p = pairs_.build(data.val, data.captions, data.tok, max_len)
@@ -324,7 +343,8 @@ function M.run(opt)
       min_delta = 1e-4, verbose = opt.quiet and 0 or 1},
     cbs.EarlyStopping{monitor = 'val_loss', patience = opt.es_patience, restore_best_weights = true,
       verbose = opt.quiet and 0 or 1},
-    cbs.CSVLogger{path = paths.join(dirs.results, 'training_log.csv'), append = opt.resume and true or false},
+    cbs.CSVLogger{path = rank0 and paths.join(dirs.results, 'training_log.csv') or '/dev/null',
+      append = opt.resume and true or false},
   }
   -- What fit trains, and the same list's values in a model file loaded with ckpt.load.
   local fit_mod = luacap.train.fit
@@ -345,6 +365,7 @@ function M.run(opt)
     return b
   end
   local function save(path)
+    if not rank0 then return end
     local ok, err = ckpt.save(path, bundle())
     if not ok then log(opt, 'Could not save %s: %s', path, tostring(err)) end
   end
@@ -386,8 +407,10 @@ function M.run(opt)
     verbose = opt.quiet and 0 or 1, save = save, clip_norm = opt.clip_norm,
     group_images = opt.group_images, shuffle = not opt.no_shuffle,
     share_image_branch = opt.share_image_branch,
+    dist = dist,
     on_epoch_saved = function(st, cur, vcur)
       -- after every epoch: a resumable checkpoint and the history so far
+      if not rank0 then return end
       local cb_states = {}
       for i, cb in ipairs(list) do cb_states[i] = cb.get_state and cb.get_state() or false end
       local ok, err = ckpt.save(last_path, bundle{optimizer = optimizer, train_state = {
@@ -407,9 +430,12 @@ function M.run(opt)
       ' Try a lower --lr or --clip-norm.', 0)
   end
   save(final_path)
-  util.write_file(history_path, util.json_pretty(hist))
-  try_draw(opt, 'the loss curve', luacap.report.loss_curve,
-    paths.join(dirs.results, 'train_val_loss_curve.png'), hist)
+  if rank0 then
+    util.write_file(history_path, util.json_pretty(hist))
+    try_draw(opt, 'the loss curve', luacap.report.loss_curve,
+      paths.join(dirs.results, 'train_val_loss_curve.png'), hist)
+  end
+  if dist then dist.mpi.barrier() end   -- best.h5 and final.h5 are written
 
   -- Captions of the test split, with the best checkpoint's weights (as best.h5 holds them).
   if opt.decode_with ~= 'final' and paths.is_file(best_path) then
@@ -420,12 +446,19 @@ function M.run(opt)
   if opt.max_test and #test_ids > opt.max_test then
     test_ids = {unpack(test_ids, 1, opt.max_test)}
   end
-  local Xtest = luacap.zeros((function() local s = X:shape(); s[1] = #test_ids; return s end)())
-  luacap.core.gather(Xtest, X, M.rows_of(index, test_ids))
+  -- with --distributed each rank decodes its contiguous share; every rank gets all
+  local my_ids = dist and dist:part(test_ids) or test_ids
+  local Xtest = luacap.zeros((function() local s = X:shape(); s[1] = math.max(#my_ids, 1); return s end)())
+  if #my_ids > 0 then luacap.core.gather(Xtest:narrow(1, #my_ids), X, M.rows_of(index, my_ids)) end
+  Xtest = Xtest:narrow(1, math.max(#my_ids, 1))
+  local function shared_decode(fn)
+    local p = #my_ids > 0 and fn() or {}
+    return dist and dist:gather(p) or p
+  end
   local t0 = util.now()
   local decode = require 'luacap.eval.decode'
-  local preds = decode.greedy(model, Xtest, data.tok, {batch = opt.decode_batch,
-    encoder = enc.trainable and enc or nil, encoder_frozen = not enc.trainable})
+  local preds = shared_decode(function() return decode.greedy(model, Xtest, data.tok, {batch = opt.decode_batch,
+    encoder = enc.trainable and enc or nil, encoder_frozen = not enc.trainable}) end)
   local decode_s = util.now() - t0
   log(opt, 'Decoded %d test images in %.1f s (%.1f ms per image)', #test_ids, decode_s,
     1000 * decode_s / math.max(#test_ids, 1))
@@ -443,13 +476,17 @@ function M.run(opt)
   -- beyond the notebook: the same test split with beam search
   if (opt.beam or 0) > 1 then
     local tb = util.now()
-    local beam_preds = decode.beam(model, Xtest, data.tok, {beam = opt.beam, batch = opt.decode_batch,
-      encoder = enc.trainable and enc or nil})
+    local beam_preds = shared_decode(function() return decode.beam(model, Xtest, data.tok,
+      {beam = opt.beam, batch = opt.decode_batch, encoder = enc.trainable and enc or nil}) end)
     local bm = M.score(data, test_ids, beam_preds)
     bm.beam = opt.beam
     out_metrics.beam_search = bm
     log(opt, 'Beam search (width %d) in %.1f s: BLEU-4 %.4f (greedy %.4f)', opt.beam,
       util.now() - tb, bm['BLEU-4'], metrics['BLEU-4'])
+  end
+  if not rank0 then    -- the other ranks have decoded their shares; rank 0 writes
+    return {metrics = metrics, baseline = baseline, history = hist, preds = preds, test_ids = test_ids,
+      state = state, dirs = dirs, data = data, model = model, encoder = enc, rank = dist.rank}
   end
   util.write_file(paths.join(dirs.results, 'bleu_metrics.json'), util.json_pretty(out_metrics))
   for _, k in ipairs(M.METRICS) do

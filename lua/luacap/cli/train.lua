@@ -68,6 +68,8 @@ function M.parser(prog)
     'batches drawn from groups of images (--group-images, default 1).')
   parser:option('--clip-norm', 'Clip the global gradient norm to this (off by default, as Keras).'):convert(tonumber)
   parser:flag('--resume', 'Resume from <out>/models/last.h5 (weights, optimizer, callbacks, data position).')
+  parser:flag('--distributed', 'Data-parallel training under mpirun (docs/distributed.md): --batch-size is ' ..
+    'the global batch, rank 0 writes every file.')
   parser:flag('--strict', 'Stop at the first malformed caption line instead of skipping it.')
   parser:flag('--quiet', 'Print only errors.')
   return parser
@@ -84,7 +86,8 @@ end
 function M.main(argv, prog)
   prog = prog or 'luacap-train'
   local opt = M.options(M.parser(prog):parse(argv))
-  if not opt.quiet then
+  local rank = tonumber(os.getenv('OMPI_COMM_WORLD_RANK') or os.getenv('PMI_RANK') or '0') or 0
+  if not opt.quiet and not (opt.distributed and rank > 0) then
     local keys = {}
     for k in pairs(opt) do keys[#keys + 1] = k end
     table.sort(keys)
@@ -95,9 +98,15 @@ function M.main(argv, prog)
   if not ok then
     -- errors raised with level 0 are messages for the user; others keep their traceback
     local msg = tostring(err)
-    io.stderr:write(prog, ': ', os.getenv('LUACAP_DEBUG') and msg or cli_args.user_message(msg), '\n')
+    msg = os.getenv('LUACAP_DEBUG') and msg or cli_args.user_message(msg)
+    -- one rank's failure ends the whole job (no rank left waiting in a collective)
+    if opt.distributed and package.loaded['luacap.mpi'] and package.loaded['luacap.mpi'].initialized() then
+      package.loaded['luacap.mpi'].fail(prog .. ': ' .. msg)
+    end
+    io.stderr:write(prog, ': ', msg, '\n')
     return 1
   end
+  if opt.distributed then require('luacap.mpi').finalize() end
   return 0
 end
 

@@ -30,6 +30,8 @@ local function progress(opts)
   end
 end
 
+local unpack = table.unpack or unpack
+
 local function now() return require('luacap.util').now() end
 
 -- Copies of every parameter value (EarlyStopping's best weights), and back.
@@ -85,6 +87,30 @@ local function backward_encoder(ctx, dfeats)
   ctx.encoder:backward(ctx.X, dfu)
 end
 
+-- One data-parallel step's gradients (opts.dist, train/distributed.lua): this rank's
+-- contiguous share of the global batch idx forward and backward, then allreduce of the
+-- gradients scaled by share / batch (the model's started before a trainable encoder's
+-- backward runs). Leaves the summed gradients in params; returns the global batch's mean
+-- loss, the same on every rank (a NaN on any rank makes it NaN everywhere).
+local function distributed_grads(ctx, dist, idx, source, params)
+  local mine = dist:part(idx)
+  for _, p in ipairs(params) do p.grad:zero() end
+  local w = #mine / #idx
+  local loss, dfeats = 0, nil
+  if #mine > 0 then
+    local b = source.get(mine)
+    Dropout.set_keys(ctx.epoch, mine)
+    loss = ctx.crit:forward(forward_batch(ctx, b), b.y)
+    dfeats = ctx.model:backward(ctx.crit:backward())
+  end
+  local h = dist:start_grads(ctx.model_params, w, loss)
+  if ctx.encoder_params then
+    if dfeats then backward_encoder(ctx, dfeats) end
+    dist:allreduce_grads(ctx.encoder_params, w)
+  end
+  return dist:finish_grads(h)
+end
+
 local function identity(n)
   local t = {}
   for i = 1, n do t[i] = i end
@@ -122,8 +148,9 @@ function M.grouped_order(source, G)
   return order
 end
 
--- Mean loss over a batch source (evaluation mode, no gradients); steps optional.
-function M.evaluate(ctx, source, batch_size, steps, cursor)
+-- Mean loss over a batch source (evaluation mode, no gradients); steps optional. With
+-- dist, each rank evaluates its share of every batch and the sums are added over ranks.
+function M.evaluate(ctx, source, batch_size, steps, cursor, dist)
   ctx.model:evaluate()
   if ctx.encoder then ctx.encoder:train(false) end
   local n = source.n
@@ -138,13 +165,17 @@ function M.evaluate(ctx, source, batch_size, steps, cursor)
       pos = pos + 1
     end
     if #idx == 0 then break end
-    local b = source.get(idx)
-    local logits = forward_batch(ctx, b)
-    local loss = ctx.crit:forward(logits, b.y)
-    sum = sum + loss * #idx
-    count = count + #idx
+    if dist then idx = dist:part(idx) end
+    if #idx > 0 then
+      local b = source.get(idx)
+      local logits = forward_batch(ctx, b)
+      local loss = ctx.crit:forward(logits, b.y)
+      sum = sum + loss * #idx
+      count = count + #idx
+    end
   end
   if cursor then cursor.pos = pos % math.max(n, 1) end
+  if dist then sum, count = unpack(dist:sum({sum, count})) end
   return count > 0 and sum / count or 0 / 0
 end
 
@@ -165,7 +196,9 @@ end
 --   share_image_branch = false (models with forward_shared: image branch once per image of
 --   the batch, shared caption prefixes; group_images defaults to 1 then),
 --   initial_epoch = 0, save = function(path, state) (for checkpoints),
---   verbose = 1, max_loss_factor = 10}
+--   verbose = 1, max_loss_factor = 10,
+--   dist = train.distributed.new(mpi) (data-parallel: every rank calls fit alike; rank 0's
+--   weights are broadcast first; batch_size is the global batch)}
 -- Returns history {loss = {...}, val_loss = {...}, lr = {...}} and the final state
 -- (state.stop_reason says why it stopped early; state.failed when the loss was NaN or
 -- exploded, in which case that epoch is not validated, logged or checkpointed).
@@ -182,6 +215,12 @@ function M.fit(opts)
   local params = M.trained_params(model, train_encoder and encoder or nil)
   local ctx = {model = model, encoder = encoder, inputs = inputs, crit = crit,
     share = opts.share_image_branch and model.forward_shared and true or nil}
+  local dist = opts.dist
+  if dist then
+    ctx.model_params = model:parameters()
+    ctx.encoder_params = train_encoder and require('luacap.nn.Module').prefixed('encoder', encoder) or nil
+    dist:broadcast_params(params)
+  end
   -- shared work needs pairs of one image in one batch: groups of one image by default
   local group_images = opts.group_images or (ctx.share and 1 or nil)
   local history = opts.history or {loss = {}, val_loss = {}, lr = {}}
@@ -224,13 +263,18 @@ function M.fit(opts)
         cursor.pos = cursor.pos + 1
         idx[i] = cursor.order[cursor.pos]
       end
-      local b = train.get(idx)
       state.batch = step
+      ctx.epoch = epoch
       callbacks.call(cbs, 'on_batch_begin', state)
-      -- dropout masks keyed by (epoch, pair number): the same whatever the batch's split
-      Dropout.set_keys(epoch, idx)
-      local logits = forward_batch(ctx, b)
-      local loss = crit:forward(logits, b.y)
+      local loss
+      if dist then
+        loss = distributed_grads(ctx, dist, idx, train, params)
+      else
+        -- dropout masks keyed by (epoch, pair number): the same whatever the batch's split
+        Dropout.set_keys(epoch, idx)
+        local b = train.get(idx)
+        loss = crit:forward(forward_batch(ctx, b), b.y)
+      end
       if loss ~= loss or loss == math.huge then
         state.stop, state.failed = true, true
         state.stop_reason = string.format('loss is %s at epoch %d step %d', tostring(loss), epoch, step)
@@ -243,9 +287,11 @@ function M.fit(opts)
           loss, opts.max_loss_factor or 10, first_loss)
         break
       end
-      for _, p in ipairs(params) do p.grad:zero() end
-      local dfeats = model:backward(crit:backward())
-      if train_encoder then backward_encoder(ctx, dfeats) end
+      if not dist then
+        for _, p in ipairs(params) do p.grad:zero() end
+        local dfeats = model:backward(crit:backward())
+        if train_encoder then backward_encoder(ctx, dfeats) end
+      end
       if opts.clip_norm then luacap.optim.clip_grad_norm(params, opts.clip_norm) end
       optimizer:step(params)
       loss_sum, seen, steps_done = loss_sum + loss * #idx, seen + #idx, step
@@ -267,7 +313,7 @@ function M.fit(opts)
     show(steps_done, steps_per_epoch, state.logs.loss, state.pairs_per_s, elapsed, true)
     if opts.val then
       state.logs.val_loss = M.evaluate(ctx, opts.val, bs, opts.validation_steps,
-        opts.validation_steps and val_cursor or nil)
+        opts.validation_steps and val_cursor or nil, dist)
     end
     local lr_used = optimizer.lr      -- the epoch's rate, before any callback changes it
     callbacks.call(cbs, 'on_epoch_end', state)

@@ -1,0 +1,102 @@
+-- Specs for data-parallel fit (lua/luacap/train/distributed.lua, fit's dist option) on 2
+-- local ranks under mpirun and timeout: the seed model with dropout trained 20 steps on 2
+-- ranks with global batch 32 ends with the weights (and losses) of one process with batch
+-- 32. Pending when mpirun or mpi_core.so is missing (see spec/helpers/mpi.lua).
+local H = require 'spec.helpers.mpi'
+local U = require 'spec.helpers.util'
+
+local function numbers(path)
+  local t = {}
+  for line in io.lines(path) do t[#t + 1] = tonumber(line) end
+  return t
+end
+
+-- the largest |a - b| / max(1, |a|) (the specs' relative tolerance) and the norm ratio
+local function compare(a, b)
+  assert.equal(#a, #b)
+  local worst, dd, aa = 0, 0, 0
+  for i = 1, #a do
+    local d = math.abs(a[i] - b[i])
+    worst = math.max(worst, d / math.max(1, math.abs(a[i])))
+    dd, aa = dd + d * d, aa + a[i] * a[i]
+  end
+  return worst, math.sqrt(dd / aa)
+end
+
+describe('data-parallel fit on 2 ranks', function()
+  if not H.usable() then
+    pending('skipped: ' .. H.why_not())
+    return
+  end
+
+  it('20 steps of the seed model with dropout: 2 ranks x global batch 32 = 1 process x batch 32 (1e-5)',
+    function()
+      local dir = U.tmpdir()
+      local one, two, half = dir .. '/one.txt', dir .. '/two.txt', dir .. '/half.txt'
+      local out, ok = H.run(2, 'spec/mpi/fit_equal.lua', 'dist ' .. two, 60)
+      assert(ok, out)
+      assert(os.execute('luajit spec/mpi/fit_equal.lua single ' .. one .. ' >/dev/null 2>&1'))
+      assert(os.execute('luajit spec/mpi/fit_equal.lua single ' .. half .. ' 16 >/dev/null 2>&1'))
+      local a, b, c = numbers(one), numbers(two), numbers(half)
+      assert.truthy(#a > 4000)
+      local worst, rel = compare(a, b)
+      assert.truthy(worst <= 1e-5, 'largest difference ' .. worst)
+      assert.truthy(rel <= 1e-5, 'relative norm of the difference ' .. rel)
+      -- the comparison can fail: another batch size (other updates) is far from it
+      local w2 = compare(a, c)
+      assert.truthy(w2 > 1e-3, 'batch 16 differs by only ' .. w2)
+      if os.getenv('LUACAP_MPI_SPEC_VERBOSE') then
+        print(string.format('fit: 2 ranks vs 1 process %.3g (norm %.3g); batch 16 vs 32 %.3g', worst, rel, w2))
+      end
+      os.execute('rm -rf "' .. dir .. '"')
+    end)
+
+  it('a 2-rank run stopped after epoch 1 resumes with --resume on 1 and on 2 ranks to the weights ' ..
+     'of an uninterrupted 2-rank run', function()
+    local dir = U.tmpdir()
+    local args = ' --n-images 30 --shapes-size 32 --image-size 16 --embed-dim 8 --units 8 --img-dense 8' ..
+      ' --dec-dense 8 --feat-dim 8 --encoder smallcnn --dropout 0.3 --beam 0 --max-test 4 --threads 1' ..
+      ' --batch-size 16 --steps-per-epoch 6 --validation-steps 2 --quiet --shapes-dir ' .. dir .. '/shapes'
+    local function train(n, out, extra)
+      local cmd = 'examples/train.lua --out ' .. dir .. '/' .. out .. args .. ' ' .. extra
+      if n == 1 then
+        assert(os.execute('luajit ' .. cmd .. ' >' .. dir .. '/log 2>&1'), U.read(dir .. '/log'))
+      else
+        local log, ok = H.run(n, cmd .. ' --distributed', nil, 90)
+        assert(ok, log)
+      end
+    end
+    train(2, 'full', '--epochs 3')
+    -- "killed after epoch 1": resuming reads only models/last.h5, as an --epochs 1 run leaves it
+    train(2, 'cut', '--epochs 1')
+    assert(os.execute('cp -r ' .. dir .. '/cut ' .. dir .. '/cut1 && cp -r ' .. dir .. '/cut ' .. dir .. '/ep1'))
+    train(2, 'cut', '--epochs 3 --resume')
+    train(1, 'cut1', '--epochs 3 --resume')
+    local ckpt = require 'luacap.train.checkpoint'
+    local function weights(out, epoch)
+      local b = assert(ckpt.load(dir .. '/' .. out .. '/models/last.h5'))
+      assert.equal(epoch or 3, b.train_state.epoch)
+      local t = {}
+      for _, p in ipairs(b.model:parameters()) do
+        for _, v in ipairs(p.value:flat()) do t[#t + 1] = v end
+      end
+      for _, p in ipairs(b.encoder:parameters()) do
+        for _, v in ipairs(p.value:flat()) do t[#t + 1] = v end
+      end
+      return t
+    end
+    local full, two, one = weights('full'), weights('cut'), weights('cut1')
+    local w2, r2 = compare(full, two)
+    assert.truthy(w2 <= 1e-5 and r2 <= 1e-5, string.format('2 ranks resumed: %g, %g', w2, r2))
+    local w1, r1 = compare(full, one)
+    assert.truthy(w1 <= 1e-5 and r1 <= 1e-5, string.format('1 rank resumed: %g, %g', w1, r1))
+    -- the comparison can fail: epochs 2 and 3 moved the weights
+    local w0 = compare(full, weights('ep1', 1))
+    assert.truthy(w0 > 1e-4, 'epochs 2-3 changed the weights by only ' .. w0)
+    if os.getenv('LUACAP_MPI_SPEC_VERBOSE') then
+      print(string.format('resume: 2 ranks %.3g (norm %.3g), 1 rank %.3g (norm %.3g), vs epoch 1 %.3g',
+        w2, r2, w1, r1, w0))
+    end
+    os.execute('rm -rf "' .. dir .. '"')
+  end)
+end)
