@@ -407,7 +407,7 @@ function M.run(opt)
     verbose = opt.quiet and 0 or 1, save = save, clip_norm = opt.clip_norm,
     group_images = opt.group_images, shuffle = not opt.no_shuffle,
     share_image_branch = opt.share_image_branch,
-    dist = dist,
+    dist = dist, accumulate = opt.accumulate,
     on_epoch_saved = function(st, cur, vcur)
       -- after every epoch: a resumable checkpoint and the history so far
       if not rank0 then return end

@@ -2,7 +2,8 @@
 -- 32, 2 epochs of 10 steps, validation each epoch) on synthetic features and pairs; writes
 -- every trained weight, then the history's losses, to the file arg[2] (one number a line,
 -- %.9g), on rank 0 only. arg[1]: 'dist' (under mpirun: data-parallel fit) or 'single'
--- (one process, no MPI); arg[3] the batch size (32). Run by spec/mpi_fit_spec.lua. Not a spec file on its own.
+-- (one process, no MPI); arg[3] the batch size (32), arg[4] --accumulate. Run by
+-- spec/mpi_fit_spec.lua and spec/train/accumulate_spec.lua. Not a spec file on its own.
 package.path = 'lua/?.lua;lua/?/init.lua;' .. package.path
 package.cpath = 'lua/?.so;' .. package.cpath
 local luacap = require 'luacap'
@@ -40,7 +41,8 @@ local function source(n, salt)
 end
 
 local hist = fit.fit{model = model, inputs = X, train = source(PAIRS, 0), val = source(50, 3),
-  epochs = 2, steps_per_epoch = 10, batch_size = tonumber(arg[3]) or 32, optimizer = luacap.optim.Adam{lr = 0.01},
+  epochs = 2, steps_per_epoch = 10, batch_size = tonumber(arg[3]) or 32,
+  accumulate = tonumber(arg[4]), optimizer = luacap.optim.Adam{lr = 0.01},
   verbose = 0, dist = dist}
 
 if not dist or dist.rank == 0 then

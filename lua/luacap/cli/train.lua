@@ -20,6 +20,8 @@ function M.parser(prog)
   parser:option('--epochs', 'Epochs (an epoch is one full pass over the training pairs).', '50')
     :convert(cli_args.int_at_least(1))
   parser:option('--batch-size', 'Pairs per batch.', '32'):convert(cli_args.int_at_least(1))
+  parser:option('--accumulate', 'Gradient accumulation: each update on this many batches of --batch-size ' ..
+    '(the same update as one batch K times as big).', '1'):convert(cli_args.int_at_least(1))
   parser:option('--lr', 'Adam learning rate.', '0.001'):convert(cli_args.positive)
   parser:option('--seed', 'Seed of the one random generator.', '1'):convert(tonumber)
   parser:option('--threads', 'Threads for OpenBLAS and the parallel loops.'):convert(tonumber)

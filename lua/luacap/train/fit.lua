@@ -87,26 +87,42 @@ local function backward_encoder(ctx, dfeats)
   ctx.encoder:backward(ctx.X, dfu)
 end
 
--- One data-parallel step's gradients (opts.dist, train/distributed.lua): this rank's
--- contiguous share of the global batch idx forward and backward, then allreduce of the
--- gradients scaled by share / batch (the model's started before a trainable encoder's
--- backward runs). Leaves the summed gradients in params; returns the global batch's mean
--- loss, the same on every rank (a NaN on any rank makes it NaN everywhere).
-local function distributed_grads(ctx, dist, idx, source, params)
-  local mine = dist:part(idx)
+-- The gradients of one update on the batch idx, left in params; returns the batch's mean
+-- loss. With accumulate K the batch runs as K micro-batches, each one's dlogits scaled by
+-- its share of the batch, so the gradients (added by backward) equal those of the whole
+-- batch at once. With dist (opts.dist, train/distributed.lua) this rank runs only its
+-- contiguous share of idx and the gradients are then summed over ranks by allreduce (the
+-- model's started before the last micro-batch's trainable-encoder backward runs); the
+-- loss returned is then the same on every rank (a NaN on any rank makes it NaN everywhere).
+local function batch_grads(ctx, dist, idx, source, params, K)
+  local mine = dist and dist:part(idx) or idx
   for _, p in ipairs(params) do p.grad:zero() end
-  local w = #mine / #idx
-  local loss, dfeats = 0, nil
-  if #mine > 0 then
-    local b = source.get(mine)
-    Dropout.set_keys(ctx.epoch, mine)
-    loss = ctx.crit:forward(forward_batch(ctx, b), b.y)
-    dfeats = ctx.model:backward(ctx.crit:backward())
+  local n = #mine
+  local per = math.max(1, math.ceil(n / (K or 1)))
+  local loss, last_dfeats = 0, nil
+  for c0 = 1, n, per do
+    local chunk = {}
+    for i = c0, math.min(c0 + per - 1, n) do chunk[#chunk + 1] = mine[i] end
+    local w = #chunk / #idx
+    -- dropout masks keyed by (epoch, pair number): the same whatever the batch's split
+    Dropout.set_keys(ctx.epoch, chunk)
+    local b = source.get(chunk)
+    loss = loss + ctx.crit:forward(forward_batch(ctx, b), b.y) * w
+    local dlogits = ctx.crit:backward()
+    if w ~= 1 then dlogits:scale(w) end
+    local dfeats = ctx.model:backward(dlogits)
+    if ctx.train_encoder then
+      if c0 + per > n then last_dfeats = dfeats else backward_encoder(ctx, dfeats) end
+    end
   end
-  local h = dist:start_grads(ctx.model_params, w, loss)
+  if not dist then
+    if last_dfeats then backward_encoder(ctx, last_dfeats) end
+    return loss
+  end
+  local h = dist:start_grads(ctx.model_params, 1, loss)
   if ctx.encoder_params then
-    if dfeats then backward_encoder(ctx, dfeats) end
-    dist:allreduce_grads(ctx.encoder_params, w)
+    if last_dfeats then backward_encoder(ctx, last_dfeats) end
+    dist:allreduce_grads(ctx.encoder_params, 1)
   end
   return dist:finish_grads(h)
 end
@@ -197,6 +213,7 @@ end
 --   the batch, shared caption prefixes; group_images defaults to 1 then),
 --   initial_epoch = 0, save = function(path, state) (for checkpoints),
 --   verbose = 1, max_loss_factor = 10,
+--   accumulate = 1 (K: updates on K micro-batches of batch_size, equal to batch K * batch_size),
 --   dist = train.distributed.new(mpi) (data-parallel: every rank calls fit alike; rank 0's
 --   weights are broadcast first; batch_size is the global batch)}
 -- Returns history {loss = {...}, val_loss = {...}, lr = {...}} and the final state
@@ -216,6 +233,7 @@ function M.fit(opts)
   local ctx = {model = model, encoder = encoder, inputs = inputs, crit = crit,
     share = opts.share_image_branch and model.forward_shared and true or nil}
   local dist = opts.dist
+  ctx.train_encoder = train_encoder
   if dist then
     ctx.model_params = model:parameters()
     ctx.encoder_params = train_encoder and require('luacap.nn.Module').prefixed('encoder', encoder) or nil
@@ -232,7 +250,10 @@ function M.fit(opts)
     if opts.save then opts.save(path, state) end
   end
   local show = progress(opts)
-  local steps_per_epoch = opts.steps_per_epoch or math.ceil(train.n / bs)
+  -- accumulate K: each update is K micro-batches of batch_size pairs (batch K * batch_size)
+  local accumulate = opts.accumulate or 1
+  local update_bs = bs * accumulate
+  local steps_per_epoch = opts.steps_per_epoch or math.ceil(train.n / update_bs)
   -- With steps_per_epoch the pass over the data continues across epochs, as a Keras
   -- generator does (the notebook's fills every batch, running on into the next pass);
   -- otherwise each epoch is one full, freshly shuffled pass ending in a short batch.
@@ -252,7 +273,7 @@ function M.fit(opts)
     local loss_sum, seen, steps_done = 0, 0, 0
     for step = 1, steps_per_epoch do
       local idx = {}
-      for i = 1, bs do
+      for i = 1, update_bs do
         if cursor.order == nil or cursor.pos >= train.n then
           if i > 1 and not opts.steps_per_epoch then break end
           if opts.shuffle == false then cursor.order = identity(train.n)
@@ -266,15 +287,7 @@ function M.fit(opts)
       state.batch = step
       ctx.epoch = epoch
       callbacks.call(cbs, 'on_batch_begin', state)
-      local loss
-      if dist then
-        loss = distributed_grads(ctx, dist, idx, train, params)
-      else
-        -- dropout masks keyed by (epoch, pair number): the same whatever the batch's split
-        Dropout.set_keys(epoch, idx)
-        local b = train.get(idx)
-        loss = crit:forward(forward_batch(ctx, b), b.y)
-      end
+      local loss = batch_grads(ctx, dist, idx, train, params, accumulate)
       if loss ~= loss or loss == math.huge then
         state.stop, state.failed = true, true
         state.stop_reason = string.format('loss is %s at epoch %d step %d', tostring(loss), epoch, step)
@@ -286,11 +299,6 @@ function M.fit(opts)
         state.stop_reason = string.format('loss %.4g exploded to more than %gx the first loss %.4g',
           loss, opts.max_loss_factor or 10, first_loss)
         break
-      end
-      if not dist then
-        for _, p in ipairs(params) do p.grad:zero() end
-        local dfeats = model:backward(crit:backward())
-        if train_encoder then backward_encoder(ctx, dfeats) end
       end
       if opts.clip_norm then luacap.optim.clip_grad_norm(params, opts.clip_norm) end
       optimizer:step(params)
