@@ -66,5 +66,6 @@ void lcb_open_nn(lua_State *L);
 void lcb_open_draw(lua_State *L);
 void lcb_open_tf(lua_State *L);
 void lcb_open_attend(lua_State *L);
+void lcb_open_os(lua_State *L);
 
 #endif

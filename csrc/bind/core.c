@@ -21,5 +21,6 @@ LC_EXPORT int luaopen_luacap_core(lua_State *L) {
   lcb_open_draw(L);
   lcb_open_tf(L);
   lcb_open_attend(L);
+  lcb_open_os(L);
   return 1;
 }

@@ -158,7 +158,10 @@ function M.extract(opt)
       error('features.extract: no image could be read (' .. #info.failed .. ' failed)', 2)
     end
     local ok, werr = h5.save(out, {features = m}, {format = M.FORMAT, ids = all_ids, key = key})
-    if not ok then error('features.extract: ' .. tostring(werr), 2) end
+    if not ok then
+      if util.is_disk_full(werr) then error(util.write_error(out, werr), 0) end
+      error('features.extract: ' .. tostring(werr), 2)
+    end
   end
 
   -- the rows asked for, in the order asked

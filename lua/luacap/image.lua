@@ -96,14 +96,16 @@ function M.save(path, img, opts)
   end
   local bytes, err = core.image_encode(img, fmt, opts.quality or 90)
   if not bytes then return nil, path .. ': ' .. err end
-  local f, oerr = io.open(path, 'wb')
-  if not f then return nil, oerr end
-  local ok, werr = f:write(bytes)
-  local closed, cerr = f:close()
-  if not ok or not closed then
-    os.remove(path)                           -- leave no half-written image behind
-    return nil, path .. ': ' .. tostring(werr or cerr)
-  end
+  -- atomically (a temporary file, fsync, rename): no half-written image is ever left behind
+  local ok, werr = require('luacap.util').write_via(path, function(tmp)
+    local f, oerr = io.open(tmp, 'wb')
+    if not f then return nil, oerr end
+    local wok, err = f:write(bytes)
+    local closed, cerr = f:close()
+    if not wok or not closed then return nil, tostring(err or cerr) end
+    return true
+  end)
+  if not ok then return nil, werr end
   return true
 end
 

@@ -37,7 +37,8 @@ function M.ensure_shapes(opt)
   local ok, err = luacap.data.shapes.generate{dir = dir, n = opt.n_images, size = opt.shapes_size,
     seed = opt.data_seed, max_shapes = opt.max_shapes}
   if not ok then error('cannot generate the synthetic dataset: ' .. tostring(err), 0) end
-  assert(util.write_file(meta, want))
+  local mok, merr, mcode = util.write_file(meta, want)
+  if not mok then error(util.write_error(meta, merr, mcode), 0) end
   log(opt, '  done in %.1f s', util.now() - t0)
   return dir
 end
@@ -157,7 +158,7 @@ function M.choose_encoder(opt)
     if not enc then error(err, 0) end
   elseif name == 'smallcnn' then
     local cfg = {name = 'smallcnn', input_size = opt.image_size, channels = opt.cnn_channels,
-      out_dim = opt.feat_dim}
+      out_dim = opt.feat_dim, frozen = opt.freeze_encoder or nil}
     for k, v in pairs(opt.encoder_options or {}) do cfg[k] = v end
     enc = luacap.encoders.build(cfg)
   else
@@ -278,13 +279,39 @@ function M.score(data, ids, hyps)
 end
 
 -- Never lets a failure to draw stop a run that has trained: reports it and goes on.
+-- A full disk is the exception: it stops the run (nothing else could be written either).
 local function try_draw(opt, what, fn, ...)
   local ok, res, err = pcall(fn, ...)
   if not ok or not res then
-    log(opt, 'Could not write %s: %s', what, tostring(ok and err or res))
+    local msg = tostring(ok and err or res)
+    if util.is_disk_full(msg) then
+      error(string.format('disk full while writing %s (%s); free space and run again with --resume',
+        what, msg), 0)
+    end
+    log(opt, 'Could not write %s: %s', what, msg)
     return false
   end
   return true
+end
+
+-- Writes a text output atomically or stops the run with a message that names the file
+-- (a full disk says that the previous file is intact and how to go on).
+local function write_output(path, s)
+  local ok, err, code = util.write_file(path, s)
+  if not ok then error(util.write_error(path, err, code), 0) end
+end
+
+-- Removes what a killed run leaves behind: temporary files of atomic writes
+-- ('<name>.tmp', HDF5's '<name>.tmp.<pid>'), which never replaced their target.
+function M.remove_stale_temporaries(opt, dirs)
+  for _, d in ipairs(dirs) do
+    for _, name in ipairs(paths.list_dir(d) or {}) do
+      if name:match('%.tmp$') or name:match('%.tmp%.%d+$') then
+        os.remove(paths.join(d, name))
+        log(opt, 'Removed %s, left by an interrupted write', paths.join(d, name))
+      end
+    end
+  end
 end
 
 -- run(opt): the whole job; returns a summary table (metrics, history, paths).
@@ -311,6 +338,10 @@ function M.run(opt)
   opt.resize = opt.resize or 'bilinear'    -- how a trainable encoder's images are resized
   local dirs, derr = paths.output_dirs(opt.out)
   if not dirs then error('cannot create the output folders: ' .. tostring(derr), 0) end
+  if rank0 then
+    M.remove_stale_temporaries(opt, {dirs.root, dirs.models, dirs.results,
+      paths.join(dirs.results, 'images'), opt.features and (opt.features:match('^(.*)/[^/]*$') or '.') or nil})
+  end
   local dir = opt.data or first(function() return M.ensure_shapes(opt) end)
   luacap.seed(opt.seed)
   local data = M.load_data(opt, dir)
@@ -364,10 +395,12 @@ function M.run(opt)
     for k, v in pairs(extra or {}) do b[k] = v end
     return b
   end
-  local function save(path)
+  -- A checkpoint that cannot be written stops the run: the previous file is intact (the
+  -- write goes to a temporary file renamed only when complete).
+  local function save(path, extra)
     if not rank0 then return end
-    local ok, err = ckpt.save(path, bundle())
-    if not ok then log(opt, 'Could not save %s: %s', path, tostring(err)) end
+    local ok, err = ckpt.save(path, bundle(extra))
+    if not ok then error(util.write_error(path, err), 0) end
   end
   -- Resuming: weights, optimizer, callbacks, history, data position and the generator.
   local initial_epoch, history, cursor, val_cursor = 0, nil, nil, nil
@@ -395,6 +428,11 @@ function M.run(opt)
     cursor, val_cursor = ts.cursor, ts.val_cursor
     luacap.core.set_rng_state(ts.rng)
     log(opt, 'Resuming after epoch %d from %s', initial_epoch, last_path)
+    if ts.stopped then
+      -- the run had stopped (early stopping) and was cut off after: train no further
+      log(opt, 'Training had stopped after epoch %d (%s): finishing the run', initial_epoch, ts.stopped)
+      initial_epoch = math.max(initial_epoch, opt.epochs)
+    end
   end
   for _, cb in ipairs(opt.callbacks or {}) do list[#list + 1] = cb end
 
@@ -404,7 +442,8 @@ function M.run(opt)
     epochs = opt.epochs, batch_size = opt.batch_size, optimizer = optimizer, callbacks = list,
     steps_per_epoch = opt.steps_per_epoch, validation_steps = opt.validation_steps,
     initial_epoch = initial_epoch, history = history, cursor = cursor, val_cursor = val_cursor,
-    verbose = opt.quiet and 0 or 1, save = save, clip_norm = opt.clip_norm,
+    verbose = opt.quiet and 0 or 1, save = function(path) save(path) end, clip_norm = opt.clip_norm,
+    catch_sigint = opt.catch_sigint,
     group_images = opt.group_images, shuffle = not opt.no_shuffle,
     share_image_branch = opt.share_image_branch,
     dist = dist, accumulate = opt.accumulate,
@@ -413,14 +452,23 @@ function M.run(opt)
       if not rank0 then return end
       local cb_states = {}
       for i, cb in ipairs(list) do cb_states[i] = cb.get_state and cb.get_state() or false end
-      local ok, err = ckpt.save(last_path, bundle{optimizer = optimizer, train_state = {
+      save(last_path, {optimizer = optimizer, train_state = {
         epoch = st.epoch, history = st.history, callbacks = cb_states,
         cursor = {pos = cur.pos, order = cur.order}, val_cursor = {pos = vcur.pos},
-        rng = luacap.core.rng_state()}})
-      if not ok then log(opt, 'Could not save %s: %s', last_path, tostring(err)) end
-      util.write_file(history_path, util.json_pretty(st.history))
+        rng = luacap.core.rng_state(), stopped = st.stop and st.stop_reason or nil}})
+      write_output(history_path, util.json_pretty(st.history))
     end,
   }
+  if state.interrupted then
+    local done = state.epoch and state.epoch - 1 or initial_epoch
+    local kept = paths.is_file(last_path) and string.format(
+      '%s holds epoch %d; run the same command again with --resume to go on from there', last_path, done)
+      or 'no epoch had finished, so nothing was saved; run the same command again to start over'
+    local e = {exit_code = 130, message = string.format(
+      'interrupted (Ctrl-C) during epoch %d: that epoch is abandoned and nothing of it was written; %s',
+      state.epoch or done + 1, kept)}
+    error(setmetatable(e, {__tostring = function(x) return x.message end}), 0)
+  end
   if state.failed then
     -- no final.h5, no captions from broken weights: say what happened and what is kept
     local saved_best = list[1].best ~= math.huge and list[1].best == list[1].best
@@ -431,7 +479,7 @@ function M.run(opt)
   end
   save(final_path)
   if rank0 then
-    util.write_file(history_path, util.json_pretty(hist))
+    write_output(history_path, util.json_pretty(hist))
     try_draw(opt, 'the loss curve', luacap.report.loss_curve,
       paths.join(dirs.results, 'train_val_loss_curve.png'), hist)
   end
@@ -488,7 +536,7 @@ function M.run(opt)
     return {metrics = metrics, baseline = baseline, history = hist, preds = preds, test_ids = test_ids,
       state = state, dirs = dirs, data = data, model = model, encoder = enc, rank = dist.rank}
   end
-  util.write_file(paths.join(dirs.results, 'bleu_metrics.json'), util.json_pretty(out_metrics))
+  write_output(paths.join(dirs.results, 'bleu_metrics.json'), util.json_pretty(out_metrics))
   for _, k in ipairs(M.METRICS) do
     log(opt, '%-8s %.4f   (baseline %.4f)', k, metrics[k], baseline[k])
   end
@@ -502,7 +550,7 @@ function M.run(opt)
     items[i] = {id = id, image = M.image_path(data, id), pred = preds[i], gt = gt, refs = refs}
     if i <= 10 then qual[i] = {image_id = id, predicted = preds[i], ground_truth = gt} end
   end
-  util.write_file(paths.join(dirs.results, 'qualitative_examples.json'), util.json_pretty(qual))
+  write_output(paths.join(dirs.results, 'qualitative_examples.json'), util.json_pretty(qual))
   try_draw(opt, 'the qualitative examples', luacap.report.caption_grid,
     paths.join(dirs.results, 'qualitative_examples.png'), {unpack(items, 1, math.min(10, #items))})
   -- the page's table: greedy scores, then the blind baseline's and beam search's

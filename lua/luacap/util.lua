@@ -67,16 +67,99 @@ function M.read_file(path)
   return s
 end
 
--- Writes a whole file through a temporary name and a rename, so readers never see half of it.
-function M.write_file(path, s)
+-- Crash points, the kill test's hooks (tools/kill-test.sh): with LUACAP_CRASH_AT=name:n in
+-- the environment, the n-th time the point `name` is reached this process sends itself
+-- SIGKILL. Points: step (after a training step), val (after a validation batch), h5 (a model
+-- file or feature cache half-written), write (a text output half-written), commit (a
+-- written temporary file before its rename). Costs one comparison when unset.
+local crash_name, crash_n, crash_seen
+function M.crash_point(name)
+  if crash_name == nil then
+    local nm, n = (os.getenv('LUACAP_CRASH_AT') or ''):match('^([%w_]+):(%d+)$')
+    crash_name, crash_n, crash_seen = nm or false, tonumber(n), 0
+  end
+  if crash_name ~= name then return end
+  crash_seen = crash_seen + 1
+  if crash_seen == crash_n then
+    io.stderr:write('crash point ', name, ':', crash_n, ': SIGKILL\n')
+    io.stderr:flush()
+    require('luacap.core').signal_self(9)
+  end
+end
+
+-- Is a failed write's (message, errno) a full disk (ENOSPC, or over quota)?
+function M.is_disk_full(msg, code)
+  return code == 28 or code == 122 or code == 'ENOSPC' or code == 'EDQUOT'
+    or tostring(msg):find('No space left', 1, true) ~= nil
+    or tostring(msg):find('quota exceeded', 1, true) ~= nil
+end
+
+local function dir_of(path) return path:match('^(.*)/[^/]*$') or '.' end
+
+-- write_via(path, fn): the atomic write behind every output luacap writes. fn(tmp) writes
+-- the whole content to tmp = path .. '.tmp' (same folder) and returns true | nil, msg[,
+-- errno]; then tmp is synced to the disk and renamed over path, and the folder synced, so
+-- after a crash path holds the old content or the new, never half of either. On any
+-- failure tmp is removed and path is untouched. Returns true | nil, msg, errno
+-- ('ENOSPC' when the disk is full; see is_disk_full).
+function M.write_via(path, fn)
+  local core = require 'luacap.core'
+  if path == '/dev/null' then return fn(path) end   -- a sink (other MPI ranks' logs): never replaced
   local tmp = path .. '.tmp'
-  local f, err = io.open(tmp, 'wb')
-  if not f then return nil, err end
-  f:write(s)
-  f:close()
-  local ok, rerr = os.rename(tmp, path)
-  if not ok then os.remove(tmp) return nil, rerr end
+  local ok, err, code = fn(tmp)
+  if ok then
+    M.crash_point('commit')
+    ok, err, code = core.fsync(tmp)
+  end
+  if ok then
+    local rok, rerr, rcode = os.rename(tmp, path)
+    if not rok then ok, err, code = nil, rerr, rcode end
+  end
+  if not ok then
+    os.remove(tmp)
+    if M.is_disk_full(err, code) then code = 'ENOSPC' end
+    local msg = tostring(err)       -- named by path: the temporary is an implementation detail
+    if msg:sub(1, #tmp) == tmp then msg = path .. msg:sub(#tmp + 1)
+    elseif msg:sub(1, #path) ~= path then msg = path .. ': ' .. msg end
+    return nil, msg, code
+  end
+  core.fsync(dir_of(path))      -- the rename itself durable; a folder that cannot sync is no error
   return true
+end
+
+-- The user's message for a failed output write: a full disk says what is safe and what to
+-- do; anything else names the file and the reason.
+function M.write_error(path, msg, code)
+  if M.is_disk_full(msg, code) then
+    local name = path:match('([^/]*)$')
+    local kept = require('luacap.data.paths').is_file(path) and
+      string.format('the previous %s is intact', name) or 'nothing was written'
+    return string.format('disk full while writing %s: %s; free space and run again with --resume',
+      path, kept)
+  end
+  local m = tostring(msg)
+  if m:sub(1, #path) == path then return 'cannot write ' .. m end
+  return string.format('cannot write %s: %s', path, m)
+end
+
+-- Writes a whole string to path atomically (write_via): true | nil, msg, errno.
+function M.write_file(path, s)
+  return M.write_via(path, function(tmp)
+    local f, err, code = io.open(tmp, 'wb')
+    if not f then return nil, err, code end
+    local half = math.floor(#s / 2)     -- two writes, so the kill test can stop between them
+    local ok, werr, wcode = f:write(s:sub(1, half))
+    if ok then ok, werr, wcode = f:flush() end
+    if ok then
+      M.crash_point('write')
+      ok, werr, wcode = f:write(s:sub(half + 1))
+    end
+    if ok then ok, werr, wcode = f:flush() end
+    local cok, cerr, ccode = f:close()
+    if ok and not cok then ok, werr, wcode = nil, cerr, ccode end
+    if not ok then return nil, tmp .. ': ' .. tostring(werr), wcode end
+    return true
+  end)
 end
 
 -- Compact JSON whose numbers read back as the same doubles (cjson keeps 14 digits):

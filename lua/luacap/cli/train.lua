@@ -72,6 +72,8 @@ function M.parser(prog)
   parser:flag('--resume', 'Resume from <out>/models/last.h5 (weights, optimizer, callbacks, data position).')
   parser:flag('--distributed', 'Data-parallel training under mpirun (docs/distributed.md): --batch-size is ' ..
     'the global batch, rank 0 writes every file.')
+  parser:flag('--freeze-encoder', 'Keep the small CNN at its seeded initial weights and cache its ' ..
+    'features as vgg16\'s are (a quick run with a feature cache).')
   parser:flag('--strict', 'Stop at the first malformed caption line instead of skipping it.')
   parser:flag('--quiet', 'Print only errors.')
   return parser
@@ -84,7 +86,25 @@ function M.options(args)
   return opt
 end
 
--- main(argv[, prog]) -> exit status (0 done, 1 failed with a message on stderr).
+-- The command line that resumes this run: the same arguments and --resume.
+local function resume_command(argv, prog)
+  local words = {}
+  if arg and arg[0] and arg[0]:match('train%.lua$') then
+    words[1], words[2] = arg[-1] or 'luajit', arg[0]
+  else
+    words[1] = prog
+  end
+  local has = false
+  for _, a in ipairs(argv or {}) do
+    if a == '--resume' then has = true end
+    words[#words + 1] = a:match('^[%w%-_./=,:]+$') and a or ("'" .. a:gsub("'", "'\\''") .. "'")
+  end
+  if not has then words[#words + 1] = '--resume' end
+  return table.concat(words, ' ')
+end
+
+-- main(argv[, prog]) -> exit status (0 done, 1 failed with a message on stderr, 130
+-- interrupted by Ctrl-C with the command that resumes it).
 function M.main(argv, prog)
   prog = prog or 'luacap-train'
   local opt = M.options(M.parser(prog):parse(argv))
@@ -96,7 +116,15 @@ function M.main(argv, prog)
     io.stderr:write('Options:\n')
     for _, k in ipairs(keys) do io.stderr:write(string.format('  %-16s %s\n', k, cli_args.show(opt[k]))) end
   end
+  opt.catch_sigint = true      -- Ctrl-C: the fit loop stops between steps (exit 130)
   local ok, err = xpcall(function() return require('luacap.pipeline').run(opt) end, debug.traceback)
+  if not ok and type(err) == 'table' and err.exit_code then
+    io.stderr:write(prog, ': ', tostring(err.message), '\n')
+    if err.exit_code == 130 and tostring(err.message):find('--resume', 1, true) then
+      io.stderr:write('To resume: ', resume_command(argv, prog), '\n')
+    end
+    return err.exit_code
+  end
   if not ok then
     -- errors raised with level 0 are messages for the user; others keep their traceback
     local msg = tostring(err)

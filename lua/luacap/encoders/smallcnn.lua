@@ -19,6 +19,7 @@ function M.new(opts)
     channels = opts.channels or {16, 32, 64}, out_dim = opts.out_dim or 256,
     activation = opts.activation == nil and 'relu' or opts.activation,
     input_scale = opts.input_scale or 1 / 128,
+    frozen = opts.frozen or nil,
   }
   local S = cfg.input_size
   if S % (2 ^ #cfg.channels) ~= 0 then
@@ -40,7 +41,10 @@ function M.new(opts)
   local enc = setmetatable({cfg = cfg, net = nn.Sequential(layers, {name = 'smallcnn'})},
     Encoder)
   enc.out_dim, enc.out_shape = cfg.out_dim, {cfg.out_dim}
-  enc.trainable = true      -- trains with the captioner; its weights are saved with the model
+  -- trains with the captioner; frozen (--freeze-encoder) it keeps its seeded weights and its
+  -- features are cached like vgg16's. Either way its weights are saved with the model.
+  enc.trainable = not cfg.frozen
+  enc.save_weights = true
   return enc
 end
 

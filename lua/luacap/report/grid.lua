@@ -166,7 +166,8 @@ local function render(path, cells, cols, cell_w, img_h, pad, font_size)
       cv:text(cell.x + pad, ty + (i - 1) * line_h, l[1])
     end
   end
-  local ok, werr = cv:write_png(path)
+  -- atomically: a temporary PNG in the same folder, synced, renamed over path
+  local ok, werr = require('luacap.util').write_via(path, function(tmp) return cv:write_png(tmp) end)
   cv:free()
   if not ok then return nil, werr end
   return true

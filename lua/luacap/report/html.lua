@@ -23,15 +23,8 @@ local function safe_name(id, i)
   return s:sub(1, 100)
 end
 
-local function write_all(path, data)
-  local f, err = io.open(path, 'wb')
-  if not f then return nil, err end
-  local ok, werr = f:write(data)
-  if not ok then f:close(); return nil, path .. ': ' .. tostring(werr) end
-  local cok, cerr = f:close()
-  if not cok then return nil, path .. ': ' .. tostring(cerr) end
-  return true
-end
+-- Every file of the page is written atomically (util.write_file: temporary, fsync, rename).
+local function write_all(path, data) return util.write_file(path, data) end
 
 -- Writes img (tensor) as a PNG of at most `max_side` pixels on its long side.
 local function write_thumbnail(path, img, max_side)
@@ -41,7 +34,7 @@ local function write_thumbnail(path, img, max_side)
   local cv, err = core.canvas(w, h)
   if not cv then return nil, err end
   local ok, ierr = cv:image(img, 0, 0, w, h)
-  if ok then ok, ierr = cv:write_png(path) end
+  if ok then ok, ierr = util.write_via(path, function(tmp) return cv:write_png(tmp) end) end
   cv:free()
   return ok, ierr
 end

@@ -308,7 +308,8 @@ function M.loss_curve(path, history, opts)
     end
   end
 
-  local ok, werr = cv:write_png(path)
+  -- atomically: a temporary PNG in the same folder, synced, renamed over path
+  local ok, werr = require('luacap.util').write_via(path, function(tmp) return cv:write_png(tmp) end)
   cv:free()
   if not ok then return nil, 'loss_curve: ' .. werr end
   return true

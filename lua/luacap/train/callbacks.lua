@@ -177,25 +177,41 @@ end
 ---------------------------------------------------------------- CSVLogger
 -- CSVLogger{path=, separator=',', append=false}: Keras' layout: a header 'epoch,<sorted
 -- keys>' and one row per epoch with the 0-based epoch number and Python-style floats.
+-- The rows are kept in memory and the whole file is rewritten atomically after every
+-- epoch (util.write_file: a temporary file, fsync, rename), so a crash leaves the file of
+-- the epoch before or of this one. get_state() carries the rows into last.h5: a resumed
+-- run restores them and drops any row written after that checkpoint (an epoch that is
+-- being run again). A write that fails raises "disk full while writing ..." or "cannot
+-- write ..." (util.write_error).
 function M.CSVLogger(opts)
+  local util = require 'luacap.util'
   local cb = {name = 'CSVLogger', path = assert(opts.path, 'CSVLogger: path is required'),
     sep = opts.separator or ',', append = opts.append or false}
+  local function write()
+    local ok, err, code = util.write_file(cb.path, table.concat(cb.lines))
+    if not ok then error(util.write_error(cb.path, err, code), 0) end
+  end
   function cb.on_train_begin()
-    local exists = io.open(cb.path, 'r')
-    cb.header_written = cb.append and exists ~= nil and exists:read(1) ~= nil
-    if exists then exists:close() end
-    local f, err = io.open(cb.path, cb.append and 'a' or 'w')
-    if not f then error('CSVLogger: ' .. tostring(err), 0) end
-    cb.file = f
+    if cb.resumed then cb.resumed = nil; cb.started = true; return end   -- set_state() restored the rows
+    cb.lines, cb.keys, cb.header_written = {}, nil, false
+    local old = cb.append and util.read_file(cb.path) or nil
+    if old and old ~= '' then
+      for line in old:gmatch('[^\n]*\n?') do
+        if line ~= '' then cb.lines[#cb.lines + 1] = line end
+      end
+      cb.header_written = true
+    end
+    cb.started = true
+    write()
   end
   function cb.on_epoch_end(state)
-    if not cb.file then cb.on_train_begin() end
+    if not cb.started then cb.on_train_begin() end
     local keys = {}
     for k in pairs(state.logs) do keys[#keys + 1] = k end
     table.sort(keys)
     if not cb.header_written then
       cb.keys = keys
-      cb.file:write('epoch', cb.sep, table.concat(keys, cb.sep), '\r\n')
+      cb.lines[#cb.lines + 1] = 'epoch' .. cb.sep .. table.concat(keys, cb.sep) .. '\r\n'
       cb.header_written = true
     end
     local row = {tostring(state.epoch - 1)}
@@ -203,11 +219,17 @@ function M.CSVLogger(opts)
       local v = state.logs[k]
       row[#row + 1] = v == nil and 'NA' or M.repr(v)
     end
-    cb.file:write(table.concat(row, cb.sep), '\r\n')
-    cb.file:flush()
+    cb.lines[#cb.lines + 1] = table.concat(row, cb.sep) .. '\r\n'
+    write()
   end
-  function cb.on_train_end()
-    if cb.file then cb.file:close(); cb.file = nil end
+  function cb.on_train_end() cb.started = nil end
+  function cb.get_state()
+    return {lines = cb.lines or {}, keys = cb.keys or false, header_written = cb.header_written or false}
+  end
+  function cb.set_state(s)
+    cb.lines, cb.header_written, cb.resumed = s.lines or {}, s.header_written, true
+    cb.keys = s.keys or nil
+    write()
   end
   return cb
 end

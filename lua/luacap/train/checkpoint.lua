@@ -29,7 +29,7 @@ end
 function M.save(path, bundle)
   local tensors = {}
   put(tensors, 'model', bundle.model:parameters())
-  if bundle.encoder and bundle.encoder.trainable then
+  if bundle.encoder and (bundle.encoder.trainable or bundle.encoder.save_weights) then
     put(tensors, 'encoder', bundle.encoder:parameters())
   end
   local attrs = {

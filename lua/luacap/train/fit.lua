@@ -5,6 +5,7 @@
 local luacap = require 'luacap'
 local callbacks = require 'luacap.train.callbacks'
 local Dropout = require 'luacap.nn.Dropout'
+local crash_point = require('luacap.util').crash_point
 
 local M = {}
 
@@ -189,6 +190,8 @@ function M.evaluate(ctx, source, batch_size, steps, cursor, dist)
       sum = sum + loss * #idx
       count = count + #idx
     end
+    crash_point('val')
+    if ctx.poll_sigint and luacap.core.sigint_pending() > 0 then ctx.interrupted = true; return nil end
   end
   if cursor then cursor.pos = pos % math.max(n, 1) end
   if dist then sum, count = unpack(dist:sum({sum, count})) end
@@ -220,6 +223,17 @@ end
 -- (state.stop_reason says why it stopped early; state.failed when the loss was NaN or
 -- exploded, in which case that epoch is not validated, logged or checkpointed).
 function M.fit(opts)
+  if opts.catch_sigint then
+    -- Ctrl-C sets a flag (csrc/bind/os.c) polled after every step and validation batch:
+    -- the epoch is abandoned, nothing of it is validated, logged or saved, and the state
+    -- says interrupted = true. A second Ctrl-C ends the process at once.
+    luacap.core.sigint_catch(true)
+    local inner = setmetatable({catch_sigint = false, poll_sigint = true}, {__index = opts})
+    local ok, hist, st = pcall(M.fit, inner)
+    luacap.core.sigint_catch(false)
+    if not ok then error(hist, 0) end
+    return hist, st
+  end
   local model = assert(opts.model, 'fit: model is required')
   local train = assert(opts.train, 'fit: train batches are required')
   local inputs = assert(opts.inputs, 'fit: inputs (features or images) are required')
@@ -239,6 +253,7 @@ function M.fit(opts)
     ctx.encoder_params = train_encoder and require('luacap.nn.Module').prefixed('encoder', encoder) or nil
     dist:broadcast_params(params)
   end
+  ctx.poll_sigint = opts.poll_sigint and not dist   -- ranks must stop together: not polled under MPI
   -- shared work needs pairs of one image in one batch: groups of one image by default
   local group_images = opts.group_images or (ctx.share and 1 or nil)
   local history = opts.history or {loss = {}, val_loss = {}, lr = {}}
@@ -308,13 +323,15 @@ function M.fit(opts)
       local el = now() - t0
       show(step, steps_per_epoch, loss_sum / seen, seen / math.max(el, 1e-9), el, false)
       if step % 20 == 0 then collectgarbage('step', 1000) end
+      crash_point('step')
+      if opts.poll_sigint and luacap.core.sigint_pending() > 0 then state.stop, state.interrupted = true, true end
       if state.stop then break end    -- Keras ends the epoch when a batch hook stops training
     end
     Dropout.set_keys(nil)
     state.logs.batch_loss = nil
     -- A NaN or exploded loss fails the epoch: its weights are not validated, logged or
     -- checkpointed (best.h5 and last.h5 keep the last good epoch's).
-    if state.failed or (state.stop and seen == 0) then break end
+    if state.failed or state.interrupted or (state.stop and seen == 0) then break end
     local elapsed = now() - t0
     state.logs.loss = loss_sum / math.max(seen, 1)
     state.pairs_per_s = seen / math.max(elapsed, 1e-9)
@@ -322,6 +339,7 @@ function M.fit(opts)
     if opts.val then
       state.logs.val_loss = M.evaluate(ctx, opts.val, bs, opts.validation_steps,
         opts.validation_steps and val_cursor or nil, dist)
+      if ctx.interrupted then state.stop, state.interrupted = true, true; break end
     end
     local lr_used = optimizer.lr      -- the epoch's rate, before any callback changes it
     callbacks.call(cbs, 'on_epoch_end', state)
@@ -338,6 +356,7 @@ function M.fit(opts)
     if opts.on_epoch_saved then opts.on_epoch_saved(state, cursor, val_cursor) end
     if state.stop then break end
   end
+  if state.interrupted then state.stop_reason = 'interrupted (Ctrl-C)' end
   if state.stop_reason and opts.verbose ~= 0 then
     io.stderr:write('Training stopped: ', state.stop_reason, '\n')
   end
