@@ -68,7 +68,7 @@ ifeq ($(HAVE_MPI),1)
   MPI_TARGET = $(MPI_SO)
 endif
 
-.PHONY: all deps test test-browser demo bench bench-torch memcheck lint clean install links vgg16-weights
+.PHONY: all deps test test-crash test-browser demo bench bench-torch memcheck lint clean install links vgg16-weights
 
 all: $(SO) $(MPI_TARGET) links
 
@@ -121,6 +121,12 @@ DEMO_ARGS ?= --threads 1 --n-images 1000 --max-shapes 2 --shapes-size 64 --image
 demo: deps
 	@$(MAKE) --no-print-directory all
 	$(LUAJIT) examples/train.lua $(DEMO_ARGS)
+
+# Crash safety (docs/robustness.md): kill -9 a small training run at KILLS moments, resume
+# it each time, and compare with an uninterrupted run bit for bit; .ci/run runs 5 kills.
+KILLS ?= 20
+test-crash: all
+	sh tools/kill-test.sh $(KILLS)
 
 # The results page in headless Chromium (installs Debian's chromium when missing).
 test-browser: all

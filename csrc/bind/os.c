@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 /* fsync(path) -> true | nil, "path: reason", errno name ('ENOSPC', 'EIO', ...)
@@ -96,8 +97,22 @@ static int l_getpid(lua_State *L) {
   return 1;
 }
 
+/* free_bytes(folder) -> bytes an unprivileged write may still use there | nil, msg */
+static int l_free_bytes(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  struct statvfs st;
+  if (statvfs(path, &st) != 0) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: %s", path, strerror(errno));
+    return 2;
+  }
+  lua_pushnumber(L, (lua_Number)st.f_bavail * (lua_Number)st.f_frsize);
+  return 1;
+}
+
 static const luaL_Reg functions[] = {
   {"fsync", l_fsync},
+  {"free_bytes", l_free_bytes},
   {"sigint_catch", l_sigint_catch},
   {"sigint_pending", l_sigint_pending},
   {"signal_self", l_signal_self},

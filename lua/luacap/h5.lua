@@ -142,6 +142,21 @@ function M.save(path, tensors, attrs)
   if not ok0 then error(items, 2) end
   local ok1, aitems = pcall(collect_attrs, attrs or {})
   if not ok1 then error(aitems, 2) end
+  -- A full disk is refused before HDF5 writes anything: libhdf5 does not recover from a
+  -- write that fails halfway (its exit handler can crash on that file). The estimate is
+  -- the data, the attributes and 64 KiB of structure, plus an eighth.
+  local bytes = 65536
+  for _, it in ipairs(items) do bytes = bytes + 4 * it.tensor:numel() + 256 end
+  for _, it in ipairs(aitems) do
+    local v = it.value
+    bytes = bytes + 256 + (type(v) == 'string' and #v or 0)
+    if type(v) == 'table' then for _, x in ipairs(v) do bytes = bytes + #x + 8 end end
+  end
+  local free = core.free_bytes((path:match('^(.*)/[^/]*$') or '.'))
+  if free and free < bytes * 1.125 then
+    return nil, string.format('%s: No space left on device (about %d bytes needed, %d free)',
+      path, math.floor(bytes * 1.125), free)
+  end
   local w, err = core.h5_create(path)
   if not w then return nil, err end
   local ok, res, msg = pcall(function()

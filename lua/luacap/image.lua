@@ -100,9 +100,9 @@ function M.save(path, img, opts)
   local ok, werr = require('luacap.util').write_via(path, function(tmp)
     local f, oerr = io.open(tmp, 'wb')
     if not f then return nil, oerr end
-    local wok, err = f:write(bytes)
+    local wok, werr2 = f:write(bytes)
     local closed, cerr = f:close()
-    if not wok or not closed then return nil, tostring(err or cerr) end
+    if not wok or not closed then return nil, tostring(werr2 or cerr) end
     return true
   end)
   if not ok then return nil, werr end

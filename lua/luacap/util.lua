@@ -8,6 +8,7 @@ if ffi_ok then
     typedef struct { long tv_sec; long tv_nsec; } lc_timespec;
     int clock_gettime(int clk_id, lc_timespec *tp);
     int isatty(int fd);
+    int usleep(unsigned int usec);
   ]])
 end
 
@@ -72,12 +73,23 @@ end
 -- SIGKILL. Points: step (after a training step), val (after a validation batch), h5 (a model
 -- file or feature cache half-written), write (a text output half-written), commit (a
 -- written temporary file before its rename). Costs one comparison when unset.
-local crash_name, crash_n, crash_seen
+-- LUACAP_CRASH_LOG=file instead appends the name of every point reached to file (the kill
+-- test counts them in an uninterrupted run to pick its moments). LUACAP_PAUSE_AT=name:ms
+-- sleeps ms milliseconds at every reach of point name (a slow run for the Ctrl-C spec).
+local crash_name, crash_n, crash_seen, pause_name, pause_ms
 function M.crash_point(name)
   if crash_name == nil then
     local nm, n = (os.getenv('LUACAP_CRASH_AT') or ''):match('^([%w_]+):(%d+)$')
     crash_name, crash_n, crash_seen = nm or false, tonumber(n), 0
+    local log = os.getenv('LUACAP_CRASH_LOG')      -- counts every point reached, one line each
+    if log and log ~= '' then crash_name = io.open(log, 'a') or false end
   end
+  if pause_ms == nil then
+    local nm, ms = (os.getenv('LUACAP_PAUSE_AT') or ''):match('^([%w_]+):(%d+)$')
+    pause_name, pause_ms = nm or false, tonumber(ms) or 0
+  end
+  if pause_name == name and ffi_ok then ffi.C.usleep(pause_ms * 1000) end
+  if io.type(crash_name) == 'file' then crash_name:write(name, '\n'); crash_name:flush(); return end
   if crash_name ~= name then return end
   crash_seen = crash_seen + 1
   if crash_seen == crash_n then
