@@ -324,7 +324,7 @@ function M.fit(opts)
       show(step, steps_per_epoch, loss_sum / seen, seen / math.max(el, 1e-9), el, false)
       if step % 20 == 0 then collectgarbage('step', 1000) end
       crash_point('step')
-      if opts.poll_sigint and luacap.core.sigint_pending() > 0 then state.stop, state.interrupted = true, true end
+      if ctx.poll_sigint and luacap.core.sigint_pending() > 0 then state.stop, state.interrupted = true, true end
       if state.stop then break end    -- Keras ends the epoch when a batch hook stops training
     end
     Dropout.set_keys(nil)
