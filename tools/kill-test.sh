@@ -6,10 +6,10 @@
 # The run: the synthetic shapes (40 images), a tiny seed model, 6 epochs, the small CNN
 # frozen (--freeze-encoder) so that a feature cache is written, ReduceLROnPlateau and
 # EarlyStopping with short patience so that their counters matter.
-# Moments: half are crash points hit exactly (LUACAP_CRASH_AT, lua/luacap/util.lua): a
-# training step, a validation batch, an HDF5 file half-written (the feature cache or any
-# checkpoint), a text output half-written, a complete temporary before its rename; the
-# n-th reach is drawn from the counts of the uninterrupted run. The other half are kill -9
+# Moments: half are crash points hit exactly (LUACAP_CRASH_AT, lua/luacap/util.lua), in
+# turn: an HDF5 file half-written (the feature cache, the first checkpoint, then any
+# checkpoint), a validation batch, a training step, a text output half-written, a complete
+# temporary before its rename; the n-th reach is drawn from the uninterrupted run's counts. The other half are kill -9
 # from outside at a random time within the uninterrupted run's duration.
 # Prints one line per kill and "kill test: S/T survived"; exits 0 when all survived.
 # KILL_TEST_SEED seeds the draws (default: the date); KILL_TEST_KEEP=1 keeps the folder.
@@ -57,19 +57,26 @@ run_once() {
 }
 
 survived=0
-points="step val h5 write commit"
+points="h5 val step write commit"
+h5_kills=0
 for k in $(seq 1 "$KILLS"); do
   out=$W/run$k
   mkdir -p "$out"
   : >"$out.log"
   if [ $((k % 2)) = 1 ]; then
     # a crash point, reached exactly
-    rand 1 5
-    p=$(echo $points | cut -d' ' -f"$R")
+    # the points in turn (h5 first); the first h5 kill is the feature cache's write (the
+    # first HDF5 file of a run), the second the first checkpoint's, later ones at random
+    i=$(( (k - 1) / 2 % 5 + 1 ))
+    p=$(echo $points | cut -d' ' -f"$i")
     n=$(count "$p")
     [ "$n" -gt 0 ] || { p=step; n=$(count step); }
     rand 1 "$n"
     r=$R
+    if [ "$p" = h5 ]; then
+      h5_kills=$((h5_kills + 1))
+      [ $h5_kills -le 2 ] && [ "$n" -ge $h5_kills ] && r=$h5_kills
+    fi
     what="crash point $p:$r of $n"
     run_once "$out" "LUACAP_CRASH_AT=$p:$r"
     rc=$?

@@ -187,7 +187,37 @@ function M.load_images(opt, data, ids, S)
   for _, msg in ipairs(bad) do log(opt, 'Skipping an image: %s', msg) end
   local X = luacap.zeros(#buf, S, S, 3)
   for i, t in ipairs(buf) do X:narrow(i, 1):copy(t) end
-  return X, ok_ids
+  return X, ok_ids, bad
+end
+
+-- --max-bad-images: '5%' (a share of the images), '0.05' (the same, below 1) or '3' (a
+-- count) -> the largest number of unreadable images a run of `total` images accepts.
+function M.bad_image_limit(spec, total)
+  spec = tostring(spec == nil and '5%' or spec)
+  local pct = spec:match('^%s*([%d.]+)%%%s*$')
+  local x = tonumber(pct or spec)
+  if not x or x < 0 then
+    error(string.format("--max-bad-images: '%s' is not a count (3) or a share (5%% or 0.05)", spec), 0)
+  end
+  if pct then return math.floor(total * x / 100) end
+  if x < 1 and x ~= 0 then return math.floor(total * x) end
+  return math.floor(x)
+end
+
+-- Every image that could not be read was skipped by name; more than --max-bad-images of
+-- them stop the run with a summary (a folder of scraped files that are mostly broken).
+local function check_bad_images(opt, bad, total)
+  if #bad == 0 then return end
+  local limit = M.bad_image_limit(opt.max_bad_images, total)
+  local shown = {}
+  for i = 1, math.min(5, #bad) do shown[i] = bad[i] end
+  if #bad > limit then
+    error(string.format('%d of %d images could not be read, more than --max-bad-images %s allows (%d): %s%s',
+      #bad, total, tostring(opt.max_bad_images or '5%'), limit, table.concat(shown, '; '),
+      #bad > 5 and string.format('; and %d more', #bad - 5) or ''), 0)
+  end
+  log(opt, 'Skipped %d of %d images that could not be read (--max-bad-images allows %d), e.g. %s',
+    #bad, total, limit, shown[1])
 end
 
 -- Inputs for the model: images for a trainable encoder, else cached features.
@@ -203,8 +233,10 @@ function M.prepare_inputs(opt, data, enc, enc_name)
   local X, ids
   local t0 = util.now()
   if enc.trainable then
-    X, ids = M.load_images(opt, data, all, enc:config().input_size)
+    local bad
+    X, ids, bad = M.load_images(opt, data, all, enc:config().input_size)
     log(opt, 'Loaded %d images (%dx%d) in %.1f s', #ids, X:size(2), X:size(3), util.now() - t0)
+    check_bad_images(opt, bad, #all)
   else
     local images = {}
     for _, id in ipairs(all) do images[id] = M.image_path(data, id) or paths.join(data.images_dir, id .. '.jpg') end
@@ -215,6 +247,9 @@ function M.prepare_inputs(opt, data, enc, enc_name)
     data.features_info = info
     log(opt, 'Features (%s): %d reused from %s, %d computed, %d failed', enc_name, info.reused,
       cache, info.computed, #info.failed)
+    local bad = {}
+    for i, f in ipairs(info.failed) do bad[i] = f.id .. ': ' .. f.message end
+    check_bad_images(opt, bad, #all)
   end
   local index = {}
   for i, id in ipairs(ids) do index[id] = i end

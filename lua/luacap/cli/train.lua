@@ -74,6 +74,8 @@ function M.parser(prog)
     'the global batch, rank 0 writes every file.')
   parser:flag('--freeze-encoder', 'Keep the small CNN at its seeded initial weights and cache its ' ..
     'features as vgg16\'s are (a quick run with a feature cache).')
+  parser:option('--max-bad-images', 'Stop when more images than this cannot be read (each is skipped by ' ..
+    'name): a share (5% or 0.05) or a count (3).', '5%')
   parser:flag('--strict', 'Stop at the first malformed caption line instead of skipping it.')
   parser:flag('--quiet', 'Print only errors.')
   return parser
