@@ -12,7 +12,8 @@
 # temporary before its rename; the n-th reach is drawn from the uninterrupted run's counts. The other half are kill -9
 # from outside at a random time within the uninterrupted run's duration.
 # Prints one line per kill and "kill test: S/T survived"; exits 0 when all survived.
-# KILL_TEST_SEED seeds the draws (default: the date); KILL_TEST_KEEP=1 keeps the folder.
+# KILL_TEST_SEED seeds the draws (default: the date); KILL_TEST_KEEP=1 keeps the folder;
+# KILL_TEST_FREEZE=0 trains the small CNN with the model instead (no feature cache).
 set -u
 cd "$(dirname "$0")/.."
 KILLS=${1:-${KILL_TEST_KILLS:-20}}
@@ -21,8 +22,9 @@ W=$(mktemp -d /tmp/luacap-kill.XXXXXX)
 LUAJIT=${LUAJIT:-luajit}
 ARGS="--shapes-dir $W/shapes --n-images 40 --shapes-size 32 --data-seed 3 --image-size 16
   --epochs 6 --embed-dim 12 --units 8 --img-dense 12 --dec-dense 12 --feat-dim 12
-  --batch-size 8 --encoder smallcnn --freeze-encoder --es-patience 3 --lr-patience 1
+  --batch-size 8 --encoder smallcnn --es-patience 3 --lr-patience 1
   --beam 2 --threads 1 --quiet"
+[ "${KILL_TEST_FREEZE:-1}" = 1 ] && ARGS="$ARGS --freeze-encoder"
 
 # R = a pseudo-random number in [lo, hi], the CALLS-th draw of seed SEED (reproducible;
 # not called in $(...), whose subshell would lose the count)
@@ -30,7 +32,7 @@ CALLS=0
 rand() {
   CALLS=$((CALLS + 1))
   R=$(awk -v s="$SEED" -v k="$CALLS" -v lo="$1" -v hi="$2" \
-    'BEGIN { srand((s * 7919 + k * 104729) % 2147483647); print int(lo + rand() * (hi - lo + 1)) }')
+    'BEGIN { srand(s); for (i = 1; i < k; i++) rand(); print int(lo + rand() * (hi - lo + 1)) }')
 }
 
 echo "kill test: $KILLS kills, seed $SEED, in $W"
