@@ -265,11 +265,7 @@ local function write_json(path, info, records)
     w(']}' .. (i < #records and ',' or '') .. '\n')
   end
   w(' ]}\n')
-  local f, err = io.open(path, 'wb')
-  if not f then return nil, err end
-  f:write(table.concat(out))
-  f:close()
-  return true
+  return require('luacap.util').write_file(path, table.concat(out))   -- atomic
 end
 
 -- generate{dir =, n = 2000, size = 64, seed = 1, captions = 5, noise = 12, quality = 90,
@@ -322,10 +318,8 @@ function M.generate(opt)
     if i % 64 == 0 then collectgarbage('step') end   -- the pixel tensors live outside the heap
   end
   local captions_file = paths.join(opt.dir, 'captions.txt')
-  local f, ferr = io.open(captions_file, 'wb')
-  if not f then return nil, ferr end
-  f:write(table.concat(lines, '\n'), '\n')
-  f:close()
+  local cok, ferr = require('luacap.util').write_file(captions_file, table.concat(lines, '\n') .. '\n')
+  if not cok then return nil, ferr end
   local shapes_file = paths.join(opt.dir, 'shapes.json')
   ok, err = write_json(shapes_file, {size = size, seed = seed}, records)
   if not ok then return nil, err end

@@ -218,13 +218,9 @@ function M.from_json(s)
   return tok
 end
 
--- save(path) -> true | nil, message.
+-- save(path) -> true | nil, message. Atomic (util.write_file: temporary, fsync, rename).
 function Tokenizer:save(path)
-  local f, err = io.open(path, 'wb')
-  if not f then return nil, err end
-  f:write(self:to_json(), '\n')
-  f:close()
-  return true
+  return require('luacap.util').write_file(path, self:to_json() .. '\n')
 end
 
 -- load(path) -> tokenizer | nil, message.
