@@ -3,6 +3,7 @@ local M = {}
 
 M.names = {seed = 'luacap.models.seed'}
 M.names.transformer = 'luacap.models.transformer'
+M.names.sat = 'luacap.models.sat'
 
 function M.get(name)
   local mod = M.names[name]
