@@ -159,4 +159,29 @@ describe('sat model', function()
     assert.same({3, 4, 2}, {out[1][1], out[1][2], out[1][3]})
     assert.same({5, 6, 4, 2}, out[2])
   end)
+
+  it('trains in fit on whole captions (pairs.caption_source), with the penalty', function()
+    local pairs_mod = require 'luacap.data.pairs'
+    -- a stand-in tokenizer: words are their ids
+    local tok = {text_to_sequence = function(_, text)
+      local out = {}
+      for w in text:gmatch('%d+') do out[#out + 1] = tonumber(w) end
+      return out
+    end}
+    local p = pairs_mod.build({'a', 'b'}, {a = {'1 3 4 2'}, b = {'1 5 6 4 2', '1 5 2'}}, tok)
+    local x, y, mask, images = pairs_mod.caption_batch(p, {1, 3})
+    -- caption 1 '1 3 4 2' -> in 1 3 4, out 3 4 2; caption 3 '1 5 2' -> in 1 5, out 5 2, padded
+    assert.same({{1, 3, 4}, {1, 5, 0}}, x:totable())
+    assert.same({{3, 4, 2}, {5, 2, 0}}, y:totable())
+    assert.same({{1, 1, 1}, {1, 1, 0}}, mask:totable())
+    assert.same({1, 2}, images)
+    local m, feats = tiny({dropout = 0})
+    local src = pairs_mod.caption_source(p, {1, 2})
+    assert.equal(3, src.n)
+    local fit = require 'luacap.train.fit'
+    local history = fit.fit{model = m, inputs = feats, train = src, epochs = 40, batch_size = 3,
+      optimizer = luacap.optim.Adam{lr = 0.03}, verbose = 0}
+    assert.is_true(history.loss[40] < 0.3 * history.loss[1],
+      ('loss %g -> %g'):format(history.loss[1], history.loss[40]))
+  end)
 end)

@@ -8,13 +8,13 @@ local M = {}
 -- build(ids_list, captions_by_id, tokenizer, max_len) -> pairs:
 --   {ids = ids_list, n = number of pairs, n_captions =, max_len =,
 --    tokens = every caption's ids, one flat list,
---    cap_start[c], cap_len[c] = where caption c's ids sit in tokens,
+--    cap_start[c], cap_len[c] = where caption c's ids sit in tokens, cap_image[c] its row,
 --    pair_image[k] = row of the image in ids_list, pair_caption[k] = c,
 --    pair_pos[k] = p: the prefix is caption c's ids 1..p and the target is id p+1}.
 -- Pairs come in the generator's order: image by image, caption by caption, p = 1..n-1.
 -- max_len defaults to the longest caption; a longer prefix is cut from the front.
 function M.build(ids_list, captions_by_id, tokenizer, max_len)
-  local p = {ids = ids_list, tokens = {}, cap_start = {}, cap_len = {},
+  local p = {ids = ids_list, tokens = {}, cap_start = {}, cap_len = {}, cap_image = {},
              pair_image = {}, pair_caption = {}, pair_pos = {}, n = 0, n_captions = 0}
   local tokens, longest = p.tokens, 0
   local pi, pc, pp = p.pair_image, p.pair_caption, p.pair_pos
@@ -25,7 +25,7 @@ function M.build(ids_list, captions_by_id, tokenizer, max_len)
     for _, text in ipairs(caps) do
       local seq = tokenizer:text_to_sequence(text)
       c = c + 1
-      p.cap_start[c], p.cap_len[c] = #tokens + 1, #seq
+      p.cap_start[c], p.cap_len[c], p.cap_image[c] = #tokens + 1, #seq, row
       for i = 1, #seq do tokens[#tokens + 1] = seq[i] end
       if #seq > longest then longest = #seq end
       for pos = 1, #seq - 1 do
@@ -71,6 +71,47 @@ function M.batch(p, order, first, count, max_len)
     images[b] = pi[k]
   end
   return core.from_flat(x, {B, max_len}), core.from_flat(y, {B}), images
+end
+
+-- caption_batch(pairs, caps) -> in_ids, y, mask (B, T), images: whole captions for
+-- teacher forcing (models with caption_level, e.g. sat): caption caps[b] of n ids gives
+-- in_ids ids 1..n-1 and y ids 2..n, post-padded with 0 to T = the longest n-1 (at most
+-- max_len), mask 1 at real steps; images[b] the caption's image row.
+function M.caption_batch(p, caps)
+  local B, T = #caps, 1
+  local cap_image = p.cap_image
+  for _, c in ipairs(caps) do T = math.max(T, math.min(p.cap_len[c] - 1, p.max_len)) end
+  local x, y, m, images = {}, {}, {}, {}
+  for b, c in ipairs(caps) do
+    local start, n = p.cap_start[c], math.min(p.cap_len[c] - 1, p.max_len)
+    for t = 1, T do
+      local o = (b - 1) * T + t
+      local real = t <= n
+      x[o] = real and p.tokens[start + t - 1] or 0
+      y[o] = real and p.tokens[start + t] or 0
+      m[o] = real and 1 or 0
+    end
+    images[b] = cap_image[c]
+  end
+  return core.from_flat(x, {B, T}), core.from_flat(y, {B, T}), core.from_flat(m, {B, T}), images
+end
+
+-- A fit batch source over whole captions (one item per caption of at least 2 ids), image
+-- rows rows[image]: get(list) -> {ids = in_ids, y =, mask =, rows =}.
+function M.caption_source(p, rows)
+  local list = {}
+  for c = 1, p.n_captions do
+    if p.cap_len[c] >= 2 then list[#list + 1] = c end
+  end
+  return {n = #list, image_of = function(k) return p.cap_image[list[k]] end,
+    get = function(idx)
+      local caps = {}
+      for i, k in ipairs(idx) do caps[i] = list[k] end
+      local x, y, mask, images = M.caption_batch(p, caps)
+      local r = {}
+      for i, im in ipairs(images) do r[i] = rows[im] end
+      return {ids = x, y = y, mask = mask, rows = r}
+    end}
 end
 
 -- shuffle(n) -> a random permutation of 1..n from luacap's seeded generator

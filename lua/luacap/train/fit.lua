@@ -108,10 +108,18 @@ local function batch_grads(ctx, dist, idx, source, params, K)
     -- dropout masks keyed by (epoch, pair number): the same whatever the batch's split
     Dropout.set_keys(ctx.epoch, chunk)
     local b = source.get(chunk)
-    loss = loss + ctx.crit:forward(forward_batch(ctx, b), b.y) * w
+    local logits = forward_batch(ctx, b)
+    -- caption-level batches (b.mask) of a model with a penalty (sat's attention) add it
+    local with_penalty = b.mask ~= nil and ctx.model.penalty ~= nil
+    local l = ctx.crit:forward(logits, b.y, b.mask)
+    if with_penalty then l = l + ctx.model:penalty() end
+    loss = loss + l * w
     local dlogits = ctx.crit:backward()
-    if w ~= 1 then dlogits:scale(w) end
-    local dfeats = ctx.model:backward(dlogits)
+    if w ~= 1 then
+      dlogits:scale(w)
+      if with_penalty then ctx.model.dalpha:scale(w) end
+    end
+    local dfeats = ctx.model:backward(dlogits, with_penalty)
     if ctx.train_encoder then
       if c0 + per > n then last_dfeats = dfeats else backward_encoder(ctx, dfeats) end
     end
@@ -186,7 +194,7 @@ function M.evaluate(ctx, source, batch_size, steps, cursor, dist)
     if #idx > 0 then
       local b = source.get(idx)
       local logits = forward_batch(ctx, b)
-      local loss = ctx.crit:forward(logits, b.y)
+      local loss = ctx.crit:forward(logits, b.y, b.mask)
       sum = sum + loss * #idx
       count = count + #idx
     end
