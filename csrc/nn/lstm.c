@@ -159,6 +159,23 @@ static void small_rows_matmul_acc(float *restrict out, const float *restrict a,
   }
 }
 
+/* out (M, N) = a (M, K) @ w^T, w (N, K) row-major, for M < SMALL_ROWS: each out element a
+ * dot product of two K-rows (w read once per out row, no packing). */
+__attribute__((target_clones("avx2", "default")))
+static void small_rows_matmul_nt(float *restrict out, const float *restrict a,
+                                 const float *restrict w, int M, int N, int K) {
+  for (int m = 0; m < M; m++) {
+    const float *a_m = a + (size_t)m * K;
+    for (int n = 0; n < N; n++) {
+      const float *w_n = w + (size_t)n * K;
+      float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+      for (int k = 0; k < K; k++) acc += a_m[k] * w_n[k];
+      out[(size_t)m * N + n] = acc;
+    }
+  }
+}
+
 /* out (M, N) += a (M, K) @ w (K, N): sgemm, or plain loops for a few rows. */
 static void matmul_acc(float *out, const float *a, const float *w, int M, int N, int K) {
   if (M < SMALL_ROWS) small_rows_matmul_acc(out, a, w, M, N, K);
@@ -485,7 +502,8 @@ int lstm_backward(float *dx, float *dkernel, float *drkernel, float *dbias, floa
     for (int k = nd; k < na; k++) memset(dh + (size_t)rows[k] * H, 0, (size_t)H * sizeof(float));
     if (nd > 0) {
       /* z = h_prev @ rkernel + ...  =>  dhc (nd, H) = dz_s (nd, 4H) @ rkernel^T (4H, H) */
-      lc_sgemm(0, 1, nd, H, (int)G, 1.0f, dz_s, rkernel, 0.0f, dhc);
+      if (nd < SMALL_ROWS) small_rows_matmul_nt(dhc, dz_s, rkernel, nd, H, (int)G);
+      else lc_sgemm(0, 1, nd, H, (int)G, 1.0f, dz_s, rkernel, 0.0f, dhc);
       LC_OMP_FOR_IF((size_t)nd * H)
       for (int k = 0; k < nd; k++)
         memcpy(dh + (size_t)rows[k] * H, dhc + (size_t)k * H, (size_t)H * sizeof(float));
