@@ -349,6 +349,29 @@ function M.remove_stale_temporaries(opt, dirs)
   end
 end
 
+-- Self-critical training after cross-entropy (luacap.train.scst): the test split's greedy
+-- scores before it, then opt.scst_epochs epochs on the training images with CIDEr-D
+-- rewards (df from the training references), the weights saved as models/scst.h5.
+-- Returns {before = metrics, epochs =, baseline =, samples =, lr =, reward = {..}, ...}.
+function M.run_scst(opt, data, model, enc, X, index, Xtest, test_ids, dirs, save)
+  local decode = require 'luacap.eval.decode'
+  local frozen = enc.trainable and enc or nil
+  local before = M.score(data, test_ids, decode.greedy(model, Xtest, data.tok,
+    {batch = opt.decode_batch, encoder = frozen}))
+  local refs = {}
+  for i, id in ipairs(data.train) do refs[i] = M.references(data, id) end
+  local lr = opt.scst_lr or 5e-5
+  local hist = require('luacap.train.scst').run{model = model, encoder = frozen, inputs = X,
+    images = M.rows_of(index, data.train), references = refs, vocab = decode.vocab_of(data.tok),
+    epochs = opt.scst_epochs, k = opt.scst_samples or 5, baseline = opt.scst_baseline or 'greedy',
+    batch_images = opt.scst_batch or 16, optimizer = luacap.optim.Adam{lr = lr},
+    clip_norm = opt.clip_norm, verbose = opt.quiet and 0 or 1}
+  save(paths.join(dirs.models, 'scst.h5'))
+  return {before = before, epochs = opt.scst_epochs, baseline = opt.scst_baseline or 'greedy',
+    samples = opt.scst_samples or 5, lr = lr, reward = hist.reward, baseline_reward = hist.baseline,
+    greedy_reward = hist.greedy[1] and hist.greedy or nil, loss = hist.loss}
+end
+
 -- run(opt): the whole job; returns a summary table (metrics, history, paths).
 function M.run(opt)
   local t_start = util.now()
@@ -538,6 +561,11 @@ function M.run(opt)
     local p = #my_ids > 0 and fn() or {}
     return dist and dist:gather(p) or p
   end
+  local scst_info
+  if (opt.scst_epochs or 0) > 0 then
+    if dist then error('--scst-epochs does not run with --distributed yet', 0) end
+    scst_info = M.run_scst(opt, data, model, enc, X, index, Xtest, test_ids, dirs, save)
+  end
   local t0 = util.now()
   local decode = require 'luacap.eval.decode'
   local preds = shared_decode(function() return decode.greedy(model, Xtest, data.tok, {batch = opt.decode_batch,
@@ -556,6 +584,13 @@ function M.run(opt)
     caption = baseline_caption}
   for k, v in pairs(baseline) do out_metrics.baseline[k] = v end
   out_metrics.test_images = #test_ids
+  if scst_info then
+    scst_info.after = metrics
+    out_metrics.scst = scst_info
+    log(opt, 'SCST (%d epochs): test CIDEr-D %.4f before, %.4f after; BLEU-4 %.4f before, %.4f after',
+      scst_info.epochs, scst_info.before['CIDEr-D'], metrics['CIDEr-D'], scst_info.before['BLEU-4'],
+      metrics['BLEU-4'])
+  end
   -- beyond the notebook: the same test split with beam search
   if (opt.beam or 0) > 1 then
     local tb = util.now()
@@ -593,6 +628,9 @@ function M.run(opt)
   local names = M.METRICS
   for _, k in ipairs(names) do rows[#rows + 1] = {k, metrics[k]} end
   for _, k in ipairs(names) do rows[#rows + 1] = {k .. ' (baseline: most frequent caption)', baseline[k]} end
+  if scst_info then
+    for _, k in ipairs(names) do rows[#rows + 1] = {k .. ' (before SCST)', scst_info.before[k]} end
+  end
   if out_metrics.beam_search then
     for _, k in ipairs(names) do
       rows[#rows + 1] = {string.format('%s (beam search, width %d)', k, opt.beam), out_metrics.beam_search[k]}

@@ -69,6 +69,13 @@ function M.parser(prog)
     'batch (one dropout mask per image) and the caption\'s forward LSTM once per caption; ' ..
     'batches drawn from groups of images (--group-images, default 1).')
   parser:option('--clip-norm', 'Clip the global gradient norm to this (off by default, as Keras).'):convert(tonumber)
+  parser:option('--scst-epochs', 'Self-critical training epochs after cross-entropy training ' ..
+    '(CIDEr-D reward; 0: off).', '0'):convert(cli_args.int_at_least(0))
+  parser:option('--scst-baseline', 'SCST baseline: greedy (the greedy caption\'s reward) or mean ' ..
+    '(of the image\'s other samples).', 'greedy'):choices({'greedy', 'mean'})
+  parser:option('--scst-samples', 'SCST: captions sampled per image.', '5'):convert(cli_args.int_at_least(1))
+  parser:option('--scst-lr', 'SCST: Adam learning rate.', '0.00005'):convert(cli_args.positive)
+  parser:option('--scst-batch', 'SCST: images per batch.', '16'):convert(cli_args.int_at_least(1))
   parser:flag('--resume', 'Resume from <out>/models/last.h5 (weights, optimizer, callbacks, data position).')
   parser:flag('--distributed', 'Data-parallel training under mpirun (docs/distributed.md): --batch-size is ' ..
     'the global batch, rank 0 writes every file.')
