@@ -146,6 +146,22 @@ describe('pipeline', function()
     assert.is_false(require('luacap.data.paths').is_file(out4 .. '/models/final.h5'))
   end)
 
+  it('runs self-critical training after cross-entropy and scores before and after', function()
+    local o = tmp .. '_scst'
+    local r = pipeline.run(opts(o, {scst_epochs = 2, scst_samples = 3, scst_lr = 1e-3}))
+    local m = cjson.decode(read(o .. '/results/bleu_metrics.json'))
+    -- before SCST: the same training, so the same greedy scores as the run without it
+    assert.same(res.metrics, m.scst.before)
+    assert.same(r.metrics, m.scst.after)
+    assert.equal(r.metrics['CIDEr-D'], m['CIDEr-D'])
+    assert.equal(2, #m.scst.reward)
+    assert.equal(2, #m.scst.baseline_reward)
+    assert.equal(2, #m.scst.greedy_reward)
+    assert.equal('greedy', m.scst.baseline)
+    assert.is_true(require('luacap.data.paths').is_file(o .. '/models/scst.h5'))
+    assert.truthy(read(o .. '/results/index.html'):find('CIDEr-D (before SCST)', 1, true))
+  end)
+
   it('runs the same twice with the same seed', function()
     local again = pipeline.run(opts(tmp .. '_again'))
     assert.same(res.metrics, again.metrics)
