@@ -68,7 +68,7 @@ ifeq ($(HAVE_MPI),1)
   MPI_TARGET = $(MPI_SO)
 endif
 
-.PHONY: all deps test test-crash test-browser demo bench bench-torch memcheck lint clean install links vgg16-weights
+.PHONY: all deps test test-crash probe-h5 test-browser demo bench bench-torch memcheck lint clean install links vgg16-weights
 
 all: $(SO) $(MPI_TARGET) links
 
@@ -127,6 +127,11 @@ demo: deps
 KILLS ?= 20
 test-crash: all
 	sh tools/kill-test.sh $(KILLS)
+
+# Randomly damaged model files and feature caches through luacap's loaders (docs/robustness.md).
+PROBE_N ?= 1002
+probe-h5: all
+	nice -n 19 luajit tools/corrupt-probe.lua $(PROBE_N)
 
 # The results page in headless Chromium (installs Debian's chromium when missing).
 test-browser: all

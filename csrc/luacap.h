@@ -68,7 +68,12 @@ int lc_get_threads(void);
 /* Image codecs (jpeg.c, png.c), resize.c, preprocess.c. A decoded image is
  * malloc'd bytes pix (H, W, 3), RGB interleaved, row-major; the caller frees it.
  * Decoders never raise or exit: bad data gives LC_EDATA and a reason in msg. */
-#define LC_IMAGE_MAX_PIXELS ((int64_t)1 << 28)   /* refuse larger: 3 GiB as floats */
+/* Run-time allocation limits (tensor.c holds them; luacap.set_limits sets them from Lua).
+ * image_pixels: decoders refuse larger headers (default 2^28 pixels, 3 GiB as floats);
+ * dataset_bytes: HDF5 readers refuse a dataset claiming more (default 2^34, 16 GiB). */
+typedef struct { int64_t image_pixels, dataset_bytes; } lc_limits_t;
+extern lc_limits_t lc_limits;
+#define LC_IMAGE_MAX_PIXELS (lc_limits.image_pixels)
 enum { LC_IMG_UNKNOWN = 0, LC_IMG_JPEG = 1, LC_IMG_PNG = 2 };
 int lc_image_sniff(const unsigned char *buf, size_t n);   /* from the magic bytes */
 /* Decode buf (n bytes). pix NULL: read the header only. C: channels stored in the
@@ -122,6 +127,7 @@ int lc_h5_dataset_shape(lc_h5 *h, const char *name, int *ndim, int64_t *shape,
                         char *err, size_t n);
 /* out (numel) = the dataset's values as float32; numel must match its shape. */
 int lc_h5_read(lc_h5 *h, const char *name, float *out, size_t numel, char *err, size_t n);
+uint32_t lc_crc32c(const void *data, size_t n);   /* CRC-32C, the datasets' checksum */
 /* data (shape) written as a float32 dataset; missing groups on the way are created. */
 int lc_h5_write(lc_h5 *h, const char *name, const float *data, int ndim,
                 const int64_t *shape, char *err, size_t n);

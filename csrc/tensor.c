@@ -39,3 +39,6 @@ size_t lc_shape_numel(int ndim, const int64_t *shape) {
 }
 
 size_t lc_numel(const lc_tensor *t) { return lc_shape_numel(t->ndim, t->shape); }
+
+/* The run-time allocation limits (luacap.h); luacap.set_limits changes them. */
+lc_limits_t lc_limits = {(int64_t)1 << 28, (int64_t)1 << 34};

@@ -205,8 +205,36 @@ static const luaL_Reg methods[] = {
   {NULL, NULL}
 };
 
+/* limits([image_pixels, dataset_bytes]) -> image_pixels, dataset_bytes: the run-time
+ * allocation limits of luacap.h (each argument nil keeps it), the values now in force.
+ * luacap.set_limits / luacap.limits are the public form. */
+static int l_limits(lua_State *L) {
+  if (!lua_isnoneornil(L, 1)) {
+    lua_Number v = luaL_checknumber(L, 1);
+    if (!(v >= 1 && v <= 9.0e15)) return luaL_error(L, "limits: image_pixels must be >= 1");
+    lc_limits.image_pixels = (int64_t)v;
+  }
+  if (!lua_isnoneornil(L, 2)) {
+    lua_Number v = luaL_checknumber(L, 2);
+    if (!(v >= 0 && v <= 9.0e18)) return luaL_error(L, "limits: dataset_bytes must be >= 0");
+    lc_limits.dataset_bytes = (int64_t)v;
+  }
+  lua_pushnumber(L, (lua_Number)lc_limits.image_pixels);
+  lua_pushnumber(L, (lua_Number)lc_limits.dataset_bytes);
+  return 2;
+}
+
+/* crc32c(string) -> the CRC-32C of its bytes, the datasets' checksum (for specs). */
+static int l_crc32c(lua_State *L) {
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  lua_pushnumber(L, (lua_Number)lc_crc32c(s, len));
+  return 1;
+}
+
 static const luaL_Reg functions[] = {
-  {"h5_open", l_h5_open}, {"h5_create", l_h5_create},
+  {"h5_open", l_h5_open}, {"h5_create", l_h5_create}, {"limits", l_limits},
+  {"crc32c", l_crc32c},
   {NULL, NULL}
 };
 

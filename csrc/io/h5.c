@@ -44,8 +44,99 @@ struct lc_h5 {
   int writable;
   char *path;          /* the target path */
   char *tmp;           /* writer: "<path>.tmp.<pid>", the file actually written */
+  int64_t file_size;   /* reader: the file's size in bytes when opened */
   scratch_block *scratch;
 };
+
+static void set_err(char *err, size_t n, const char *fmt, ...);
+
+/* ------------------------------------------------------------ integrity */
+
+/* Every dataset luacap writes carries a scalar uint32 attribute CRC_ATTR: the CRC-32C
+ * (Castagnoli, reflected, init and final xor 0xFFFFFFFF) of its raw float32 bytes as
+ * stored (little-endian). Readers check it when present; files without it (older
+ * luacap files, Keras' or h5py's) load unchecked. lc_h5_attrs does not list it. */
+#define CRC_ATTR "luacap_crc32c"
+
+static uint32_t crc_table[8][256];
+static int crc_ready;
+
+static void crc_init(void) {
+  for (uint32_t i = 0; i < 256; i++) {
+    uint32_t c = i;
+    for (int k = 0; k < 8; k++) c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+    crc_table[0][i] = c;
+  }
+  for (int t = 1; t < 8; t++)
+    for (int i = 0; i < 256; i++)
+      crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xFF];
+  crc_ready = 1;
+}
+
+/* CRC-32C of n bytes (slicing by 8); lc_crc32c("123456789") = 0xE3069283. */
+uint32_t lc_crc32c(const void *data, size_t n) {
+  if (!crc_ready) crc_init();
+  const unsigned char *p = data;
+  uint32_t c = 0xFFFFFFFFu;
+  while (n >= 8) {
+    c ^= (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    c = crc_table[7][c & 0xFF] ^ crc_table[6][(c >> 8) & 0xFF] ^
+        crc_table[5][(c >> 16) & 0xFF] ^ crc_table[4][c >> 24] ^
+        crc_table[3][p[4]] ^ crc_table[2][p[5]] ^ crc_table[1][p[6]] ^ crc_table[0][p[7]];
+    p += 8;
+    n -= 8;
+  }
+  while (n--) c = (c >> 8) ^ crc_table[0][(c ^ *p++) & 0xFF];
+  return c ^ 0xFFFFFFFFu;
+}
+
+static uint64_t le_uint(const unsigned char *p, int bytes) {
+  uint64_t v = 0;
+  for (int i = bytes - 1; i >= 0; i--) v = v << 8 | p[i];
+  return v;
+}
+
+/* Before libhdf5 sees the file: the superblock at offset 0 (a file with a user block,
+ * signature at 512, 1024, ..., is left to libhdf5) must name an end-of-file address the
+ * file reaches. Catches truncation without letting libhdf5 read past the end. */
+static int check_superblock(const char *path, int64_t size, char *err, size_t n) {
+  unsigned char b[96];
+  FILE *f = fopen(path, "rb");
+  if (!f) { set_err(err, n, "%s", strerror(errno)); return LC_EIO; }
+  size_t got = fread(b, 1, sizeof b, f);
+  fclose(f);
+  static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+  if (got < 8 || memcmp(b, sig, 8) != 0) return LC_OK;
+  if (got < 12) goto truncated;
+  int version = b[8], osize, at;
+  if (version == 0 || version == 1) {
+    osize = b[13];
+    at = 24 + (version == 1 ? 4 : 0) + 2 * osize;    /* base, free-space, then EOF */
+  } else if (version == 2 || version == 3) {
+    osize = b[9];
+    at = 12 + 2 * osize;                             /* base, extension, then EOF */
+  } else {
+    set_err(err, n, "corrupt or truncated file (unknown superblock version %d)", version);
+    return LC_EDATA;
+  }
+  if (osize != 2 && osize != 4 && osize != 8) {
+    set_err(err, n, "corrupt or truncated file (superblock offset size %d)", osize);
+    return LC_EDATA;
+  }
+  if ((size_t)(at + osize) > got) goto truncated;
+  uint64_t base = le_uint(b + at - 2 * osize, osize);
+  uint64_t eof = le_uint(b + at, osize);
+  if (base > (uint64_t)size || eof > (uint64_t)size - base) {
+    set_err(err, n, "corrupt or truncated file (%lld bytes, the superblock says %llu)",
+            (long long)size, (unsigned long long)(base + eof));
+    return LC_EDATA;
+  }
+  return LC_OK;
+truncated:
+  set_err(err, n, "corrupt or truncated file (%lld bytes, no whole superblock)",
+          (long long)size);
+  return LC_EDATA;
+}
 
 /* ------------------------------------------------------------ errors and scratch */
 
@@ -116,6 +207,8 @@ int lc_h5_open(lc_h5 **out, const char *path, int writable, char *err, size_t n)
       set_err(err, n, "is a directory, not an HDF5 file");
       return LC_EIO;
     }
+    int src = check_superblock(path, (int64_t)st.st_size, err, n);
+    if (src != LC_OK) return src;
     htri_t ok = H5Fis_hdf5(path);
     if (ok == 0) {
       set_err(err, n, "not an HDF5 file (no HDF5 signature)");
@@ -129,6 +222,10 @@ int lc_h5_open(lc_h5 **out, const char *path, int writable, char *err, size_t n)
   h->file = -1;
   h->lcpl = -1;
   h->writable = writable;
+  if (!writable) {
+    struct stat st;
+    h->file_size = stat(path, &st) == 0 ? (int64_t)st.st_size : INT64_MAX;
+  }
   h->path = malloc(strlen(path) + 1);
   if (!h->path) goto nomem;
   strcpy(h->path, path);
@@ -319,6 +416,30 @@ int lc_h5_dataset_shape(lc_h5 *h, const char *name, int *ndim, int64_t *shape,
     rank = 1;
     dims[0] = 0;
   }
+  /* What the dataset claims, before anyone allocates it: over the limit, or (stored
+   * without filters, so uncompressed) more bytes than the whole file holds. */
+  {
+    double bytes = (double)H5Tget_size(type);
+    for (int d = 0; d < rank; d++) bytes *= (double)dims[d];
+    if (bytes > (double)lc_limits.dataset_bytes) {
+      set_err(err, n, "dataset '%s%s' claims %.0f bytes, over the limit of %lld "
+              "(luacap.set_limits{dataset_bytes = ...})", slash(name), name, bytes,
+              (long long)lc_limits.dataset_bytes);
+      rc = LC_EDATA;
+      goto done;
+    }
+    if (!h->writable && bytes > (double)h->file_size) {
+      hid_t dcpl = H5Dget_create_plist(ds);
+      int nfilters = dcpl >= 0 ? H5Pget_nfilters(dcpl) : 0;
+      if (dcpl >= 0) H5Pclose(dcpl);
+      if (nfilters <= 0) {
+        set_err(err, n, "corrupt or truncated file (dataset '%s%s' claims %.0f bytes, "
+                "the file holds %lld)", slash(name), name, bytes, (long long)h->file_size);
+        rc = LC_EDATA;
+        goto done;
+      }
+    }
+  }
   *ndim = rank;
   for (int d = 0; d < rank; d++) shape[d] = (int64_t)dims[d];
 done:
@@ -346,6 +467,29 @@ int lc_h5_read(lc_h5 *h, const char *name, float *out, size_t numel, char *err, 
     char what[300];
     snprintf(what, sizeof what, "cannot read dataset '%s%s'", slash(name), name);
     rc = h5_err(err, n, LC_EDATA, what);
+  } else {
+    /* luacap's own files: the CRC-32C of the float32 bytes as written (x86 and ARM
+     * are little-endian, so the native floats read are those bytes). */
+    htri_t has = H5Aexists(ds, CRC_ATTR);
+    if (has > 0) {
+      uint32_t want = 0;
+      hid_t a = H5Aopen(ds, CRC_ATTR, H5P_DEFAULT);
+      hid_t type = H5Dget_type(ds);
+      int f32 = type >= 0 && H5Tget_class(type) == H5T_FLOAT && H5Tget_size(type) == 4;
+      if (a < 0 || H5Aread(a, H5T_NATIVE_UINT32, &want) < 0 || !f32 ||
+          lc_crc32c(out, numel * sizeof *out) != want) {
+        set_err(err, n, "corrupt or truncated file (dataset '%s%s': checksum mismatch)",
+                slash(name), name);
+        rc = LC_EDATA;
+      }
+      if (a >= 0) H5Aclose(a);
+      if (type >= 0) H5Tclose(type);
+    } else if (has < 0) {
+      set_err(err, n, "corrupt or truncated file (dataset '%s%s': unreadable attributes)",
+              slash(name), name);
+      rc = LC_EDATA;
+    }
+    H5Eclear2(H5E_DEFAULT);
   }
   H5Dclose(ds);
   return rc;
@@ -372,6 +516,17 @@ int lc_h5_write(lc_h5 *h, const char *name, const float *data, int ndim,
              H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
     snprintf(what, sizeof what, "cannot write dataset '%s%s'", slash(name), name);
     rc = h5_err(err, n, LC_EIO, what);
+  }
+  if (rc == LC_OK) {   /* the checksum readers verify (CRC_ATTR) */
+    uint32_t crc = lc_crc32c(data, lc_shape_numel(ndim, shape) * sizeof *data);
+    hid_t as = H5Screate(H5S_SCALAR);
+    hid_t a = as >= 0 ? H5Acreate2(ds, CRC_ATTR, H5T_STD_U32LE, as, H5P_DEFAULT, H5P_DEFAULT) : -1;
+    if (a < 0 || H5Awrite(a, H5T_NATIVE_UINT32, &crc) < 0) {
+      snprintf(what, sizeof what, "cannot write the checksum of dataset '%s%s'", slash(name), name);
+      rc = h5_err(err, n, LC_EIO, what);
+    }
+    if (a >= 0) H5Aclose(a);
+    if (as >= 0) H5Sclose(as);
   }
   if (ds >= 0) H5Dclose(ds);
   H5Sclose(space);
@@ -523,6 +678,7 @@ static int read_strings(lc_h5 *h, hid_t a, hid_t ftype, size_t count, lc_h5_attr
 static herr_t attr_one(hid_t loc, const char *name, const H5A_info_t *info, void *data) {
   attr_state *s = data;
   (void)info;
+  if (strcmp(name, CRC_ATTR) == 0) return 0;   /* ours, checked by lc_h5_read */
   if (s->count == s->cap) {
     size_t cap = s->cap ? 2 * s->cap : 8;
     lc_h5_attr *attrs = scratch_alloc(s->h, cap * sizeof *attrs);

@@ -31,6 +31,31 @@ luacap.random = core.random
 luacap.set_threads = core.set_threads
 luacap.get_threads = core.get_threads
 
+-- luacap.limits() -> {image_pixels =, dataset_bytes =, line_bytes =}: what an input may
+-- make luacap allocate (docs/robustness.md); luacap.set_limits{...} changes any of them
+-- and returns the previous values.
+function luacap.limits()
+  local px, db = core.limits()
+  return {image_pixels = px, dataset_bytes = db,
+    line_bytes = require('luacap.util').limits.line_bytes}
+end
+function luacap.set_limits(t)
+  if type(t) ~= 'table' then error('set_limits: expected a table of limits', 2) end
+  local old = luacap.limits()
+  for k, v in pairs(t) do
+    if old[k] == nil then
+      error("set_limits: unknown limit '" .. tostring(k) ..
+        "' (image_pixels, dataset_bytes, line_bytes)", 2)
+    end
+    if type(v) ~= 'number' or v ~= v or v < 1 or v ~= math.floor(v) then
+      error(string.format('set_limits: %s must be a whole number >= 1, got %s', k, tostring(v)), 2)
+    end
+  end
+  core.limits(t.image_pixels, t.dataset_bytes)
+  if t.line_bytes then require('luacap.util').limits.line_bytes = t.line_bytes end
+  return old
+end
+
 -- luacap.load(path) -> a captioner (model, encoder, tokenizer) ready to caption images;
 -- luacap.caption(captioner, 'img.jpg') -> the caption string (or nil, message).
 function luacap.load(path) return require('luacap.captioner').load(path) end

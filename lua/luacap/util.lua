@@ -60,6 +60,10 @@ function M.ensure_rows(ctx, key, inputs, rows)
   return t
 end
 
+-- Limits kept on the Lua side (luacap.set_limits sets them): line_bytes, the longest
+-- line a caption file may hold (Karpathy's JSON, one document, is exempt).
+M.limits = {line_bytes = 64 * 1048576}
+
 function M.read_file(path)
   local f, err = io.open(path, 'rb')
   if not f then return nil, err end

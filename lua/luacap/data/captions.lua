@@ -56,12 +56,38 @@ local function strip(s) return (s:gsub('^%s+', ''):gsub('%s+$', '')) end
 
 ------------------------------------------------------------------------ file reading
 
+-- Reads in 1 MiB chunks; a line-based file (not starting with '{' or '[', Karpathy's
+-- JSON) whose line runs past luacap.limits().line_bytes is refused as soon as the
+-- reading passes the limit, so a 1 GB line is never held whole.
+local CHUNK = 1048576
 local function read_all(path)
   local f, err = io.open(path, 'rb')
   if not f then return nil, 'captions: ' .. tostring(err) end
-  local s = f:read('*a')
+  local limit = require('luacap.util').limits.line_bytes
+  local parts, line_start, total, line_no, json = {}, 0, 0, 1, nil
+  while true do
+    local chunk = f:read(CHUNK)
+    if not chunk then break end
+    if json == nil then json = chunk:match('^\239?\187?\191?%s*[%[{]') ~= nil end
+    if not json then
+      local pos = 1
+      while true do
+        local e = chunk:find('[\r\n]', pos)
+        if not e then break end
+        if total + e - line_start > limit + 1 then break end
+        line_start, pos, line_no = total + e, e + 1, line_no + 1
+      end
+      if total + #chunk - line_start > limit then
+        f:close()
+        return nil, string.format('captions: %s: line %d is longer than %d bytes ' ..
+          '(luacap.set_limits{line_bytes = ...})', path, line_no, limit)
+      end
+    end
+    parts[#parts + 1] = chunk
+    total = total + #chunk
+  end
   f:close()
-  if not s then return nil, 'captions: ' .. path .. ': cannot read' end
+  local s = table.concat(parts)
   if s:sub(1, 3) == '\239\187\191' then s = s:sub(4) end   -- UTF-8 byte order mark
   return s
 end
