@@ -158,7 +158,8 @@ function M.choose_encoder(opt)
     if not enc then error(err, 0) end
   elseif name == 'smallcnn' then
     local cfg = {name = 'smallcnn', input_size = opt.image_size, channels = opt.cnn_channels,
-      out_dim = opt.feat_dim, frozen = opt.freeze_encoder or nil}
+      out_dim = opt.feat_dim, frozen = opt.freeze_encoder or nil,
+      output = opt.model == 'sat' and 'map' or nil}   -- sat attends over the conv map's regions
     for k, v in pairs(opt.encoder_options or {}) do cfg[k] = v end
     enc = luacap.encoders.build(cfg)
   else
@@ -411,12 +412,16 @@ function M.run(opt)
   log(opt, 'Pairs: %d for training, %d for validation', train_p.n, val_p.n)
   local train_src = M.source(train_p, M.rows_of(index, data.train))
   local val_src = M.source(val_p, M.rows_of(index, data.val))
+  if opt.model == 'sat' then   -- caption-level: one item per whole caption (teacher forcing)
+    train_src = pairs_.caption_source(train_p, M.rows_of(index, data.train))
+    val_src = pairs_.caption_source(val_p, M.rows_of(index, data.val))
+  end
 
   local model = require('luacap.models').build{model = opt.model or 'seed',
     vocab_size = data.tok:vocab_size(), max_len = max_len, feat_dim = enc.out_dim,
     img_dense = opt.img_dense, embed_dim = opt.embed_dim, units = opt.units,
     dec_units = opt.dec_units, dec_dense = opt.dec_dense, dropout = opt.dropout,
-    decoder = opt.decoder}
+    decoder = opt.decoder, regions = enc.regions, att_dim = opt.att_dim, att_lambda = opt.att_lambda}
   if not opt.quiet then model:summary(function(s) io.stderr:write(s, '\n') end) end
   local optimizer = luacap.optim.Adam{lr = opt.lr}
   local ckpt = require 'luacap.train.checkpoint'
@@ -592,7 +597,9 @@ function M.run(opt)
       metrics['BLEU-4'])
   end
   -- beyond the notebook: the same test split with beam search
-  if (opt.beam or 0) > 1 then
+  if (opt.beam or 0) > 1 and not model.forward_image then
+    log(opt, 'Beam search: not yet for the %s model (greedy captions only)', opt.model)
+  elseif (opt.beam or 0) > 1 then
     local tb = util.now()
     local beam_preds = shared_decode(function() return decode.beam(model, Xtest, data.tok,
       {beam = opt.beam, batch = opt.decode_batch, encoder = enc.trainable and enc or nil}) end)

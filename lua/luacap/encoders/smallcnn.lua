@@ -20,7 +20,11 @@ function M.new(opts)
     activation = opts.activation == nil and 'relu' or opts.activation,
     input_scale = opts.input_scale or 1 / 128,
     frozen = opts.frozen or nil,
+    output = opts.output or 'dense',   -- 'map': the last conv block's map as (B, L, C) regions
   }
+  if cfg.output ~= 'dense' and cfg.output ~= 'map' then
+    error(string.format("smallcnn: output '%s' (expected dense or map)", tostring(cfg.output)), 2)
+  end
   local S = cfg.input_size
   if S % (2 ^ #cfg.channels) ~= 0 then
     error(string.format('smallcnn: input_size %d must be a multiple of 2^%d (one halving ' ..
@@ -33,14 +37,21 @@ function M.new(opts)
     layers[#layers + 1] = nn.MaxPool2d(2, {name = 'pool' .. i})
     C, S = OC, S / 2
   end
-  layers[#layers + 1] = nn.Flatten({name = 'flatten'})
-  local act = cfg.activation
-  if act == 'linear' or act == false then act = nil end
-  layers[#layers + 1] = nn.Dense(S * S * C, cfg.out_dim, {activation = act, name = 'proj',
-    kernel_initializer = 'he_uniform'})
+  if cfg.output == 'dense' then
+    layers[#layers + 1] = nn.Flatten({name = 'flatten'})
+    local act = cfg.activation
+    if act == 'linear' or act == false then act = nil end
+    layers[#layers + 1] = nn.Dense(S * S * C, cfg.out_dim, {activation = act, name = 'proj',
+      kernel_initializer = 'he_uniform'})
+  end
   local enc = setmetatable({cfg = cfg, net = nn.Sequential(layers, {name = 'smallcnn'})},
     Encoder)
   enc.out_dim, enc.out_shape = cfg.out_dim, {cfg.out_dim}
+  if cfg.output == 'map' then
+    -- (B, S', S', C) after the last pool, read as L = S'*S' regions (row-major) of D = C
+    enc.map_side, enc.regions = S, S * S
+    enc.out_dim, enc.out_shape = C, {S * S, C}
+  end
   -- trains with the captioner; frozen (--freeze-encoder) it keeps its seeded weights and its
   -- features are cached like vgg16's. Either way its weights are saved with the model.
   enc.trainable = not cfg.frozen
@@ -56,18 +67,24 @@ local function check(self, images)
   end
 end
 
--- forward(images (B, S, S, 3)) -> features (B, out_dim), owned by the encoder.
+-- forward(images (B, S, S, 3)) -> features (B, out_dim), or with output = 'map' the last
+-- block's map (B, L, C), L = (S / 2^blocks)^2 regions; owned by the encoder.
 function Encoder:forward(images)
   check(self, images)
   self.x = T.ensure(self.x, unpack(images:shape())):copy(images):scale(self.cfg.input_scale)
-  return self.net:forward(self.x)
+  local y = self.net:forward(self.x)
+  if self.cfg.output == 'map' then return y:reshape(y:size(1), self.regions, self.out_dim) end
+  return y
 end
 
--- backward(images, dfeat (B, out_dim)) -> dimages; adds into every parameter gradient.
+-- backward(images, dfeat (B, out_dim) or (B, L, C)) -> dimages; adds into every parameter gradient.
 -- Call after forward(images).
 function Encoder:backward(images, dfeat)
   check(self, images)
   -- forward: x = images * scale;  dimages = dx * scale
+  if self.cfg.output == 'map' then
+    dfeat = dfeat:reshape(dfeat:size(1), self.map_side, self.map_side, self.out_dim)
+  end
   local dx = self.net:backward(self.x, dfeat)
   self.dimages = T.ensure(self.dimages, unpack(images:shape())):copy(dx)
     :scale(self.cfg.input_scale)
