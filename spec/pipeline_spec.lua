@@ -60,6 +60,21 @@ describe('pipeline', function()
     assert.is_string(q[1].predicted)
   end)
 
+  it('scores the test captions against the shapes scenes (metrics file and page)', function()
+    local semantic = require 'luacap.eval.semantic'
+    local m = cjson.decode(read(out .. '/results/bleu_metrics.json'))
+    local scenes = assert(semantic.scenes(shapes_dir .. '/shapes.json'))
+    local want = semantic.score(scenes, res.test_ids, res.preds)
+    assert.equal(#res.test_ids, m.semantic.images)
+    for _, k in ipairs({'precision', 'recall', 'entirely_true', 'complete', 'mentions', 'objects'}) do
+      assert.near(want[k], m.semantic[k], 1e-9, k)
+    end
+    assert.is_number(m.beam_search.semantic.entirely_true)
+    local page = read(out .. '/results/index.html')
+    assert.matches('captions entirely true (shapes scenes)', page, 1, true)
+    assert.matches('object recall (shapes scenes)', page, 1, true)
+  end)
+
   it('trains: the loss falls', function()
     assert.is_true(res.history.loss[3] < res.history.loss[1],
       ('loss %s -> %s'):format(res.history.loss[1], res.history.loss[3]))

@@ -589,6 +589,11 @@ function M.run(opt)
     caption = baseline_caption}
   for k, v in pairs(baseline) do out_metrics.baseline[k] = v end
   out_metrics.test_images = #test_ids
+  -- the built-in shapes data: is each caption true of its scene (eval/semantic.lua)?
+  local scenes = paths.is_file(paths.join(dir, 'shapes.json')) and
+    require('luacap.eval.semantic').scenes(paths.join(dir, 'shapes.json')) or nil
+  local function semantic_of(p) return scenes and require('luacap.eval.semantic').score(scenes, test_ids, p) end
+  out_metrics.semantic = semantic_of(preds)
   if scst_info then
     scst_info.after = metrics
     out_metrics.scst = scst_info
@@ -605,6 +610,7 @@ function M.run(opt)
       {beam = opt.beam, batch = opt.decode_batch, encoder = enc.trainable and enc or nil}) end)
     local bm = M.score(data, test_ids, beam_preds)
     bm.beam = opt.beam
+    bm.semantic = semantic_of(beam_preds)
     out_metrics.beam_search = bm
     log(opt, 'Beam search (width %d) in %.1f s: BLEU-4 %.4f (greedy %.4f)', opt.beam,
       util.now() - tb, bm['BLEU-4'], metrics['BLEU-4'])
@@ -616,6 +622,11 @@ function M.run(opt)
   write_output(paths.join(dirs.results, 'bleu_metrics.json'), util.json_pretty(out_metrics))
   for _, k in ipairs(M.METRICS) do
     log(opt, '%-8s %.4f   (baseline %.4f)', k, metrics[k], baseline[k])
+  end
+  local sem = out_metrics.semantic
+  if sem then
+    log(opt, 'Semantic: %.1f%% of test captions entirely true; per object precision %.4f, recall %.4f',
+      100 * sem.entirely_true, sem.precision, sem.recall)
   end
 
   -- Pictures and pages: the first ten test images, then every test image in the HTML.
@@ -635,6 +646,11 @@ function M.run(opt)
   local names = M.METRICS
   for _, k in ipairs(names) do rows[#rows + 1] = {k, metrics[k]} end
   for _, k in ipairs(names) do rows[#rows + 1] = {k .. ' (baseline: most frequent caption)', baseline[k]} end
+  if sem then
+    rows[#rows + 1] = {'captions entirely true (shapes scenes)', sem.entirely_true}
+    rows[#rows + 1] = {'object precision (shapes scenes)', sem.precision}
+    rows[#rows + 1] = {'object recall (shapes scenes)', sem.recall}
+  end
   if scst_info then
     for _, k in ipairs(names) do rows[#rows + 1] = {k .. ' (before SCST)', scst_info.before[k]} end
   end
