@@ -68,7 +68,7 @@ ifeq ($(HAVE_MPI),1)
   MPI_TARGET = $(MPI_SO)
 endif
 
-.PHONY: all deps test test-crash probe-h5 test-browser demo bench bench-torch memcheck lint clean install links vgg16-weights
+.PHONY: all deps test test-sanitize test-crash probe-h5 test-browser demo bench bench-torch memcheck lint clean install links vgg16-weights
 
 all: $(SO) $(MPI_TARGET) links
 
@@ -87,6 +87,7 @@ $(BUILD)/nn/adam.o: ALL_CFLAGS += -fno-math-errno -ftree-vectorize -fvect-cost-m
 # -z nodelete: LuaJIT unloads C modules when its state closes; OpenMP's idle worker threads
 # would then run unmapped code (a segfault at exit), so the module stays mapped.
 $(SO): $(OBJ)
+	@mkdir -p $(dir $@)
 	$(CC) -shared -Wl,-z,nodelete -o $@ $(OBJ) $(LDSAN) $(LDOMP) $(LDFLAGS) $(LIBS)
 
 # No -z nodelete here: the module starts no threads. Only the main thread calls MPI.
@@ -110,6 +111,16 @@ deps:
 test: deps
 	@$(MAKE) --no-print-directory all
 	$(BUSTED) spec
+
+# The spec suite on core.so built with ASan + UBSan (-fsanitize=address,undefined) into
+# build/asan/ (the normal build stays as it is), LuaJIT unsanitised with the ASan runtime
+# preloaded; fails on a spec failure or any sanitizer report, leaks included
+# (tools/test-sanitize.sh, tools/lsan.supp; docs/robustness.md). CI runs it after make test.
+SAN_BUILD = build/asan
+test-sanitize: deps
+	@$(MAKE) --no-print-directory SANITIZE=1 BUILD=$(SAN_BUILD)/obj SO=$(SAN_BUILD)/lua/luacap/core.so \
+	  $(SAN_BUILD)/lua/luacap/core.so links
+	sh tools/test-sanitize.sh
 
 # The demo: the notebook's model and callbacks, trained end to end with the small CNN on
 # the built-in synthetic shapes (1000 images of 64x64 with one or two shapes, read at

@@ -1,7 +1,7 @@
 #!/bin/sh
 # memcheck.sh: every spec under valgrind's memcheck (`make memcheck` builds, then runs this).
 # Fails (non-zero) on an invalid read or write, a use of uninitialised memory, or a
-# definite leak; a spec that fails only warns (see below). Not a sanitizer run: `make SANITIZE=1` builds with ASan instead.
+# definite leak; a spec that fails only warns (see below). Not a sanitizer run: `make test-sanitize` (tools/test-sanitize.sh) is.
 #
 # busted is itself a Lua script (/usr/bin/busted starts with `#!/usr/bin/env lua`), so
 # valgrind runs luajit on it directly; --ignore-lua stops busted from re-executing itself
