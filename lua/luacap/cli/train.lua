@@ -103,7 +103,9 @@ end
 local function resume_command(argv, prog)
   local words = {}
   if arg and arg[0] and arg[0]:match('train%.lua$') then
-    words[1], words[2] = arg[-1] or 'luajit', arg[0]
+    local i = -1   -- the interpreter is arg's lowest index (options such as -e chunk above it)
+    while arg[i - 1] ~= nil do i = i - 1 end
+    words[1], words[2] = arg[i] or 'luajit', arg[0]
   else
     words[1] = prog
   end
