@@ -1,14 +1,17 @@
--- Specs for luacap.train.scst (self-critical sequence training): the sampler (greedy mode
--- equals decode.greedy; draws follow the softmax), the policy-gradient loss' gradient against
--- finite differences of -(1/n) sum_k (r_k - b_k) log p(sample_k) computed apart (one pair at
--- a time, log-softmax in Lua), zero gradient for a sample whose reward equals its baseline,
--- the baselines by hand, and a tiny case where the mean reward rises.
+-- Specs for luacap.train.scst (self-critical sequence training) on the seed, transformer
+-- and sat models: the loss pg_backward differentiates is that of decode.sample's draws (its
+-- reported log-probs; the padding column masked), its gradient against finite differences
+-- of -(1/n) sum_k (r_k - b_k) log p(sample_k) computed apart (pair models: one prefix per
+-- forward; sat: its step-wise decode interface, not the teacher-forced path; log-softmax in
+-- Lua), zero gradient for a sample whose reward equals its baseline, the baselines by hand,
+-- and tiny cases where the mean reward rises.
 local luacap = require 'luacap'
 local gradcheck = require 'helpers.gradcheck'
 local scst = require 'luacap.train.scst'
 local decode = require 'luacap.eval.decode'
 local Seed = require 'luacap.models.seed'
 local Transformer = require 'luacap.models.transformer'
+local Sat = require 'luacap.models.sat'
 
 -- ids 1 startseq, 2 endseq, 3.. words a, b, c, ...
 local function vocab_of(V)
@@ -31,22 +34,48 @@ local function tiny_transformer(V, T)
     layers = 1, ffn = 12, mem_tokens = 3, dropout = 0.1}
 end
 
--- -(1/n) sum_k w_k sum_t log softmax(model(feats[owner_k], prefix_kt))[s_k[t]], one pair per
--- forward, log-softmax in double in Lua: a second implementation of pg_backward's loss.
-local function pg_loss_apart(model, feats, seqs, owner, w, n, start)
+local function tiny_sat(V, T)
+  local m = Sat{vocab_size = V, max_len = T, regions = 3, feat_dim = 6, embed_dim = 4, units = 5,
+    att_dim = 3, dropout = 0.5}
+  -- larger than the default init, so attention is far from uniform
+  for _, p in ipairs(m:parameters()) do p.value:mul(2) end
+  return m
+end
+
+local function feats_for(m, B)
+  if m.caption_level then return luacap.randn(B, 3, 6) end
+  return luacap.randn(B, 6)
+end
+
+-- log softmax(row)[col] in double over the columns allowed[j] (all when allowed is nil).
+local function log_softmax_at(row, col, allowed)
+  local mx = -math.huge
+  for j = 1, #row do if not allowed or allowed[j] then mx = math.max(mx, row[j]) end end
+  local z = 0
+  for j = 1, #row do if not allowed or allowed[j] then z = z + math.exp(row[j] - mx) end end
+  return row[col] - mx - math.log(z)
+end
+
+-- -(1/n) sum_k w_k sum_t log p(s_k[t] | prefix): a second implementation of pg_backward's
+-- loss. Pair models: one forward per prefix (pre-padded); the caption-level model (sat):
+-- its step-wise decode interface, one image and one token at a time (not the teacher-forced
+-- path pg_backward takes). allowed: the columns the softmax runs over (nil: all).
+local function pg_loss_apart(model, feats, seqs, owner, w, n, start, allowed)
   local T = model.cfg.max_len
   local total = 0
   for k, s in ipairs(seqs) do
+    local f = feats:narrow(owner[k], 1)
+    local st = model.caption_level and model:decode_start(f)
     for t = 1, #s do
-      local prefix = {start}
-      for i = 1, t - 1 do prefix[#prefix + 1] = s[i] end
-      local x = decode.prefix_ids({prefix}, T)
-      local logits = model:forward(feats:narrow(owner[k], 1), x):flat()
-      local mx = -math.huge
-      for j = 1, #logits do mx = math.max(mx, logits[j]) end
-      local z = 0
-      for j = 1, #logits do z = z + math.exp(logits[j] - mx) end
-      total = total + w[k] * (logits[s[t] + 1] - mx - math.log(z))
+      local logits
+      if st then
+        logits = model:decode_step(st, {t == 1 and start or s[t - 1]}):flat()
+      else
+        local prefix = {start}
+        for i = 1, t - 1 do prefix[#prefix + 1] = s[i] end
+        logits = model:forward(f, decode.prefix_ids({prefix}, T)):flat()
+      end
+      total = total + w[k] * log_softmax_at(logits, s[t] + 1, allowed)
     end
   end
   return -total / n
@@ -58,74 +87,79 @@ local function grads_of(model)
   return g
 end
 
-describe('scst sampler', function()
-  it('in greedy mode gives decode.greedy\'s captions', function()
-    for _, build in ipairs({tiny_seed, tiny_transformer}) do
+local builders = {seed = tiny_seed, transformer = tiny_transformer, sat = tiny_sat}
+local order = {'seed', 'transformer', 'sat'}
+
+describe('scst sampling', function()
+  it('differentiates the distribution decode.sample draws from (its log-probs)', function()
+    for _, name in ipairs(order) do
       luacap.seed(3)
-      local V = 9
-      local m = build(V, 6)
+      local V, T = 9, 5
+      local m = builders[name](V, T)
       local vocab = vocab_of(V)
-      local feats = luacap.randn(7, 6):scale(2)
-      local want = decode.greedy(m, feats, nil, {vocab = vocab})
-      local seqs = scst.sample(m, feats, vocab, {greedy = true})
-      for i = 1, 7 do assert.equal(want[i], table.concat(scst.words(seqs[i], vocab), ' ')) end
+      local feats = feats_for(m, 3)
+      local samples = decode.sample(m, feats, nil, {vocab = vocab, k = 4, seed = 17})
+      local seqs, owner, w, want = {}, {}, {}, 0
+      for i = 1, 3 do
+        for s = 1, 4 do
+          local h = samples[i][s]
+          local k = #seqs + 1
+          seqs[k], owner[k], w[k] = h.ids, i, (k % 3) - 1.2
+          for _, lp in ipairs(h.logprobs) do want = want - w[k] * lp end
+        end
+      end
+      want = want / #seqs
+      m:evaluate()
+      m:zero_grad()
+      local got = scst.pg_backward(m, feats, seqs, owner, w, #seqs, {start = 1, vocab = vocab})
+      assert.near(want, got, 1e-5 * math.max(1, math.abs(want)), name)
+      -- the padding column carries mass at this init: without the vocab the loss differs
+      m:zero_grad()
+      local full = scst.pg_backward(m, feats, seqs, owner, w, #seqs, {start = 1})
+      assert.is_true(math.abs(full - want) > 1e-3, name .. ': the unmasked loss should differ')
     end
   end)
 
-  it('draws each next word with its softmax probability', function()
-    luacap.seed(4)
-    local V = 7
-    local m = tiny_seed(V, 1)           -- max_len 1: one draw per sample
-    local vocab = vocab_of(V)
-    local feats = luacap.randn(1, 6)
-    m:evaluate()
-    local logits = m:forward(feats, luacap.tensor{{1}}):flat()
-    local z = 0
-    for j = 1, V do z = z + math.exp(logits[j]) end
-    local n = 6000
-    local seqs, owner = scst.sample(m, feats, vocab, {k = n})
-    assert.equal(n, #seqs)
-    assert.equal(1, owner[n])
-    local count = {}
-    for _, s in ipairs(seqs) do
-      assert.equal(1, #s)
-      count[s[1]] = (count[s[1]] or 0) + 1
-    end
-    for j = 1, V do
-      local p = math.exp(logits[j]) / z
-      -- within 4 standard deviations of a binomial share
-      assert.is_true(math.abs((count[j - 1] or 0) / n - p) < 4 * math.sqrt(p * (1 - p) / n) + 1e-9)
-    end
-  end)
-
-  it('ends a caption at endseq, keeps it until max_len otherwise, and strips as decode.finish', function()
-    local vocab = vocab_of(9)
-    assert.same({'a', 'b'}, scst.words({3, 4, 2}, vocab))
-    assert.same({'a'}, scst.words({3, 2}, vocab))
-    assert.same({}, scst.words({3, 0}, vocab))      -- one word, no endseq: '' as decode.finish
-    assert.same({'a', 'b'}, scst.words({3, 4, 0}, vocab))
-    assert.same({'a', 'b', 'c'}, scst.words({3, 4, 5}, vocab))
+  it('masks the padding column and ids without a word, and nothing else', function()
+    local vocab = vocab_of(6)
+    vocab.index_word[4] = nil
+    assert.same({{-1e30, 0, 0, 0, -1e30, 0}},
+      (function()
+        local r = scst.allowed_columns(vocab, 6):totable()
+        for j = 1, 6 do if r[1][j] < -1e29 then r[1][j] = -1e30 end end
+        return r
+      end)())
   end)
 end)
 
 describe('scst policy gradient', function()
   it('has the gradient of -(1/n) sum_k (r_k - b_k) log p(sample_k) (finite differences)', function()
-    for _, build in ipairs({tiny_seed, tiny_transformer}) do
+    for _, name in ipairs(order) do
+     for _, masked in ipairs({false, true}) do
       luacap.seed(5)
       local V, T = 8, 4
-      local m = build(V, T)
+      local m = builders[name](V, T)
       m:evaluate()
-      local feats = luacap.randn(2, 6)
+      local feats = feats_for(m, 2)
+      local vocab = masked and vocab_of(V) or nil
+      local allowed
+      if masked then
+        allowed = {}
+        for j = 1, V do allowed[j] = j > 1 end
+      end
       -- samples of both images; one longer than max_len (its prefix is cut from the front)
       local seqs = {{3, 4, 2}, {5, 2}, {6, 6, 3, 7, 4}, {2}}
       local owner = {1, 1, 2, 2}
       local w = {0.7, -0.4, 1.3, -0.9}          -- r - b
       local ok, report = gradcheck.check{
-        eps = 1e-3, tol = 2e-2, atol = 2e-4, coords = 6,
-        forward = function() return luacap.tensor(pg_loss_apart(m, feats, seqs, owner, w, 4, 1)) end,
+        eps = 3e-3, tol = 2e-2, atol = 2e-4, coords = 6,
+        forward = function()
+          return luacap.tensor(pg_loss_apart(m, feats, seqs, owner, w, 4, 1, allowed))
+        end,
         backward = function(R)
           m:zero_grad()
-          scst.pg_backward(m, feats, seqs, owner, w, 4, {start = 1, pair_batch = 3})
+          scst.pg_backward(m, feats, seqs, owner, w, 4,
+            {start = 1, pair_batch = 3, seq_batch = 3, vocab = vocab})
           local g = grads_of(m)
           for k, t in pairs(g) do g[k] = t:scale(R:get(1)) end
           return g
@@ -136,11 +170,12 @@ describe('scst policy gradient', function()
           return t
         end)(),
       }
-      assert.is_true(ok, report)
+      assert.is_true(ok, name .. (masked and ' (masked)' or '') .. '\n' .. report)
       -- and the loss pg_backward returns is the same number
       m:zero_grad()
-      local loss = scst.pg_backward(m, feats, seqs, owner, w, 4, {start = 1})
-      assert.near(pg_loss_apart(m, feats, seqs, owner, w, 4, 1), loss, 1e-5)
+      local loss = scst.pg_backward(m, feats, seqs, owner, w, 4, {start = 1, vocab = vocab})
+      assert.near(pg_loss_apart(m, feats, seqs, owner, w, 4, 1, allowed), loss, 1e-5)
+     end
     end
   end)
 
@@ -181,26 +216,18 @@ describe('scst policy gradient', function()
 end)
 
 describe('scst.run', function()
-  it('raises the mean reward on a tiny overfitting case', function()
-    luacap.seed(8)
-    local V, T = 10, 5
-    local vocab = vocab_of(V)     -- words a..g (ids 3..9)
-    local m = Seed{vocab_size = V, max_len = T, feat_dim = 6, img_dense = 5, embed_dim = 12,
-      units = 12, dec_dense = 16, dropout = 0.5}
-    m.dec_dense.bias:fill(0.5)
-    m.img_dense.bias:fill(0.5)
-    -- four images with distinct features, each with two references of its own words
-    local feats = luacap.randn(4, 6):scale(2)
-    local refs = {
-      {{'a', 'b', 'c'}, {'a', 'b', 'c', 'd'}},
-      {{'d', 'e', 'f'}, {'d', 'e'}},
-      {{'g', 'a', 'e'}, {'g', 'a'}},
-      {{'b', 'f', 'g'}, {'b', 'f', 'g', 'a'}},
-    }
+  -- four images with distinct features, each with two references of its own words
+  local refs = {
+    {{'a', 'b', 'c'}, {'a', 'b', 'c', 'd'}},
+    {{'d', 'e', 'f'}, {'d', 'e'}},
+    {{'g', 'a', 'e'}, {'g', 'a'}},
+    {{'b', 'f', 'g'}, {'b', 'f', 'g', 'a'}},
+  }
+  local function rises(m, feats, lr)
     local lines = {}
     local hist = scst.run{model = m, inputs = feats, images = {1, 2, 3, 4}, references = refs,
-      vocab = vocab, epochs = 60, batch_images = 4, k = 8, baseline = 'mean',
-      optimizer = luacap.optim.Adam{lr = 0.03}, log = function(l) lines[#lines + 1] = l end}
+      vocab = vocab_of(10), epochs = 60, batch_images = 4, k = 8, baseline = 'mean',
+      optimizer = luacap.optim.Adam{lr = lr}, log = function(l) lines[#lines + 1] = l end}
     assert.equal(60, #hist.reward)
     assert.equal(60, #lines)
     assert.matches('^SCST epoch 1/60: mean reward', lines[1])
@@ -209,6 +236,22 @@ describe('scst.run', function()
     local first = (hist.reward[1] + hist.reward[2] + hist.reward[3]) / 3
     local last = (hist.reward[58] + hist.reward[59] + hist.reward[60]) / 3
     assert.is_true(last > first + 1, string.format('mean reward %.3f -> %.3f', first, last))
+  end
+
+  it('raises the mean reward on a tiny overfitting case (seed)', function()
+    luacap.seed(8)
+    local m = Seed{vocab_size = 10, max_len = 5, feat_dim = 6, img_dense = 5, embed_dim = 12,
+      units = 12, dec_dense = 16, dropout = 0.5}
+    m.dec_dense.bias:fill(0.5)
+    m.img_dense.bias:fill(0.5)
+    rises(m, luacap.randn(4, 6):scale(2), 0.03)
+  end)
+
+  it('raises the mean reward on a tiny overfitting case (sat, teacher-forced samples)', function()
+    luacap.seed(8)
+    local m = Sat{vocab_size = 10, max_len = 5, regions = 3, feat_dim = 6, embed_dim = 12,
+      units = 12, att_dim = 8, dropout = 0.5}
+    rises(m, luacap.randn(4, 3, 6):scale(2), 0.03)
   end)
 
   it('names bad options', function()
