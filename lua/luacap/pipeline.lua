@@ -410,12 +410,6 @@ function M.run(opt)
   local train_p = pairs_.build(data.train, data.captions, data.tok, max_len)
   local val_p = pairs_.build(data.val, data.captions, data.tok, max_len)
   log(opt, 'Pairs: %d for training, %d for validation', train_p.n, val_p.n)
-  local train_src = M.source(train_p, M.rows_of(index, data.train))
-  local val_src = M.source(val_p, M.rows_of(index, data.val))
-  if opt.model == 'sat' then   -- caption-level: one item per whole caption (teacher forcing)
-    train_src = pairs_.caption_source(train_p, M.rows_of(index, data.train))
-    val_src = pairs_.caption_source(val_p, M.rows_of(index, data.val))
-  end
 
   local model = require('luacap.models').build{model = opt.model or 'seed',
     vocab_size = data.tok:vocab_size(), max_len = max_len, feat_dim = enc.out_dim,
@@ -423,6 +417,10 @@ function M.run(opt)
     dec_units = opt.dec_units, dec_dense = opt.dec_dense, dropout = opt.dropout,
     decoder = opt.decoder, regions = enc.regions, att_dim = opt.att_dim, att_lambda = opt.att_lambda}
   if not opt.quiet then model:summary(function(s) io.stderr:write(s, '\n') end) end
+  -- caption-level models (sat) train on one item per whole caption (teacher forcing)
+  local source = model.caption_level and pairs_.caption_source or M.source
+  local train_src = source(train_p, M.rows_of(index, data.train))
+  local val_src = source(val_p, M.rows_of(index, data.val))
   local optimizer = luacap.optim.Adam{lr = opt.lr}
   local ckpt = require 'luacap.train.checkpoint'
   local cbs = require 'luacap.train.callbacks'
@@ -590,9 +588,10 @@ function M.run(opt)
   for k, v in pairs(baseline) do out_metrics.baseline[k] = v end
   out_metrics.test_images = #test_ids
   -- the built-in shapes data: is each caption true of its scene (eval/semantic.lua)?
-  local scenes = paths.is_file(paths.join(dir, 'shapes.json')) and
-    require('luacap.eval.semantic').scenes(paths.join(dir, 'shapes.json')) or nil
-  local function semantic_of(p) return scenes and require('luacap.eval.semantic').score(scenes, test_ids, p) end
+  local semantic = require 'luacap.eval.semantic'
+  local scenes_path = paths.join(dir, 'shapes.json')
+  local scenes = paths.is_file(scenes_path) and semantic.scenes(scenes_path) or nil
+  local function semantic_of(p) return scenes and semantic.score(scenes, test_ids, p) end
   out_metrics.semantic = semantic_of(preds)
   if scst_info then
     scst_info.after = metrics
