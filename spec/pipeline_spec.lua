@@ -75,6 +75,17 @@ describe('pipeline', function()
     assert.matches('object recall (shapes scenes)', page, 1, true)
   end)
 
+  it('says why it gives no semantic accuracy when shapes.json is damaged', function()
+    local dir2 = tmp .. '_damaged_shapes'
+    assert.is_true(os.execute(('cp -r %s %s'):format(shapes_dir, dir2)) == 0)
+    assert(util.write_file(dir2 .. '/shapes.json', '{"format": "luacap-shapes-1", "images": ['))
+    local o = tmp .. '_damaged_run'
+    pipeline.run(opts(o, {shapes_dir = dir2, epochs = 1, beam = 0}))
+    local m = cjson.decode(read(o .. '/results/bleu_metrics.json'))
+    assert.is_nil(m.semantic)
+    assert.matches('shapes.json', m.semantic_error, 1, true)
+  end)
+
   it('trains: the loss falls', function()
     assert.is_true(res.history.loss[3] < res.history.loss[1],
       ('loss %s -> %s'):format(res.history.loss[1], res.history.loss[3]))

@@ -590,7 +590,12 @@ function M.run(opt)
   -- the built-in shapes data: is each caption true of its scene (eval/semantic.lua)?
   local semantic = require 'luacap.eval.semantic'
   local scenes_path = paths.join(dir, 'shapes.json')
-  local scenes = paths.is_file(scenes_path) and semantic.scenes(scenes_path) or nil
+  local scenes, scenes_err
+  if paths.is_file(scenes_path) then scenes, scenes_err = semantic.scenes(scenes_path) end
+  if scenes_err then
+    log(opt, 'Semantic accuracy skipped: %s', scenes_err)
+    out_metrics.semantic_error = scenes_err
+  end
   local function semantic_of(p) return scenes and semantic.score(scenes, test_ids, p) end
   out_metrics.semantic = semantic_of(preds)
   if scst_info then
