@@ -267,19 +267,12 @@ end
 function M.references(data, id)
   local refs = {}
   for i, c in ipairs(data.captions[id]) do
-    local words = {}
-    for w in c:gmatch('%S+') do words[#words + 1] = w end
+    local words = util.words(c)
     if words[1] == 'startseq' then table.remove(words, 1) end
     if words[#words] == 'endseq' then table.remove(words) end
     refs[i] = words
   end
   return refs
-end
-
-local function split_words(s)
-  local t = {}
-  for w in s:gmatch('%S+') do t[#t + 1] = w end
-  return t
 end
 
 -- The most frequent cleaned training caption (ties: first seen), the blind baseline.
@@ -309,7 +302,7 @@ function M.score(data, ids, hyps)
   local refs, hs = {}, {}
   for i, id in ipairs(ids) do
     refs[i] = M.references(data, id)
-    hs[i] = split_words(hyps[i])
+    hs[i] = util.words(hyps[i])
   end
   return luacap.metrics.all(refs, hs)
 end

@@ -39,6 +39,13 @@ function M.progress_writer(every, tty)
   end
 end
 
+-- words(s) -> the whitespace-separated words of a caption string, in order.
+function M.words(s)
+  local out = {}
+  for w in s:gmatch('%S+') do out[#out + 1] = w end
+  return out
+end
+
 -- Wall-clock seconds (monotonic), for rates and ETAs.
 function M.now()
   if ffi_ok then

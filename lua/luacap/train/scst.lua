@@ -19,14 +19,6 @@ local decode = require 'luacap.eval.decode'
 
 local M = {}
 
--- Tokens of a caption string (the sampler's and greedy's captions, already stripped).
-local function tokens(caption)
-  local out = {}
-  for w in caption:gmatch('%S+') do out[#out + 1] = w end
-  return out
-end
-M.tokens = tokens
-
 -- The sampler is decode.sample: it draws from the softmax over the columns that are a word
 -- (not padding, not an id without a word). allowed_columns(vocab, V) -> a (1, V) row of 0
 -- at those columns and -1e30 at the others: added to logits before the cross-entropy, it
@@ -216,7 +208,7 @@ function M.run(opts)
         for s = 1, K do
           local j = #seqs + 1
           seqs[j], owner[j] = samples[i][s].ids, i
-          hyps[j], imgs[j] = tokens(captions[i][s]), idx[i]
+          hyps[j], imgs[j] = util.words(captions[i][s]), idx[i]
         end
       end
       local r = scorer:score(hyps, imgs)
@@ -224,7 +216,7 @@ function M.run(opts)
       if kind == 'greedy' then
         local gh = {}
         for i, c in ipairs(decode.greedy(model, feats, nil, {vocab = vocab, batch = count})) do
-          gh[i] = tokens(c)
+          gh[i] = util.words(c)
         end
         greedy_r = scorer:score(gh, idx)
         for i = 1, count do sum_g = sum_g + greedy_r[i] end
