@@ -31,13 +31,13 @@ luacap.random = core.random
 luacap.set_threads = core.set_threads
 luacap.get_threads = core.get_threads
 
--- luacap.limits() -> {image_pixels =, dataset_bytes =, line_bytes =}: what an input may
--- make luacap allocate (docs/robustness.md); luacap.set_limits{...} changes any of them
--- and returns the previous values.
+-- luacap.limits() -> {image_pixels =, dataset_bytes =, line_bytes =, json_bytes =}: what
+-- an input may make luacap allocate (docs/robustness.md); luacap.set_limits{...} changes
+-- any of them and returns the previous values.
 function luacap.limits()
   local px, db = core.limits()
-  return {image_pixels = px, dataset_bytes = db,
-    line_bytes = require('luacap.util').limits.line_bytes}
+  local ul = require('luacap.util').limits
+  return {image_pixels = px, dataset_bytes = db, line_bytes = ul.line_bytes, json_bytes = ul.json_bytes}
 end
 function luacap.set_limits(t)
   if type(t) ~= 'table' then error('set_limits: expected a table of limits', 2) end
@@ -45,14 +45,16 @@ function luacap.set_limits(t)
   for k, v in pairs(t) do
     if old[k] == nil then
       error("set_limits: unknown limit '" .. tostring(k) ..
-        "' (image_pixels, dataset_bytes, line_bytes)", 2)
+        "' (image_pixels, dataset_bytes, line_bytes, json_bytes)", 2)
     end
     if type(v) ~= 'number' or v ~= v or v < 1 or v ~= math.floor(v) then
       error(string.format('set_limits: %s must be a whole number >= 1, got %s', k, tostring(v)), 2)
     end
   end
   core.limits(t.image_pixels, t.dataset_bytes)
-  if t.line_bytes then require('luacap.util').limits.line_bytes = t.line_bytes end
+  local ul = require('luacap.util').limits
+  if t.line_bytes then ul.line_bytes = t.line_bytes end
+  if t.json_bytes then ul.json_bytes = t.json_bytes end
   return old
 end
 

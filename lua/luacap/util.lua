@@ -68,15 +68,33 @@ function M.ensure_rows(ctx, key, inputs, rows)
 end
 
 -- Limits kept on the Lua side (luacap.set_limits sets them): line_bytes, the longest
--- line a caption file may hold (Karpathy's JSON, one document, is exempt).
-M.limits = {line_bytes = 64 * 1048576}
+-- line a line-based caption file may hold; json_bytes, the largest JSON file read whole
+-- (Karpathy's caption JSON, the tokenizer's JSON).
+M.limits = {line_bytes = 64 * 1048576, json_bytes = 256 * 1048576}
 
-function M.read_file(path)
+-- read_file(path[, max]) -> the bytes | nil, message. With max, the file is read in 1 MiB
+-- chunks and given up as soon as it passes max bytes: nil, message, 'too_large'.
+function M.read_file(path, max)
   local f, err = io.open(path, 'rb')
   if not f then return nil, err end
-  local s = f:read('*a')
+  if not max then
+    local s = f:read('*a')
+    f:close()
+    return s
+  end
+  local parts, total = {}, 0
+  while true do
+    local chunk = f:read(1048576)
+    if not chunk then break end
+    total = total + #chunk
+    if total > max then
+      f:close()
+      return nil, string.format('%s: larger than %d bytes', path, max), 'too_large'
+    end
+    parts[#parts + 1] = chunk
+  end
   f:close()
-  return s
+  return table.concat(parts)
 end
 
 -- Crash points, the kill test's hooks (tools/kill-test.sh): with LUACAP_CRASH_AT=name:n in

@@ -104,7 +104,7 @@ describe('HDF5 integrity', function()
 
   it('checks set_limits arguments', function()
     assert.has_error(function() luacap.set_limits{pixels = 5} end,
-      "set_limits: unknown limit 'pixels' (image_pixels, dataset_bytes, line_bytes)")
+      "set_limits: unknown limit 'pixels' (image_pixels, dataset_bytes, line_bytes, json_bytes)")
     assert.has_error(function() luacap.set_limits{line_bytes = 0} end,
       'set_limits: line_bytes must be a whole number >= 1, got 0')
     local l = luacap.limits()

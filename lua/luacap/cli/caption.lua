@@ -19,6 +19,7 @@ function M.parser(prog, train_prog)
   parser:option('--batch', 'Images captioned together.', '64'):convert(cli_args.int_at_least(1))
   parser:option('--beam', 'Beam width; 1 is the notebook\'s greedy decoding.', '1'):convert(cli_args.int_at_least(1))
   parser:flag('--json', 'Print one JSON object per image instead of text.')
+  cli_args.limit_options(parser)
   return parser
 end
 
@@ -27,6 +28,7 @@ end
 function M.main(argv, prog, train_prog)
   prog = prog or 'luacap-caption'
   local args = M.parser(prog, train_prog or 'luacap-train'):parse(argv)
+  cli_args.apply_limits(args)   -- before the model file, the images and the captions are read
   local luacap = require 'luacap'
   local paths = require 'luacap.data.paths'
   local captions = require 'luacap.data.captions'

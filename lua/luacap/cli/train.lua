@@ -87,6 +87,7 @@ function M.parser(prog)
     'features as vgg16\'s are (a quick run with a feature cache).')
   parser:option('--max-bad-images', 'Stop when more images than this cannot be read (each is skipped by ' ..
     'name): a share (5% or 0.05) or a count (3).', '5%')
+  cli_args.limit_options(parser)
   parser:flag('--strict', 'Stop at the first malformed caption line instead of skipping it.')
   parser:flag('--quiet', 'Print only errors.')
   return parser
@@ -131,6 +132,7 @@ function M.main(argv, prog)
     io.stderr:write('Options:\n')
     for _, k in ipairs(keys) do io.stderr:write(string.format('  %-16s %s\n', k, cli_args.show(opt[k]))) end
   end
+  cli_args.apply_limits(opt)   -- --max-*-bytes, --max-image-pixels: before any file is read
   opt.catch_sigint = true      -- Ctrl-C: the fit loop stops between steps (exit 130)
   local ok, err = xpcall(function() return require('luacap.pipeline').run(opt) end, debug.traceback)
   if not ok and type(err) == 'table' and err.exit_code then

@@ -57,18 +57,25 @@ local function strip(s) return (s:gsub('^%s+', ''):gsub('%s+$', '')) end
 ------------------------------------------------------------------------ file reading
 
 -- Reads in 1 MiB chunks; a line-based file (not starting with '{' or '[', Karpathy's
--- JSON) whose line runs past luacap.limits().line_bytes is refused as soon as the
--- reading passes the limit, so a 1 GB line is never held whole.
+-- JSON) whose line runs past luacap.limits().line_bytes, or a JSON file past
+-- luacap.limits().json_bytes, is refused as soon as the reading passes the limit, so a
+-- 1 GB line or document is never held whole.
 local CHUNK = 1048576
 local function read_all(path)
   local f, err = io.open(path, 'rb')
   if not f then return nil, 'captions: ' .. tostring(err) end
-  local limit = require('luacap.util').limits.line_bytes
+  local limits = require('luacap.util').limits
+  local limit, json_limit = limits.line_bytes, limits.json_bytes
   local parts, line_start, total, line_no, json = {}, 0, 0, 1, nil
   while true do
     local chunk = f:read(CHUNK)
     if not chunk then break end
     if json == nil then json = chunk:match('^\239?\187?\191?%s*[%[{]') ~= nil end
+    if json and total + #chunk > json_limit then
+      f:close()
+      return nil, string.format('captions: %s: JSON file is larger than %d bytes ' ..
+        '(luacap.set_limits{json_bytes = ...})', path, json_limit)
+    end
     if not json then
       local pos = 1
       while true do

@@ -223,9 +223,16 @@ function Tokenizer:save(path)
   return require('luacap.util').write_file(path, self:to_json() .. '\n')
 end
 
--- load(path) -> tokenizer | nil, message.
+-- load(path) -> tokenizer | nil, message. A file over luacap.limits().json_bytes is
+-- refused as soon as the reading passes the limit, before it is held whole.
 function M.load(path)
-  local s, err = require('luacap.util').read_file(path)
+  local util = require 'luacap.util'
+  local limit = util.limits.json_bytes
+  local s, err, why = util.read_file(path, limit)
+  if why == 'too_large' then
+    return nil, string.format('tokenizer: %s: JSON file is larger than %d bytes ' ..
+      '(luacap.set_limits{json_bytes = ...})', path, limit)
+  end
   if not s then return nil, err end
   local tok, perr = M.from_json(s)
   if not tok then return nil, path .. ': ' .. perr end
