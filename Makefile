@@ -68,7 +68,7 @@ ifeq ($(HAVE_MPI),1)
   MPI_TARGET = $(MPI_SO)
 endif
 
-.PHONY: all deps test test-sanitize test-crash probe-h5 test-browser demo bench bench-torch memcheck lint clean install links vgg16-weights
+.PHONY: all deps test test-sanitize test-crash probe-h5 fuzz test-browser demo bench bench-torch memcheck lint clean install links vgg16-weights
 
 all: $(SO) $(MPI_TARGET) links
 
@@ -144,6 +144,14 @@ PROBE_N ?= 1002
 probe-h5: all
 	nice -n 19 luajit tools/corrupt-probe.lua $(PROBE_N)
 
+# libFuzzer targets (fuzz/*.c: JPEG, PNG, resize, HDF5) under ASan + UBSan with clang-14,
+# then the Lua parsers' in-process mutation loop (fuzz/lua.lua), FUZZ_SECONDS each;
+# a table of executions, crashes, hangs and OOMs (fuzz/run.sh; docs/robustness.md).
+FUZZ_SECONDS ?= 60
+fuzz: all
+	@sh tools/deps.sh clang-14 libclang-rt-14-dev
+	FUZZ_SECONDS=$(FUZZ_SECONDS) sh fuzz/run.sh
+
 # The results page in headless Chromium (installs Debian's chromium when missing).
 test-browser: all
 	sh tools/test-browser.sh
@@ -169,7 +177,7 @@ memcheck: all
 
 # luacheck over every Lua file (.luacheckrc: LuaJIT's globals, 120 columns); CI runs it.
 lint:
-	luacheck --no-color -q lua spec examples bench bin
+	luacheck --no-color -q lua spec examples bench bin fuzz
 
 install: all
 	mkdir -p $(LUA_LIBDIR)/luacap $(LUA_SHAREDIR)
