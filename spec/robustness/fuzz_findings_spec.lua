@@ -45,4 +45,24 @@ describe('fuzz findings', function()
     assert.is_true(ok, out)
     assert.matches("corrupt or truncated file: the attributes of '/' cannot be decoded", out, 1, true)
   end)
+
+  -- fuzz/lua.lua karpathy, 42 Lua errors in 34k executions: an element of images[] that
+  -- is not an object (true, a number) raised "attempt to index local 'img'".
+  it('karpathy: an images[] element that is not an object is a reported problem', function()
+    local captions = require 'luacap.data.captions'
+    local p = os.tmpname()
+    local f = assert(io.open(p, 'w'))
+    f:write('{"images": [true, 5, "x", null, {"filename": "a.jpg", "split": "train", ' ..
+      '"sentences": [{"raw": "a dog runs"}]}]}')
+    f:close()
+    local ds = captions.load(p, {format = 'karpathy'})
+    os.remove(p)
+    assert.same({'a'}, ds.ids)
+    assert.same({'a dog runs'}, ds.captions.a)
+    assert.equal(4, ds.skipped)
+    assert.matches(':1: images%[1%] is a boolean, expected an object$', ds.problems[1])
+    assert.matches(':2: images%[2%] is a number, expected an object$', ds.problems[2])
+    assert.matches(':3: images%[3%] is a string, expected an object$', ds.problems[3])
+    assert.matches(':4: images%[4%] is null, expected an object$', ds.problems[4])
+  end)
 end)

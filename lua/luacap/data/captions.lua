@@ -238,8 +238,11 @@ local function parse_karpathy(ds, text, opt)
   ds.splits = {train = {}, val = {}, test = {}}
   ds.tokens = {}
   for n, img in ipairs(doc.images) do
-    local name = img.filename
-    if type(name) ~= 'string' or name == '' then
+    local name = type(img) == 'table' and img.filename
+    if type(img) ~= 'table' then
+      problem(ds, opt, n, 'images[' .. n .. '] is ' .. (img == cjson.null and 'null' or
+        'a ' .. type(img)) .. ', expected an object')
+    elseif type(name) ~= 'string' or name == '' then
       problem(ds, opt, n, 'images[' .. n .. '] has no filename')
     else
       local id = M.image_id(name)
