@@ -48,12 +48,13 @@ static void walk(lc_h5 *h, const char *group, int depth, int *budget) {
     kind[i] = strpbrk(names[i], "/.") ? -1 : kinds[i];   /* -1: resolves elsewhere */
   }
   for (size_t i = 0; i < count && --*budget > 0; i++) {
-    /* list and kind agree on what a name is, except that a link whose target cannot be
-     * opened lists as 'other' and is 'none' by path; a name holding '/' or '.' (a corrupt
-     * heap) resolves to another object by path */
+    /* list and kind never take a group for a dataset or back. They may disagree
+     * otherwise: an object libhdf5 cannot open while it iterates a damaged group lists
+     * as 'other' and opens by path afterwards, a dangling link lists as 'other' and is
+     * 'none' by path, and a name holding '/' or '.' (a corrupt heap) resolves elsewhere */
     int k = lc_h5_kind(h, own[i]);
-    if (k != kind[i] && !(kind[i] == LC_H5_OTHER && k == LC_H5_NONE) &&
-        kind[i] != -1) abort();
+    if (kind[i] != -1 && k != kind[i] && (k == LC_H5_GROUP || k == LC_H5_DATASET) &&
+        (kind[i] == LC_H5_GROUP || kind[i] == LC_H5_DATASET)) abort();
     if (kind[i] == LC_H5_GROUP && k == LC_H5_GROUP) {
       walk(h, own[i], depth + 1, budget);
     } else if (k == LC_H5_DATASET) {
