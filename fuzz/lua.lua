@@ -22,13 +22,13 @@ package.cpath = 'lua/?.so;' .. package.cpath
 local SEEDS = 'spec/fixtures/captions/'
 local TARGETS = {'kaggle', 'token', 'karpathy', 'detect', 'tokenizer'}
 
-local function read(p)
-  local f = assert(io.open(p, 'rb'))
-  local s = f:read('*a')
-  f:close()
-  return s
-end
+local util = require 'luacap.util'
 
+-- The whole file, or nil when it does not exist (luacap.util.read_file).
+local function read(p) return (util.read_file(p)) end
+
+-- Plain, not util.write_file's atomic write: the loop writes every input, and a
+-- half-written input from a killed worker is still the input that killed it.
 local function write(p, s)
   local f = assert(io.open(p, 'wb'))
   f:write(s)
@@ -117,7 +117,7 @@ local function seeds(target)
   local files = {kaggle = {'kaggle.csv'}, token = {'token.txt'}, karpathy = {'karpathy.json'},
                  detect = {'kaggle.csv', 'token.txt', 'karpathy.json'}}
   local out = {}
-  for _, f in ipairs(files[target]) do out[#out + 1] = read(SEEDS .. f) end
+  for _, f in ipairs(files[target]) do out[#out + 1] = assert(read(SEEDS .. f), SEEDS .. f) end
   return out
 end
 
@@ -165,6 +165,13 @@ end
 
 ------------------------------------------------------------------------ the worker
 
+-- The counts a worker left in its stats file ("execs=N ok=N ..."), {} when none.
+local function read_stats(path)
+  local st = {}
+  for k, v in (read(path) or ''):gmatch('(%w+)=(%d+)') do st[k] = tonumber(v) end
+  return st
+end
+
 local function worker(o)
   captions = require 'luacap.data.captions'
   tokenizer = require 'luacap.data.tokenizer'
@@ -177,11 +184,8 @@ local function worker(o)
     write(stats_path, string.format('execs=%d ok=%d refused=%d errors=%d hangs=%d corpus=%d\n',
       stats.execs, stats.ok, stats.refused, stats.errors, stats.hangs, #corpus))
   end
-  local f = io.open(stats_path)          -- go on counting after a restart
-  if f then
-    local prev = f:read('*a')
-    f:close()
-    for k, v in prev:gmatch('(%w+)=(%d+)') do if stats[k] then stats[k] = tonumber(v) end end
+  for k, v in pairs(read_stats(stats_path)) do   -- go on counting after a restart
+    if stats[k] then stats[k] = v end
   end
   local deadline = os.time() + o.seconds
   math.randomseed(os.time() + stats.execs)
@@ -235,7 +239,7 @@ end
 ------------------------------------------------------------------------ the driver
 
 local function driver(o)
-  os.execute('mkdir -p ' .. o.findings)
+  assert(require('luacap.data.paths').mkdir_p(o.findings))
   local self = arg[0]
   print(string.format('%-10s %10s %8s %8s %8s %8s %6s %8s', 'target', 'executions', 'ok',
     'refused', 'errors', 'crashes', 'hangs', 'seconds'))
@@ -251,21 +255,17 @@ local function driver(o)
       -- killed 30 s after its time is up and its current input is the hang
       local cmd = string.format('timeout -s KILL %d luajit %s --worker %s --seconds %d --runs %d ' ..
         '--timeout %d --findings %s', left + 30, self, target, left, o.runs, o.timeout, o.findings)
-      local r1, _, r3 = os.execute(cmd)
-      local code = type(r1) == 'number' and r1 or (r3 or 0)
-      if type(r1) == 'number' then code = math.floor(r1 / 256) end
+      local r, _, c = os.execute(cmd)   -- LuaJIT: a wait status; Lua 5.2 mode: ok, how, code
+      local code = type(r) == 'number' and math.floor(r / 256) or c
       local current = o.findings .. '/current-' .. target
-      local cur = io.open(current, 'rb')
-      if code == 0 and not cur then break end
+      local input = read(current)
+      if code == 0 and not input then break end
       if code > 0 and code < 128 then   -- the worker's own Lua error: a bug in this script
-        if cur then cur:close() end
         print('fuzz/lua.lua: worker for ' .. target .. ' failed (exit ' .. code .. ')')
         failed = true
         break
       end
-      if cur then
-        local input = cur:read('*a')
-        cur:close()
+      if input then
         local what = code == 137 and 'hang' or 'crash'
         if what == 'hang' then hangs = hangs + 1 else crashes = crashes + 1 end
         write(string.format('%s/%s-%s-%d', o.findings, what, target, crashes + hangs), input)
@@ -277,9 +277,7 @@ local function driver(o)
         break
       end
     end
-    local s = io.open(stats_path) and read(stats_path) or ''
-    local st = {}
-    for k, v in s:gmatch('(%w+)=(%d+)') do st[k] = tonumber(v) end
+    local st = read_stats(stats_path)
     hangs = hangs + (st.hangs or 0)
     if (st.errors or 0) > 0 or hangs > 0 then failed = true end
     print(string.format('%-10s %10d %8d %8d %8d %8d %6d %8d', target, st.execs or 0, st.ok or 0,

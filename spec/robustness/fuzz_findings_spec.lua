@@ -3,21 +3,18 @@
 -- crashed on it, in a child luajit, since a regression would end the process itself
 -- rather than fail an assertion. The child prints the loader's result on one line.
 
+local H = require 'spec.helpers.util'
 local FIX = 'spec/fixtures/fuzz/'
 
 -- run(code) -> ok, output: `code` in a fresh luajit with luacap on its paths.
 local function run(code)
   local script, out = os.tmpname(), os.tmpname()
-  local h = assert(io.open(script, 'w'))
-  h:write("package.path = 'lua/?.lua;lua/?/init.lua;' .. package.path\n",
-          "package.cpath = 'lua/?.so;' .. package.cpath\n", code, '\n')
-  h:close()
+  H.write(script, "package.path = 'lua/?.lua;lua/?/init.lua;' .. package.path\n" ..
+          "package.cpath = 'lua/?.so;' .. package.cpath\n" .. code .. '\n')
   local f = assert(io.popen('luajit ' .. script .. ' > ' .. out .. ' 2>&1; echo $?'))
   local status = f:read('*l')
   f:close()
-  h = assert(io.open(out))
-  local text = h:read('*a')
-  h:close()
+  local text = H.read(out)
   os.remove(script)
   os.remove(out)
   return status == '0', text
@@ -51,10 +48,8 @@ describe('fuzz findings', function()
   it('karpathy: an images[] element that is not an object is a reported problem', function()
     local captions = require 'luacap.data.captions'
     local p = os.tmpname()
-    local f = assert(io.open(p, 'w'))
-    f:write('{"images": [true, 5, "x", null, {"filename": "a.jpg", "split": "train", ' ..
+    H.write(p, '{"images": [true, 5, "x", null, {"filename": "a.jpg", "split": "train", ' ..
       '"sentences": [{"raw": "a dog runs"}]}]}')
-    f:close()
     local ds = captions.load(p, {format = 'karpathy'})
     os.remove(p)
     assert.same({'a'}, ds.ids)
