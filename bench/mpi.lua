@@ -36,15 +36,21 @@ function M.run(ctx)
     '%.2f GB/s (ring bus bandwidth: 2(N-1)/N x bytes / t, N = 2); 1-float latency %.1f us', a.allreduce_s,
     bytes / a.allreduce_s / 1e9, bytes / a.allreduce_s / 1e9, a.latency_s * 1e6))
   local steps = ctx.quick and 3 or 8
+  -- interleaved: 2 ranks with fit's buckets, 1 process, 2 ranks with one bucket (started
+  -- only after backward: no overlap)
   local d = results(sh(MPIRUN .. 'luajit bench/mpi/worker.lua train dist 1 ' .. steps))
   local s = results(sh('luajit bench/mpi/worker.lua train single 2 ' .. steps))
-  if not (d.pairs_per_s and s.pairs_per_s) then
+  local o = results(sh(MPIRUN .. 'luajit bench/mpi/worker.lua train dist 1 ' .. steps .. ' 1000'))
+  if not (d.pairs_per_s and s.pairs_per_s and o.pairs_per_s) then
     print('mpi: training run failed')
     return
   end
   print(string.format('seed model (%.1fM params), global batch 32: 2 ranks x 1 thread %.1f pairs/s ' ..
     '(%.3f s/step), 1 process x 2 threads %.1f pairs/s (%.3f s/step): ratio %.2f',
     d.params / 1e6, d.pairs_per_s, d.step_s, s.pairs_per_s, s.step_s, d.pairs_per_s / s.pairs_per_s))
+  print(string.format('  allreduce wait after backward per step: %d buckets of %g MiB %.1f ms (%.1f pairs/s), ' ..
+    'one bucket after backward %.1f ms (%.1f pairs/s)', d.buckets, require('luacap.train.fit').BUCKET_MB,
+    d.wait_s * 1e3, d.pairs_per_s, o.wait_s * 1e3, o.pairs_per_s))
 end
 
 return M

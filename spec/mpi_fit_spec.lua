@@ -29,12 +29,18 @@ describe('data-parallel fit on 2 ranks', function()
     return
   end
 
-  it('20 steps of the seed model with dropout: 2 ranks x global batch 32 = 1 process x batch 32 (1e-5)',
-    function()
+  it('20 steps of the seed model with dropout: 2 ranks x global batch 32 = 1 process x batch 32 (1e-5), ' ..
+     'gradients allreduced in buckets started during backward', function()
       local dir = U.tmpdir()
       local one, two, half = dir .. '/one.txt', dir .. '/two.txt', dir .. '/half.txt'
-      local out, ok = H.run(2, 'spec/mpi/fit_equal.lua', 'dist ' .. two, 60)
+      -- buckets of 0.002 MiB (524 values): several, each started as its layers finish
+      local out, ok = H.run(2, 'spec/mpi/fit_equal.lua', 'dist ' .. two .. ' 32 1 0.002', 60)
       assert(ok, out)
+      local nb, early, steps = U.read(two .. '.buckets'):match('(%d+) (%d+) (%d+)')
+      nb, early, steps = tonumber(nb), tonumber(early), tonumber(steps)
+      assert.equal(20, steps)
+      assert.truthy(nb >= 5, nb .. ' buckets')
+      assert.equal(nb * steps, early)      -- every bucket of every step started inside backward
       assert(os.execute('luajit spec/mpi/fit_equal.lua single ' .. one .. ' >/dev/null 2>&1'))
       assert(os.execute('luajit spec/mpi/fit_equal.lua single ' .. half .. ' 16 >/dev/null 2>&1'))
       local a, b, c = numbers(one), numbers(two), numbers(half)
@@ -51,24 +57,49 @@ describe('data-parallel fit on 2 ranks', function()
       os.execute('rm -rf "' .. dir .. '"')
     end)
 
-  it('a 2-rank run stopped after epoch 1 resumes with --resume on 1 and on 2 ranks to the weights ' ..
-     'of an uninterrupted 2-rank run', function()
+  it('12 steps of sat (whole captions of unequal lengths, attention penalty, dropout, trainable CNN): ' ..
+     '2 ranks x global batch 16 = 1 process x batch 16 (1e-5)', function()
+    local dir = U.tmpdir()
+    local one, two, half = dir .. '/one.txt', dir .. '/two.txt', dir .. '/half.txt'
+    local out, ok = H.run(2, 'spec/mpi/sat_equal.lua', 'dist ' .. two, 60)
+    assert(ok, out)
+    assert(os.execute('luajit spec/mpi/sat_equal.lua single ' .. one .. ' >/dev/null 2>&1'))
+    assert(os.execute('luajit spec/mpi/sat_equal.lua single ' .. half .. ' 8 >/dev/null 2>&1'))
+    local a, b, c = numbers(one), numbers(two), numbers(half)
+    assert.truthy(#a > 1000)
+    local worst, rel = compare(a, b)
+    assert.truthy(worst <= 1e-5, 'largest difference ' .. worst)
+    assert.truthy(rel <= 1e-5, 'relative norm of the difference ' .. rel)
+    local w2 = compare(a, c)
+    assert.truthy(w2 > 1e-3, 'batch 8 differs by only ' .. w2)
+    if os.getenv('LUACAP_MPI_SPEC_VERBOSE') then
+      print(string.format('sat: 2 ranks vs 1 process %.3g (norm %.3g); batch 8 vs 16 %.3g', worst, rel, w2))
+    end
+    os.execute('rm -rf "' .. dir .. '"')
+  end)
+
+  it('a 2-rank run killed (SIGKILL) in epoch 2 resumes with --resume on 1 and on 2 ranks to the ' ..
+     'weights of an uninterrupted 2-rank run', function()
     local dir = U.tmpdir()
     local args = ' --n-images 30 --shapes-size 32 --image-size 16 --embed-dim 8 --units 8 --img-dense 8' ..
       ' --dec-dense 8 --feat-dim 8 --encoder smallcnn --dropout 0.3 --beam 0 --max-test 4 --threads 1' ..
       ' --batch-size 16 --steps-per-epoch 6 --validation-steps 2 --quiet --shapes-dir ' .. dir .. '/shapes'
-    local function train(n, out, extra)
+    local function train(n, out, extra, env, fails)
       local cmd = 'examples/train.lua --out ' .. dir .. '/' .. out .. args .. ' ' .. extra
       if n == 1 then
         assert(os.execute('luajit ' .. cmd .. ' >' .. dir .. '/log 2>&1'), U.read(dir .. '/log'))
       else
-        local log, ok = H.run(n, cmd .. ' --distributed', nil, 90)
+        local log, ok = H.run(n, cmd .. ' --distributed', nil, 90, env)
+        if fails then return log, ok end
         assert(ok, log)
       end
     end
     train(2, 'full', '--epochs 3')
-    -- "killed after epoch 1": resuming reads only models/last.h5, as an --epochs 1 run leaves it
-    train(2, 'cut', '--epochs 1')
+    -- every rank sends itself SIGKILL after its 9th training step (epoch 2's third of six;
+    -- util.crash_point, as tools/kill-test.sh does): mpirun ends the job
+    local log, ok = train(2, 'cut', '--epochs 3', 'LUACAP_CRASH_AT=step:9', true)
+    assert.is_false(ok, log)
+    assert.truthy(log:find('crash point step:9: SIGKILL', 1, true), log)
     assert(os.execute('cp -r ' .. dir .. '/cut ' .. dir .. '/cut1 && cp -r ' .. dir .. '/cut ' .. dir .. '/ep1'))
     train(2, 'cut', '--epochs 3 --resume')
     train(1, 'cut1', '--epochs 3 --resume')

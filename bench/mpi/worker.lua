@@ -1,8 +1,10 @@
 -- bench/mpi/worker.lua: the processes bench/mpi.lua starts (under mpirun, or alone).
 --   luajit bench/mpi/worker.lua allreduce N REPS   -- median seconds of a sum allreduce of N floats
---   luajit bench/mpi/worker.lua train dist|single THREADS STEPS
+--   luajit bench/mpi/worker.lua train dist|single THREADS STEPS [BUCKET_MB]
 --       seed model at the notebook's sizes, batch 32 (global), random pairs: pairs/s of fit's
---       steps after one warm-up step; with dist, data-parallel over the mpirun ranks
+--       steps after one warm-up step; with dist, data-parallel over the mpirun ranks, the
+--       gradients in allreduce buckets of BUCKET_MB MiB (fit's default), and the seconds per
+--       step spent waiting for the allreduce after backward (wait_s)
 -- Prints one line "result <name> <value>" on rank 0. Not a benchmark driver.
 package.path = 'lua/?.lua;lua/?/init.lua;' .. package.path
 package.cpath = 'lua/?.so;' .. package.cpath
@@ -70,15 +72,24 @@ local fit = require 'luacap.train.fit'
 local t_first
 local n_params = 0
 for _, p in ipairs(model:parameters()) do n_params = n_params + p.value:numel() end
+local wait0 = 0
 local cb = {on_batch_end = function(state)
-  if state.batch == 1 then t_first = util.now() end
+  if state.batch == 1 then
+    t_first = util.now()
+    wait0 = dist and dist.grad_bucketing.wait_s or 0
+  end
 end}
 fit.fit{model = model, inputs = X, train = src, epochs = 1, steps_per_epoch = steps + 1, batch_size = 32,
-  verbose = 0, dist = dist, callbacks = {cb}}
+  verbose = 0, dist = dist, callbacks = {cb}, bucket_mb = tonumber(arg[5])}
 local el = util.now() - t_first
 if not dist or dist.rank == 0 then
   print(string.format('result pairs_per_s %.2f', steps * 32 / el))
   print(string.format('result step_s %.4f', el / steps))
   print(string.format('result params %d', n_params))
+  if dist then
+    local b = dist.grad_bucketing
+    print(string.format('result wait_s %.5f', (b.wait_s - wait0) / steps))
+    print(string.format('result buckets %d', #b.buckets))
+  end
 end
 if dist then require('luacap.mpi').finalize() end

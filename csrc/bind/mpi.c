@@ -8,7 +8,7 @@
  * its code and becomes a Lua error "mpi.<fn>: <MPI's message>".
  * Functions: init() -> rank, size; finalize(); initialized(); rank(); size(); barrier();
  * broadcast(t, root[, first, count]); allreduce(t[, first, count]) (sum, in place);
- * iallreduce(t[, first, count]) -> request; wait(request); allgather(bytes) -> {bytes per rank};
+ * iallreduce(t[, first, count]) -> request; wait(request); test(request) -> done; allgather(bytes) -> {bytes per rank};
  * abort(code); wtime(). */
 #define _GNU_SOURCE
 #include "bind.h"
@@ -205,6 +205,22 @@ static int l_wait(lua_State *L) {
   return 0;
 }
 
+/* test(request) -> true when the allreduce has completed (then as after wait), false while
+ * it runs; each call lets MPI progress it (OpenMPI advances non-blocking collectives only
+ * inside MPI calls). */
+static int l_test(lua_State *L) {
+  lreq *r = luaL_checkudata(L, 1, REQ_MT);
+  if (!r->pending) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  int done = 0;
+  check_rc(L, "test", MPI_Test(&r->req, &done, MPI_STATUS_IGNORE));
+  if (done) r->pending = 0;
+  lua_pushboolean(L, done);
+  return 1;
+}
+
 static int req_gc(lua_State *L) {
   lreq *r = luaL_checkudata(L, 1, REQ_MT);
   int finalized = 0;
@@ -259,9 +275,10 @@ static const luaL_Reg funcs[] = {
   {"init", l_init}, {"initialized", l_initialized}, {"finalize", l_finalize},
   {"rank", l_rank}, {"size", l_size}, {"barrier", l_barrier}, {"wtime", l_wtime},
   {"broadcast", l_broadcast}, {"allreduce", l_allreduce}, {"iallreduce", l_iallreduce},
-  {"wait", l_wait}, {"allgather", l_allgather}, {"abort", l_abort}, {NULL, NULL}};
+  {"wait", l_wait}, {"test", l_test}, {"allgather", l_allgather}, {"abort", l_abort},
+  {NULL, NULL}};
 
-static const luaL_Reg req_methods[] = {{"wait", l_wait}, {NULL, NULL}};
+static const luaL_Reg req_methods[] = {{"wait", l_wait}, {"test", l_test}, {NULL, NULL}};
 
 LC_EXPORT int luaopen_luacap_mpi_core(lua_State *L) {
   promote_libmpi();

@@ -4,7 +4,8 @@
 --   mpi.available() -> true | false, why         (is mpi_core.so built and loadable?)
 --   mpi.init() -> rank, size (0-based rank); mpi.finalize(); mpi.rank(); mpi.size()
 --   mpi.barrier(); mpi.broadcast(t, root[, first, count]); mpi.allreduce(t[, first, count])
---   mpi.iallreduce(t[, first, count]) -> request; request:wait() / mpi.wait(request)
+--   mpi.iallreduce(t[, first, count]) -> request; request:wait() / mpi.wait(request);
+--     request:test() / mpi.test(request) -> done (lets MPI progress it; true once complete)
 --   mpi.allgather(value) -> {value of rank 0, value of rank 1, ...} (small Lua values: JSON)
 --   mpi.allreduce_params(params, field) sums every p[field] over ranks (one packed buffer)
 --   mpi.fail(msg) writes "rank R: msg" to stderr and aborts the whole job (exit status 1)
@@ -38,6 +39,7 @@ function M.broadcast(t, root, first, count) return need().broadcast(t, root or 0
 function M.allreduce(t, first, count) return need().allreduce(t, first, count) end
 function M.iallreduce(t, first, count) return need().iallreduce(t, first, count) end
 function M.wait(req) return need().wait(req) end
+function M.test(req) return need().test(req) end
 function M.abort(code) return need().abort(code or 1) end
 
 -- Small Lua values (numbers, strings, booleans, tables of them) through a byte buffer;

@@ -500,7 +500,7 @@ function M.run(opt)
     catch_sigint = opt.catch_sigint,
     group_images = opt.group_images, shuffle = not opt.no_shuffle,
     share_image_branch = opt.share_image_branch,
-    dist = dist, accumulate = opt.accumulate,
+    dist = dist, accumulate = opt.accumulate, bucket_mb = opt.bucket_mb,
     on_epoch_saved = function(st, cur, vcur)
       -- after every epoch: a resumable checkpoint and the history so far
       if not rank0 then return end

@@ -17,10 +17,11 @@ end
 
 function M.usable() return M.why_not() == nil end
 
--- run(n, script, args, timeout_s) -> output (stdout and stderr), ok, exit code (124: timed out)
-function M.run(n, script, args, timeout_s)
-  local cmd = string.format('timeout -k 5 %d mpirun --allow-run-as-root --oversubscribe -np %d luajit %s %s 2>&1;' ..
-    ' echo "exit=$?"', timeout_s or 60, n, script, args or '')
+-- run(n, script, args, timeout_s, env) -> output (stdout and stderr), ok, exit code (124:
+-- timed out); env: "NAME=value" set for every rank (mpirun's environment reaches them)
+function M.run(n, script, args, timeout_s, env)
+  local cmd = string.format('%stimeout -k 5 %d mpirun --allow-run-as-root --oversubscribe -np %d luajit %s %s 2>&1;' ..
+    ' echo "exit=$?"', env and ('env ' .. env .. ' ') or '', timeout_s or 60, n, script, args or '')
   local p = io.popen(cmd)
   local out = p:read('*a')
   p:close()

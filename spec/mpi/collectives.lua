@@ -36,6 +36,11 @@ for _, n in ipairs({0, 1, 2, 3, 5, 7, 64, 999, 4097, 100003}) do
   local req = mpi.iallreduce(u)
   req:wait()
   expect_sum(u, n, 'iallreduce n=' .. n)
+  local v = filled(rank, n)                   -- completed by test() alone, no wait
+  local rv, tests = mpi.iallreduce(v), 1
+  while not rv:test() do tests = tests + 1 end
+  assert(rv:test() and mpi.test(rv), 'test: a completed request stays completed')
+  expect_sum(v, n, 'iallreduce + test n=' .. n .. ' (' .. tests .. ' tests)')
   local big = luacap.full(1000, n + 10)       -- a flat range [6, 6+n) of it
   if n > 0 then big:narrow(6, n):copy(filled(rank, n)) end
   mpi.allreduce(big, 6, n)

@@ -2,7 +2,9 @@
 -- 32, 2 epochs of 10 steps, validation each epoch) on synthetic features and pairs; writes
 -- every trained weight, then the history's losses, to the file arg[2] (one number a line,
 -- %.9g), on rank 0 only. arg[1]: 'dist' (under mpirun: data-parallel fit) or 'single'
--- (one process, no MPI); arg[3] the batch size (32), arg[4] --accumulate. Run by
+-- (one process, no MPI); arg[3] the batch size (32), arg[4] --accumulate, arg[5] the
+-- allreduce bucket size in MiB (fit's default); with dist, rank 0 also writes
+-- "<buckets> <started during backward> <steps>" to arg[2].buckets. Run by
 -- spec/mpi_fit_spec.lua and spec/train/accumulate_spec.lua. Not a spec file on its own.
 package.path = 'lua/?.lua;lua/?/init.lua;' .. package.path
 package.cpath = 'lua/?.so;' .. package.cpath
@@ -42,7 +44,7 @@ end
 
 local hist = fit.fit{model = model, inputs = X, train = source(PAIRS, 0), val = source(50, 3),
   epochs = 2, steps_per_epoch = 10, batch_size = tonumber(arg[3]) or 32,
-  accumulate = tonumber(arg[4]), optimizer = luacap.optim.Adam{lr = 0.01},
+  accumulate = tonumber(arg[4]), bucket_mb = tonumber(arg[5]), optimizer = luacap.optim.Adam{lr = 0.01},
   verbose = 0, dist = dist}
 
 if not dist or dist.rank == 0 then
@@ -54,5 +56,11 @@ if not dist or dist.rank == 0 then
     for _, v in ipairs(hist[key]) do f:write(string.format('%.9g\n', v)) end
   end
   f:close()
+  if dist then
+    local b = dist.grad_bucketing
+    f = assert(io.open(out_path .. '.buckets', 'w'))
+    f:write(string.format('%d %d %d\n', #b.buckets, b.early, b.step))
+    f:close()
+  end
 end
 if dist then require('luacap.mpi').finalize() end

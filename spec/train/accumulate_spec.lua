@@ -33,4 +33,21 @@ describe('fit accumulate', function()
     if os.getenv('LUACAP_MPI_SPEC_VERBOSE') then print(string.format('accumulate: 8x4 vs 32 %.3g', w)) end
     os.execute('rm -rf "' .. dir .. '"')
   end)
+
+  it('sat (whole captions of unequal lengths, token-mean loss, attention penalty, dropout, trainable ' ..
+     'CNN): batch 4 x accumulate 4 = batch 16 after 12 steps (1e-5)', function()
+    local dir = U.tmpdir()
+    local function run(name, extra)
+      local path = dir .. '/' .. name
+      assert(os.execute('luajit spec/mpi/sat_equal.lua single ' .. path .. ' ' .. extra .. ' >/dev/null 2>&1'))
+      return numbers(path)
+    end
+    local whole, acc, other = run('whole', '16'), run('acc', '4 4'), run('other', '8')
+    assert.truthy(#whole > 1000)
+    local w = worst(whole, acc)
+    assert.truthy(w <= 1e-5, 'largest difference ' .. w)
+    assert.truthy(worst(whole, other) > 1e-3)
+    if os.getenv('LUACAP_MPI_SPEC_VERBOSE') then print(string.format('accumulate sat: 4x4 vs 16 %.3g', w)) end
+    os.execute('rm -rf "' .. dir .. '"')
+  end)
 end)

@@ -83,6 +83,8 @@ function M.parser(prog)
   parser:flag('--resume', 'Resume from <out>/models/last.h5 (weights, optimizer, callbacks, data position).')
   parser:flag('--distributed', 'Data-parallel training under mpirun (docs/distributed.md): --batch-size is ' ..
     'the global batch, rank 0 writes every file.')
+  parser:option('--bucket-mb', 'With --distributed: MiB of gradients per allreduce bucket; each bucket\'s ' ..
+    'allreduce starts while backward still runs.', '8'):convert(cli_args.positive)
   parser:flag('--freeze-encoder', 'Keep the small CNN at its seeded initial weights and cache its ' ..
     'features as vgg16\'s are (a quick run with a feature cache).')
   parser:option('--max-bad-images', 'Stop when more images than this cannot be read (each is skipped by ' ..

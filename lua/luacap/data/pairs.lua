@@ -97,13 +97,19 @@ function M.caption_batch(p, caps)
 end
 
 -- A fit batch source over whole captions (one item per caption of at least 2 ids), image
--- rows rows[image]: get(list) -> {ids = in_ids, y =, mask =, rows =}.
+-- rows rows[image]: get(list) -> {ids = in_ids, y =, mask =, rows =}; tokens(list) -> the
+-- real (masked-in) steps of those captions (fit weighs a share of a batch by them).
 function M.caption_source(p, rows)
   local list = {}
   for c = 1, p.n_captions do
     if p.cap_len[c] >= 2 then list[#list + 1] = c end
   end
   return {n = #list, image_of = function(k) return p.cap_image[list[k]] end,
+    tokens = function(idx)
+      local n = 0
+      for _, k in ipairs(idx) do n = n + math.min(p.cap_len[list[k]] - 1, p.max_len) end
+      return n
+    end,
     get = function(idx)
       local caps = {}
       for i, k in ipairs(idx) do caps[i] = list[k] end

@@ -136,7 +136,7 @@ end
 function Sat:forward(feats, ids)
   local c = self.cfg
   local B, L, D, Tn = feats:size(1), feats:size(2), feats:size(3), ids:size(2)
-  local H, A, V = c.units, c.att_dim, c.vocab_size
+  local H, A = c.units, c.att_dim
   self.feats, self.B, self.L, self.Tn = feats, B, L, Tn
   self.p_bt, self.p_tb = bt_to_tb(B, Tn)
   local ids_tb = T.ensure(self.ids_tb, Tn * B)
@@ -160,11 +160,12 @@ function Sat:forward(feats, ids)
     self:step(s, feats, encp, at(Hs, t), at(Cs, t), at(self.xw, t))
   end
   self.hout = Hs:narrow(2, Tn)                                     -- (T, B, H)
-  self.hd = self.drop:forward(self.hout)
-  local lg = self.out:forward(self.hd)                             -- (T, B, V)
-  self.logits = T.ensure(self.logits, B * Tn, V)
-  core.gather(self.logits, lg:reshape(Tn * B, V), self.p_bt)
-  self.logits = self.logits:reshape(B, Tn, V)
+  -- to (B, T) rows before dropout: its masks are keyed per caption (nn/Dropout.lua), the
+  -- same in any batch or rank; the logits then come out in (B, T) order
+  self.hbt = T.ensure(self.hbt, B, Tn, H)
+  core.gather(self.hbt:reshape(B * Tn, H), self.hout:reshape(Tn * B, H), self.p_bt)
+  self.hd = self.drop:forward(self.hbt)
+  self.logits = self.out:forward(self.hd)                          -- (B, T, V)
   return self.logits
 end
 
@@ -203,13 +204,14 @@ end
 -- penalty's gradient when with_penalty (call penalty() after forward first).
 function Sat:backward(dlogits, with_penalty)
   local c, d = self.cfg, self.dec
-  local B, L, D, Tn, H, A, V = self.B, self.L, self.cfg.feat_dim, self.Tn, c.units, c.att_dim, c.vocab_size
+  local B, L, D, Tn, H, A = self.B, self.L, self.cfg.feat_dim, self.Tn, c.units, c.att_dim
   local feats, encp = self.feats, self.encp
-  local dlg = T.ensure(self.dlg, Tn * B, V)
-  core.gather(dlg, dlogits:reshape(B * Tn, V), self.p_tb)          -- to (T, B) rows
-  self.dlg = dlg
-  local dhd = self.out:backward(self.hd, dlg:reshape(Tn, B, V))    -- logits = out(drop(h))
-  local dH = self.drop:backward(self.hout, dhd)                    -- (T, B, H)
+  local dhd = self.out:backward(self.hd, dlogits)                  -- logits = out(drop(h))
+  self:grads_final(self.out)        -- (data-parallel fit starts their allreduce: Module.lua)
+  local dhb = self.drop:backward(self.hbt, dhd)                    -- (B, T, H)
+  local dH = T.ensure(self.dH, Tn, B, H)
+  core.gather(dH:reshape(Tn * B, H), dhb:reshape(B * Tn, H), self.p_tb)   -- to (T, B) rows
+  self.dH = dH
   local dfeats = T.ensure_zeroed(self.dfeats, B, L, D)
   self.dfeats = dfeats
   local dencp = T.ensure_zeroed(self.dencp, B, L, A)
@@ -241,13 +243,19 @@ function Sat:backward(dlogits, with_penalty)
     core.sgemm(d.grad_w_beta, h_prev, dg, true, false, 1, 1)
     core.sgemm(d.grad_b_beta, ones_B, dg, true, false, 1, 1)
   end
+  self:grads_final(d)
   -- xw = emb_proj(embed(ids)), all steps in one product
   self.embed:backward(self.ids_tb:reshape(Tn, B), self.emb_proj:backward(self.x, dXW))
+  self:grads_final(self.emb_proj)
+  self:grads_final(self.embed)
   -- encp = enc_att(feats)
   dfeats:add(self.enc_att:backward(feats, dencp))
+  self:grads_final(self.enc_att)
   -- h0 = tanh(init_h(abar)), c0 = tanh(init_c(abar)), abar = mean_l a_l
   local dabar = self.init_h:backward(self.abar, dtanh(dh, at(self.Hs, 1))):clone()
   dabar:add(self.init_c:backward(self.abar, dtanh(dc, at(self.Cs, 1))))
+  self:grads_final(self.init_c)
+  self:grads_final(self.init_h)
   for b = 1, B do
     core.sgemm(dfeats:narrow(b, 1):reshape(L, D), self.ones_L, dabar:narrow(b, 1), true, false,
       1 / L, 1)

@@ -237,17 +237,22 @@ end
 -- dlogits (B, V) -> dfeats (B, F); adds into every parameter gradient.
 function Seed:backward(dlogits)
   local dd1 = self.out:backward(self.d1, dlogits)
+  self:grads_final(self.out)         -- (data-parallel fit starts their allreduce: Module.lua)
   local dh2 = self.dec_dense:backward(self.h2, dd1)
+  self:grads_final(self.dec_dense)
   local dh = self.dec_drop:backward(self.h, dh2)
   local ddec_in = self.dec_lstm:backward(self.dec_in, dh)
+  self:grads_final(self.dec_lstm)
   local dcat = self.concat:backward({self.ctx, self.se3}, ddec_in)
   local dattn = self.attn:backward({self.se3, self.fe4_in}, dcat[1])
   -- se3 feeds both the attention query and the concatenation: gradients add
   local dse3 = dattn[1]:clone():add(dcat[2])
   local dse2 = self.shared and self.cap_lstm:backward_prefixes(dse3)
     or self.cap_lstm:backward(self.se2, dse3)
+  self:grads_final(self.cap_lstm)
   local dse1 = self.cap_drop:backward(self.se1, dse2)
   self.embed:backward(self.shared and self.ids_r or self.ids, dse1)
+  self:grads_final(self.embed)
   local dfe4 = dattn[2]
   if self.shared then   -- fe4 = fe4u[img]  =>  dfe4u = scatter-add of the pairs' gradients
     self.dfe4u = tensor.ensure(self.dfe4u, self.fe2:size(1), dfe4:size(2), dfe4:size(3)):zero()
@@ -255,7 +260,9 @@ function Seed:backward(dlogits)
     dfe4 = self.dfe4u
   end
   local dfe2 = self.img_lstm:backward(self.fe2, dfe4)
+  self:grads_final(self.img_lstm)
   local dfe1 = self.img_dense:backward(self.fe1, dfe2)
+  self:grads_final(self.img_dense)
   return self.img_drop:backward(self.feats, dfe1)
 end
 

@@ -115,6 +115,7 @@ function Transformer:backward(dlogits)
   local c = self.cfg
   local B, Tn, D = self.ids:size(1), self.ids:size(2), c.d_model
   local dlast = self.out:backward(self.last, dlogits)
+  self:grads_final(self.out)        -- (data-parallel fit starts their allreduce: Module.lua)
   -- only the last position reached the logits: its gradient, zeros elsewhere
   self.dh = T.ensure_zeroed(self.dh, B, Tn, D)
   require('luacap.core').scatter_add(self.dh:reshape(B * Tn, D), dlast, self.rows)
@@ -124,10 +125,13 @@ function Transformer:backward(dlogits)
     local g = self.dec[l]:backward({self.h_in[l], self.mem_in}, dh)
     dh = g[1]
     self.dmem:add(g[2])               -- every layer reads the memory: gradients add
+    self:grads_final(self.dec[l])
   end
   local dp = self.emb_drop:backward(self.p, dh)
   self.embed:backward(self.ids, self.pos:backward(self.e, dp))
+  self:grads_final(self.embed)
   local dfe1 = self.img_dense:backward(self.fe1, self.dmem:reshape(B, c.mem_tokens * D))
+  self:grads_final(self.img_dense)
   return self.img_drop:backward(self.feats, dfe1)
 end
 

@@ -46,6 +46,14 @@ function Module:parameters()
   return self.params or {}
 end
 
+-- grads_final(layer): in a model's backward, says that layer's parameter gradients are
+-- complete for this step, so that data-parallel fit (train/distributed.lua) can start
+-- their allreduce while backward goes on. A no-op unless fit has set self.grad_ready.
+function Module:grads_final(layer)
+  local f = self.grad_ready
+  if f then f(layer) end
+end
+
 -- A copy of the constructor's config table (self.cfg), saved with models.
 function Module:config()
   local c = {}

@@ -3,9 +3,9 @@
 -- the same everywhere; each rank computes its contiguous share of every global batch, and
 -- the gradients, scaled by share / global batch, are summed by allreduce, so every
 -- optimiser step equals the one-process step on the whole batch (up to float summation
--- order). Overlap: the model's gradients are allreduced (non-blocking) while a trainable
--- encoder's backward still runs; the encoder's follow in a second call. The model's own
--- backward is one hand-written function, so its gradients are not bucketed while it runs.
+-- order). Overlap: the model's gradients go in buckets whose allreduce starts while its
+-- backward still runs (grad_buckets below) and while a trainable encoder's backward runs;
+-- the encoder's gradients follow in a second call.
 -- Not a launcher: mpirun starts the ranks.
 local M = {}
 
@@ -82,6 +82,107 @@ function Dist:finish_grads(h)
   h.req:wait()
   self.mpi.unpack(h.buf, h.params, 'grad')
   return h.buf:get(h.n + 1)
+end
+
+-- Gradient buckets: the allreduce of a step overlapped with the model's backward, as
+-- PyTorch's DDP and Horovod do. grad_buckets(params, bucket_values) groups params, in the
+-- order backward completes them (the list reversed: a model lists its layers input first,
+-- backward runs output first), into buckets of at least bucket_values values (the last one
+-- smaller; a parameter is never split); each bucket keeps its packed buffer between steps.
+-- A step: b:begin(loss); the model's backward calls b:ready(layer) (through
+-- model.grad_ready, Module:grads_final) once layer's gradients are final, which starts the
+-- non-blocking allreduce of every bucket whose parameters are then all final and lets MPI
+-- progress those in flight (OpenMPI advances them only inside MPI calls); b:flush() starts
+-- the rest; b:finish() waits, unpacks the sums and returns the summed loss, which rides in
+-- the first bucket. Correct whatever backward reports: a model that never calls ready has
+-- every bucket started by flush. b.early counts the buckets started during backward,
+-- b.wait_s the seconds finish spent waiting (the communication backward did not hide).
+local now = require('luacap.util').now
+local Buckets = {}
+Buckets.__index = Buckets
+
+function Dist:grad_buckets(params, bucket_values)
+  assert(bucket_values and bucket_values >= 1, 'grad_buckets: bucket_values must be >= 1')
+  local b = setmetatable({dist = self, buckets = {}, of = {}, layer_params = {}, step = 0,
+    early = 0, wait_s = 0}, Buckets)
+  local cur
+  for i = #params, 1, -1 do
+    if not cur then
+      cur = {params = {}, n = 0}
+      b.buckets[#b.buckets + 1] = cur
+    end
+    local p = params[i]
+    cur.params[#cur.params + 1] = p
+    cur.n = cur.n + p.value:numel()
+    b.of[p.grad] = cur
+    if cur.n >= bucket_values then cur = nil end
+  end
+  if #b.buckets == 0 then b.buckets[1] = {params = {}, n = 0} end
+  self.grad_bucketing = b                           -- the latest, for reports and specs
+  local T = require 'luacap.tensor'
+  for i, bk in ipairs(b.buckets) do
+    bk.len = bk.n + (i == 1 and 1 or 0)             -- the loss after the first's gradients
+    bk.buf = T.zeros(math.max(bk.len, 1))
+    bk.final = {}                                   -- grad -> the step it became final
+  end
+  return b
+end
+
+function Buckets:begin(loss)
+  self.step = self.step + 1
+  self.loss = loss
+  for _, bk in ipairs(self.buckets) do bk.left, bk.req, bk.done = #bk.params, nil, false end
+end
+
+local function start(self, bk)
+  local mpi = self.dist.mpi
+  mpi.pack(bk.buf, bk.params, 'grad')
+  if bk == self.buckets[1] then bk.buf:set(bk.len, self.loss) end
+  bk.req = mpi.iallreduce(bk.buf, 1, bk.len)
+end
+
+-- Each in-flight request tested once: MPI moves it on.
+local function poll(self)
+  for _, bk in ipairs(self.buckets) do
+    if bk.req and not bk.done then bk.done = bk.req:test() end
+  end
+end
+
+function Buckets:ready(layer)
+  local ps = self.layer_params[layer]
+  if not ps then
+    ps = layer:parameters()
+    self.layer_params[layer] = ps
+  end
+  for _, p in ipairs(ps) do
+    local bk = self.of[p.grad]
+    if bk and bk.final[p.grad] ~= self.step then
+      bk.final[p.grad] = self.step
+      bk.left = bk.left - 1
+      if bk.left == 0 and not bk.req then
+        start(self, bk)
+        self.early = self.early + 1
+      end
+    end
+  end
+  poll(self)
+end
+
+function Buckets:flush()
+  for _, bk in ipairs(self.buckets) do
+    if not bk.req then start(self, bk) end
+  end
+end
+
+function Buckets:finish()
+  self:flush()
+  local mpi = self.dist.mpi
+  local t0 = now()
+  for _, bk in ipairs(self.buckets) do bk.req:wait() end
+  self.wait_s = self.wait_s + (now() - t0)
+  for _, bk in ipairs(self.buckets) do mpi.unpack(bk.buf, bk.params, 'grad') end
+  local first = self.buckets[1]
+  return first.buf:get(first.len)
 end
 
 -- allreduce_grads(params, w): the same as one blocking call, for a second group.

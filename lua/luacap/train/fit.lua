@@ -92,15 +92,19 @@ end
 -- loss. With accumulate K the batch runs as K micro-batches, each one's dlogits scaled by
 -- its share of the batch, so the gradients (added by backward) equal those of the whole
 -- batch at once. With dist (opts.dist, train/distributed.lua) this rank runs only its
--- contiguous share of idx and the gradients are then summed over ranks by allreduce (the
--- model's started before the last micro-batch's trainable-encoder backward runs); the
--- loss returned is then the same on every rank (a NaN on any rank makes it NaN everywhere).
+-- contiguous share of idx and the gradients are then summed over ranks by allreduce, the
+-- model's in buckets started while the last micro-batch's backward runs (dist:grad_buckets)
+-- and before a trainable encoder's backward; the loss returned is then the same on every
+-- rank (a NaN on any rank makes it NaN everywhere).
 local function batch_grads(ctx, dist, idx, source, params, K)
   local mine = dist and dist:part(idx) or idx
   for _, p in ipairs(params) do p.grad:zero() end
   local n = #mine
   local per = math.max(1, math.ceil(n / (K or 1)))
   local loss, last_dfeats = 0, nil
+  -- caption-level sources (sat) average the loss over the batch's real tokens: a chunk's
+  -- mean then weighs by its tokens' share of the whole batch's, not its captions'
+  local batch_tokens = source.tokens and source.tokens(idx)
   for c0 = 1, n, per do
     local chunk = {}
     for i = c0, math.min(c0 + per - 1, n) do chunk[#chunk + 1] = mine[i] end
@@ -109,31 +113,38 @@ local function batch_grads(ctx, dist, idx, source, params, K)
     Dropout.set_keys(ctx.epoch, chunk)
     local b = source.get(chunk)
     local logits = forward_batch(ctx, b)
-    -- caption-level batches (b.mask) of a model with a penalty (sat's attention) add it
+    -- caption-level batches (b.mask) of a model with a penalty (sat's attention) add it,
+    -- a mean over captions
     local with_penalty = b.mask ~= nil and ctx.model.penalty ~= nil
     local l = ctx.crit:forward(logits, b.y, b.mask)
-    if with_penalty then l = l + ctx.model:penalty() end
-    loss = loss + l * w
+    local wx = batch_tokens and ctx.crit.count / batch_tokens or w
+    loss = loss + l * wx
+    if with_penalty then loss = loss + ctx.model:penalty() * w end
     local dlogits = ctx.crit:backward()
-    if w ~= 1 then
-      dlogits:scale(w)
-      if with_penalty then ctx.model.dalpha:scale(w) end
+    if wx ~= 1 then dlogits:scale(wx) end
+    if with_penalty and w ~= 1 then ctx.model.dalpha:scale(w) end
+    local last = c0 + per > n
+    if dist and last then              -- the gradients become final during this backward
+      ctx.buckets:begin(loss)
+      ctx.model.grad_ready = ctx.grad_ready
     end
     local dfeats = ctx.model:backward(dlogits, with_penalty)
+    ctx.model.grad_ready = nil
     if ctx.train_encoder then
-      if c0 + per > n then last_dfeats = dfeats else backward_encoder(ctx, dfeats) end
+      if last then last_dfeats = dfeats else backward_encoder(ctx, dfeats) end
     end
   end
   if not dist then
     if last_dfeats then backward_encoder(ctx, last_dfeats) end
     return loss
   end
-  local h = dist:start_grads(ctx.model_params, 1, loss)
+  if n == 0 then ctx.buckets:begin(loss) end   -- a rank with no pairs still takes part
+  ctx.buckets:flush()
   if ctx.encoder_params then
     if last_dfeats then backward_encoder(ctx, last_dfeats) end
     dist:allreduce_grads(ctx.encoder_params, 1)
   end
-  return dist:finish_grads(h)
+  return ctx.buckets:finish()
 end
 
 local function identity(n)
@@ -195,8 +206,8 @@ function M.evaluate(ctx, source, batch_size, steps, cursor, dist)
       local b = source.get(idx)
       local logits = forward_batch(ctx, b)
       local loss = ctx.crit:forward(logits, b.y, b.mask)
-      sum = sum + loss * #idx
-      count = count + #idx
+      sum = sum + loss * ctx.crit.count      -- weighed by its rows (real tokens when masked)
+      count = count + ctx.crit.count
     end
     crash_point('val')
     if ctx.poll_sigint and luacap.core.sigint_pending() > 0 then ctx.interrupted = true; return nil end
@@ -205,6 +216,11 @@ function M.evaluate(ctx, source, batch_size, steps, cursor, dist)
   if dist then sum, count = unpack(dist:sum({sum, count})) end
   return count > 0 and sum / count or 0 / 0
 end
+
+-- With dist, the model's gradients are allreduced in buckets of this many MiB (float32),
+-- each started as soon as backward has finished its layers (PyTorch's DDP uses 25 MiB;
+-- smaller buckets start earlier, each call costs a latency).
+M.BUCKET_MB = 8
 
 -- The parameters fit updates, in one order (optimizer state, EarlyStopping's weights and
 -- resuming rely on it): the model's, then a trainable encoder's prefixed 'encoder.'.
@@ -226,7 +242,8 @@ end
 --   verbose = 1, max_loss_factor = 10,
 --   accumulate = 1 (K: updates on K micro-batches of batch_size, equal to batch K * batch_size),
 --   dist = train.distributed.new(mpi) (data-parallel: every rank calls fit alike; rank 0's
---   weights are broadcast first; batch_size is the global batch)}
+--   weights are broadcast first; batch_size is the global batch),
+--   bucket_mb = M.BUCKET_MB (with dist: MiB of gradients per allreduce bucket)}
 -- Returns history {loss = {...}, val_loss = {...}, lr = {...}} and the final state
 -- (state.stop_reason says why it stopped early; state.failed when the loss was NaN or
 -- exploded, in which case that epoch is not validated, logged or checkpointed).
@@ -258,6 +275,9 @@ function M.fit(opts)
   ctx.train_encoder = train_encoder
   if dist then
     ctx.model_params = model:parameters()
+    ctx.buckets = dist:grad_buckets(ctx.model_params,
+      math.floor((opts.bucket_mb or M.BUCKET_MB) * 2 ^ 20 / 4))
+    ctx.grad_ready = function(layer) ctx.buckets:ready(layer) end
     ctx.encoder_params = train_encoder and require('luacap.nn.Module').prefixed('encoder', encoder) or nil
     dist:broadcast_params(params)
   end
