@@ -47,27 +47,34 @@ function M.load(path)
 end
 
 -- A progress reporter on io.stderr: redrawn in place on a terminal (at most 5 per
--- second), otherwise one line every `every` seconds and one at the end.
-local function progress(total, every)
+-- second), otherwise one line every `every` seconds and one at the end. `who` names a
+-- rank's share ('rank 0 of 2: ') when extraction is sharded.
+local function progress(total, every, who)
   local start, show = util.now(), util.progress_writer(every)
   return function(done, final)
     local now = util.now()
     show(now, final, function()
       local rate = done / math.max(now - start, 1e-9)
       local eta = rate > 0 and (total - done) / rate or 0
-      return string.format('features: %d/%d images, %.1f images/s, ETA %dm%02ds', done,
-        total, rate, math.floor(eta / 60), math.floor(eta % 60))
+      return string.format('features: %s%d/%d images, %.1f images/s, ETA %dm%02ds', who or '',
+        done, total, rate, math.floor(eta / 60), math.floor(eta % 60))
     end)
   end
 end
 
 -- extract{encoder =, images = {id -> path} | dataset, ids = {...} (default: every id of
 --         images, sorted), out = 'features.h5', batch = 16, size = encoder's input size,
---         resize = 'nearest' (Keras' load_img), progress = true, every = 5 (seconds)}
+--         resize = 'nearest' (Keras' load_img), progress = true, every = 5 (seconds),
+--         dist = nil (luacap.train.distributed: shard the work over MPI ranks)}
 -- -> ids, matrix (N, D), info {computed =, reused =, failed = {{id =, message =}}, rebuilt =}
 -- A cache at `out` made with the same key is reused; the images it lacks are computed and
 -- added; a cache with another key (encoder, layer, weights, size) is rebuilt, saying why.
 -- An image that cannot be read is reported by name on io.stderr and skipped.
+-- With dist, every rank calls extract alike: each reads and encodes a contiguous run of
+-- whole batches of the images the cache lacks (dist:share), the rows and the failures are
+-- gathered on every rank, rank 0 alone prints and writes the cache, and every rank returns
+-- what one process would (the same file, ids, values bit for bit and info); extract
+-- returns once the cache is on disk.
 function M.extract(opt)
   local image = require 'luacap.image'
   local enc = assert(opt.encoder, 'features.extract: missing required option encoder')
@@ -84,16 +91,20 @@ function M.extract(opt)
   end
   local key = key_of(enc, size, resize)
   local info = {computed = 0, reused = 0, failed = {}, rebuilt = false}
+  local dist = opt.dist
+  if dist and dist.size < 2 then dist = nil end
+  local rank0 = not dist or dist.rank == 0
+  local function say(...) if rank0 then io.stderr:write(...) end end
 
   -- what the cache already holds
   local have, old_ids, old_m = {}, {}, nil
   if require('luacap.data.paths').is_file(out) then
     local cids, cm, _, ckey = M.load(out)
     if not cids then
-      io.stderr:write('features: ', tostring(cm), ': rebuilding\n')
+      say('features: ', tostring(cm), ': rebuilding\n')
       info.rebuilt = true
     elseif ckey ~= key then
-      io.stderr:write('features: ', out, ' was made by another encoder, layer, weights or ' ..
+      say('features: ', out, ' was made by another encoder, layer, weights or ' ..
         'image size: rebuilding\n')
       info.rebuilt = true
     else
@@ -104,12 +115,39 @@ function M.extract(opt)
   local todo = {}
   for _, id in ipairs(ids) do if not have[id] then todo[#todo + 1] = id end end
   info.reused = #ids - #todo
+  local mine = todo
+  if dist then
+    -- the shares are only the same images everywhere if every rank sees the same cache
+    -- and the same encoder
+    local seen = dist.mpi.allgather({key = key, todo = #todo})
+    for r, s in ipairs(seen) do
+      if s.key ~= key then
+        error(string.format('features.extract: rank %d has another encoder, layer, weights or ' ..
+          'image size than rank %d', r - 1, dist.rank), 2)
+      elseif s.todo ~= #todo then
+        error(string.format('features.extract: rank %d finds %d images missing from %s, rank %d ' ..
+          'finds %d (every rank needs the same file: a shared file system)', r - 1, s.todo,
+          out, dist.rank, #todo), 2)
+      end
+    end
+    -- whole batches: rank r takes a contiguous run of them (dist:share)
+    local g1, gn = dist:share(math.ceil(#todo / batch))
+    mine = {}
+    for i = (g1 - 1) * batch + 1, math.min((g1 + gn - 1) * batch, #todo) do mine[#mine + 1] = todo[i] end
+  end
 
-  -- run the missing images through the encoder
+  -- run the missing images (this rank's share of them) through the encoder. A batch is
+  -- `batch` consecutive images of todo, one that cannot be read leaving it one short: every
+  -- image meets the same batch on one process and sharded, and so gets the same values bit
+  -- for bit (the kernels' sums depend on the batch: sgemv at 1 row, sgemm tiles, chunks).
   local D = enc.out_dim
-  local new_m = T.zeros(math.max(#todo, 1), D)
+  local new_m = T.zeros(math.max(#mine, 1), D)
   local new_ids = {}
-  local report = opt.progress ~= false and progress(#todo, opt.every or 5) or function() end
+  local report = function() end
+  if opt.progress ~= false and rank0 then
+    report = progress(#mine, opt.every or 5,
+      dist and string.format('rank 0 of %d: ', dist.size) or nil)
+  end
   local x = T.zeros(batch, size, size, 3)
   local pending = {}
   local function flush()
@@ -120,7 +158,10 @@ function M.extract(opt)
     for _, id in ipairs(pending) do new_ids[#new_ids + 1] = id end
     pending = {}
   end
-  for n, id in ipairs(todo) do
+  local function skipped(id, path, err)
+    say(string.format('features: skipping %s (%s): %s\n', id, tostring(path), tostring(err)))
+  end
+  for n, id in ipairs(mine) do
     local path = path_of(images, id)
     local img, err
     if type(path) ~= 'string' then
@@ -129,18 +170,36 @@ function M.extract(opt)
       img, err = image.load(path)
     end
     if not img then
-      io.stderr:write(string.format('features: skipping %s (%s): %s\n', id, tostring(path),
-        tostring(err)))
+      if not dist then skipped(id, path, err) end    -- sharded: rank 0 says all, below
       info.failed[#info.failed + 1] = {id = id, message = tostring(err)}
     else
       x:narrow(#pending + 1, 1):copy(image.prepare(img, size, resize))
       pending[#pending + 1] = id
-      if #pending == batch then flush() end
     end
+    if n % batch == 0 then flush() end
     report(n)
   end
   flush()
-  if #todo > 0 then report(#todo, true) end
+  if #mine > 0 then report(#mine, true) end
+  if dist then
+    -- every rank's ids and failures in rank order (= the order of todo), then its rows
+    local parts = dist.mpi.allgather({ids = new_ids, failed = info.failed})
+    local counts, all_new, failed = {}, {}, {}
+    for r, part in ipairs(parts) do
+      counts[r] = #part.ids
+      for _, id in ipairs(part.ids) do all_new[#all_new + 1] = id end
+      for _, f in ipairs(part.failed) do
+        failed[#failed + 1] = f
+        skipped(f.id, path_of(images, f.id), f.message)
+      end
+    end
+    local before = 0
+    for r = 1, dist.rank do before = before + counts[r] end
+    local full = T.zeros(math.max(#all_new, 1), D)
+    if #new_ids > 0 then full:narrow(before + 1, #new_ids):copy(new_m:narrow(1, #new_ids)) end
+    dist:share_rows(full, counts)
+    new_ids, new_m, info.failed = all_new, full, failed
+  end
   info.computed = #new_ids
 
   -- merge: cached rows in their order, then the new ones; keep only what is on disk or new
@@ -157,11 +216,14 @@ function M.extract(opt)
     if #all_ids == 0 then
       error('features.extract: no image could be read (' .. #info.failed .. ' failed)', 2)
     end
-    local ok, werr = h5.save(out, {features = m}, {format = M.FORMAT, ids = all_ids, key = key})
-    if not ok then
-      if util.is_disk_full(werr) then error(util.write_error(out, werr), 0) end
-      error('features.extract: ' .. tostring(werr), 2)
+    if rank0 then
+      local ok, werr = h5.save(out, {features = m}, {format = M.FORMAT, ids = all_ids, key = key})
+      if not ok then
+        if util.is_disk_full(werr) then error(util.write_error(out, werr), 0) end
+        error('features.extract: ' .. tostring(werr), 2)
+      end
     end
+    if dist then dist.mpi.barrier() end    -- the cache is on disk for every rank
   end
 
   -- the rows asked for, in the order asked

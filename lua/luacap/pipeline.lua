@@ -221,9 +221,10 @@ local function check_bad_images(opt, bad, total)
     #bad, total, limit, shown[1])
 end
 
--- Inputs for the model: images for a trainable encoder, else cached features.
+-- Inputs for the model: images for a trainable encoder, else cached features (with dist,
+-- every rank calls this alike and encodes its share of the missing images: features.extract).
 -- Returns inputs (N, ...), ids of its rows, row index {id -> row}.
-function M.prepare_inputs(opt, data, enc, enc_name)
+function M.prepare_inputs(opt, data, enc, enc_name, dist)
   local all = {}
   local seen = {}
   for _, list in ipairs({data.train, data.val, data.test}) do
@@ -244,10 +245,10 @@ function M.prepare_inputs(opt, data, enc, enc_name)
     local cache = opt.features or paths.join(opt.out, 'img_features_' .. enc_name .. '.h5')
     local info
     ids, X, info = luacap.features.extract{encoder = enc, images = images, ids = all, out = cache,
-      batch = opt.extract_batch or 16, resize = 'nearest', progress = not opt.quiet}
+      batch = opt.extract_batch or 16, resize = 'nearest', progress = not opt.quiet, dist = dist}
     data.features_info = info
-    log(opt, 'Features (%s): %d reused from %s, %d computed, %d failed', enc_name, info.reused,
-      cache, info.computed, #info.failed)
+    log(opt, 'Features (%s): %d reused from %s, %d computed in %.1f s, %d failed', enc_name, info.reused,
+      cache, info.computed, util.now() - t0, #info.failed)
     local bad = {}
     for i, f in ipairs(info.failed) do bad[i] = f.id .. ': ' .. f.message end
     check_bad_images(opt, bad, #all)
@@ -398,7 +399,13 @@ function M.run(opt)
   luacap.seed(opt.seed)
   local data = M.load_data(opt, dir)
   local enc, enc_name = M.choose_encoder(opt)
-  local X, _, index = first(function() return M.prepare_inputs(opt, data, enc, enc_name) end)
+  -- a frozen encoder's cache is extracted by every rank, each its share; rank 0 writes it
+  local X, _, index
+  if dist and not enc.trainable then
+    X, _, index = M.prepare_inputs(opt, data, enc, enc_name, dist)
+  else
+    X, _, index = first(function() return M.prepare_inputs(opt, data, enc, enc_name) end)
+  end
   local max_len = data.max_len
   local train_p = pairs_.build(data.train, data.captions, data.tok, max_len)
   local val_p = pairs_.build(data.val, data.captions, data.tok, max_len)

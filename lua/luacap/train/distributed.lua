@@ -213,4 +213,29 @@ function Dist:gather(list)
   return out
 end
 
+-- share_rows(m, counts): m (sum of counts, ...) holds rank r's block of counts[r + 1] rows
+-- (the blocks in rank order) filled on rank r; afterwards every rank holds every block. Each
+-- block is broadcast from its rank, in calls of at most 2^26 values: bit for bit (a sum with
+-- zeros would turn -0 into +0). Feature extraction sharded by rank uses it.
+local ROWS_CHUNK = 2 ^ 26
+function Dist:share_rows(m, counts)
+  assert(#counts == self.size, 'share_rows: one count per rank')
+  local total = 0
+  for _, c in ipairs(counts) do total = total + c end
+  if total == 0 then return m end
+  local row = m:numel() / m:size(1)
+  assert(m:size(1) >= total, 'share_rows: m has fewer rows than the counts add up to')
+  local off = 0
+  for r, c in ipairs(counts) do
+    local first, left = off * row + 1, c * row
+    while left > 0 do
+      local n = math.min(left, ROWS_CHUNK)
+      self.mpi.broadcast(m, r - 1, first, n)
+      first, left = first + n, left - n
+    end
+    off = off + c
+  end
+  return m
+end
+
 return M
