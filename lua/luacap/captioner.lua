@@ -44,7 +44,8 @@ function Captioner:prepare(images)
   return X, good, bad
 end
 
--- caption(images[, {batch = 64, beam = 1}]) -> captions {position -> string}, errors {position -> msg}
+-- caption(images[, {batch = 64, beam = 1, length_penalty =, block_ngram =}]) -> captions
+-- {position -> string}, errors {position -> msg} (length_penalty, block_ngram: decode.beam's)
 -- images: a list of paths and/or image tensors, or one of them.
 function Captioner:caption(images, opts)
   opts = opts or {}
@@ -56,7 +57,8 @@ function Captioner:caption(images, opts)
     -- greedy (the notebook's rules) by default; beam search when opts.beam > 1
     local decoder = (opts.beam or 1) > 1 and decode.beam or decode.greedy
     local caps = decoder(self.model, X:narrow(1, #good), self.tokenizer,
-      {batch = opts.batch or 64, encoder = self.encoder, beam = opts.beam})
+      {batch = opts.batch or 64, encoder = self.encoder, beam = opts.beam,
+       length_penalty = opts.length_penalty, block_ngram = opts.block_ngram})
     for k, i in ipairs(good) do out[i] = caps[k] end
   end
   if single then return out[1], bad[1] end

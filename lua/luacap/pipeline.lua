@@ -606,14 +606,15 @@ function M.run(opt)
       metrics['BLEU-4'])
   end
   -- beyond the notebook: the same test split with beam search
-  if (opt.beam or 0) > 1 and not model.forward_image then
-    log(opt, 'Beam search: not yet for the %s model (greedy captions only)', opt.model)
-  elseif (opt.beam or 0) > 1 then
+  if (opt.beam or 0) > 1 then
     local tb = util.now()
     local beam_preds = shared_decode(function() return decode.beam(model, Xtest, data.tok,
-      {beam = opt.beam, batch = opt.decode_batch, encoder = enc.trainable and enc or nil}) end)
+      {beam = opt.beam, batch = opt.decode_batch, encoder = enc.trainable and enc or nil,
+       length_penalty = opt.length_penalty, block_ngram = opt.block_ngram}) end)
     local bm = M.score(data, test_ids, beam_preds)
     bm.beam = opt.beam
+    bm.length_penalty = opt.length_penalty or decode.LENGTH_PENALTY
+    bm.block_ngram = opt.block_ngram or 0
     bm.semantic = semantic_of(beam_preds)
     out_metrics.beam_search = bm
     log(opt, 'Beam search (width %d) in %.1f s: BLEU-4 %.4f (greedy %.4f)', opt.beam,

@@ -70,8 +70,8 @@ end
 --   b end  -0.916291 + log .9 = -1.021651   (finished)
 --   a c    -0.693147 + log .3 = -1.897120
 --   a a, a end  -2.079442;  b a, b b, b c  -0.916291 - 3.401197 = -4.317488
---   keeps b end (finished) and a c; the beam shrinks to 1; step 3: a c end -1.927579
---   (finished). Best finished: b end, -1.021651 > -1.927579      -> "b"
+--   b end is among the first 2: finished; a c and a a fill the 2 live places; no live
+--   score (-1.897120 at best) can rise above b end's: done.           -> "b"
 local function toy_model(log)
   local scripts = {
     ['1'] = {[2] = .05, [3] = .5, [4] = .4, [5] = .05},
@@ -127,7 +127,7 @@ describe('decode.beam', function()
     local index_word = decode.vocab_of(tok).index_word
     local strictly_better = 0
     for _, K in ipairs{2, 3, 5} do
-      local beam, hyps = decode.beam(m, feats, tok, {beam = K})
+      local beam, hyps = decode.beam(m, feats, tok, {beam = K, length_penalty = 0})
       for i = 1, 6 do
         local row = feats:narrow(i, 1)
         local g = sequence_score(m, row, greedy_ids(greedy[i], tok), start)
@@ -150,7 +150,7 @@ describe('decode.beam', function()
     assert.same({'a c'}, decode.greedy(model, feats, TOY_TOK, {max_len = 4}))
     local one = decode.beam(model, feats, TOY_TOK, {beam = 1, max_len = 4})
     assert.same({'a c'}, one)
-    local two, hyps = decode.beam(model, feats, TOY_TOK, {beam = 2, max_len = 4})
+    local two, hyps = decode.beam(model, feats, TOY_TOK, {beam = 2, max_len = 4, length_penalty = 0})
     assert.same({'b'}, two)
     assert.same({4, 2}, hyps[1].ids)
     assert.near(math.log(.4) + math.log(.9), hyps[1].score, 1e-4)   -- -1.021651
@@ -163,18 +163,19 @@ describe('decode.beam', function()
     -- the swapped script: greedy "b c", beam 2 "a"
     local feats2 = luacap.tensor{{2}}
     assert.same({'b c'}, decode.greedy(model, feats2, TOY_TOK, {max_len = 4}))
-    assert.same({'a'}, (decode.beam(model, feats2, TOY_TOK, {beam = 2, max_len = 4})))
+    assert.same({'a'}, (decode.beam(model, feats2, TOY_TOK, {beam = 2, max_len = 4, length_penalty = 0})))
   end)
 
   it('runs all live hypotheses of a chunk through one model call per step', function()
     local log = {}
     local model = toy_model(log)
     local feats = luacap.tensor{{1}, {2}, {1}}
-    local caps = decode.beam(model, feats, TOY_TOK, {beam = 2, max_len = 4})
+    local caps = decode.beam(model, feats, TOY_TOK, {beam = 2, max_len = 4, length_penalty = 0})
     assert.same({'b', 'a', 'b'}, caps)
-    -- step 1: 3 images x 1 start hypothesis; step 2: 3 x 2; step 3: 3 x 1 (a c / b c each,
-    -- the finished b end / a end left the beam); then every image is done
-    assert.same({3, 6, 3}, log)
+    -- step 1: 3 images x 1 start hypothesis; step 2: 3 x 2; then every image is done: its
+    -- finished b end (a end) scores -1.0217 and the best live one, a c (b c), -1.8971 can
+    -- only fall
+    assert.same({3, 6}, log)
   end)
 
   it('gives the same captions batched as one image at a time', function()
@@ -190,6 +191,79 @@ describe('decode.beam', function()
       assert.same(all_h[i].ids, one_h[1].ids)
       assert.near(all_h[i].score, one_h[1].score, 1e-5)
     end
+  end)
+
+  -- log p(ids | image) through the step-wise interface (any model)
+  local function stepwise_score(model, feat_row, ids, start)
+    model:evaluate()
+    local st = decode.decode_start(model, feat_row)
+    local prev, total = start, 0
+    for _, id in ipairs(ids) do
+      local row = decode.decode_step(model, st, {prev}):flat()
+      local mx = -math.huge
+      for j = 1, #row do mx = math.max(mx, row[j]) end
+      local z = 0
+      for j = 1, #row do z = z + math.exp(row[j] - mx) end
+      total = total + row[id + 1] - (mx + math.log(z))
+      prev = id
+    end
+    return total
+  end
+
+  it('decodes sat through its native step-wise interface: beam 1 = greedy, beam K >= greedy', function()
+    local Sat = require 'luacap.models.sat'
+    local tok = fake_tokenizer(V - 1)
+    luacap.seed(21)
+    local m = Sat{vocab_size = V, max_len = MAX_LEN, feat_dim = 5, embed_dim = 4, units = 4,
+      att_dim = 3, dropout = 0.5}
+    for _, p in ipairs(m:parameters()) do p.value:scale(3) end
+    m.out.bias:set(1, -100)
+    local feats = luacap.randn(6, 4, 5)
+    local greedy = decode.greedy(m, feats, tok)
+    local one, one_h = decode.beam(m, feats, tok, {beam = 1})
+    assert.same(greedy, one)
+    local start = tok.word_index.startseq
+    local better = 0
+    for _, K in ipairs{3, 5} do
+      local _, hyps = decode.beam(m, feats, tok, {beam = K, length_penalty = 0})
+      for i = 1, 6 do
+        local row = feats:narrow(i, 1)
+        local g = stepwise_score(m, row, one_h[i].ids, start)
+        local b = stepwise_score(m, row, hyps[i].ids, start)
+        assert.near(b, hyps[i].score, 1e-4)
+        assert.is_true(b >= g - 1e-5, string.format('image %d beam %d: %.6f < greedy %.6f', i, K, b, g))
+        if b > g + 1e-4 then better = better + 1 end
+      end
+    end
+    assert.is_true(better > 0)
+  end)
+
+  it('block_ngram n never emits a word that repeats an n-gram of the hypothesis', function()
+    local tok = fake_tokenizer(V - 1)
+    local function repeats(ids, n)
+      local seen = {}
+      for p = 1, #ids - n + 1 do
+        local key = table.concat({unpack(ids, p, p + n - 1)}, ' ')
+        if seen[key] then return true end
+        seen[key] = true
+      end
+      return false
+    end
+    local rep = {[1] = 0, [2] = 0}
+    for _, seed in ipairs{1, 2, 3, 4, 5} do
+      local m = tiny(seed, 4)
+      local feats = luacap.randn(8, 6)
+      for _, n in ipairs{1, 2} do
+        local _, free = decode.beam(m, feats, tok, {beam = 3, max_len = 8})
+        local _, blocked = decode.beam(m, feats, tok, {beam = 3, max_len = 8, block_ngram = n})
+        for i = 1, 8 do
+          if repeats(free[i].ids, n) then rep[n] = rep[n] + 1 end
+          assert.is_false(repeats(blocked[i].ids, n), 'image ' .. i .. ': ' .. table.concat(blocked[i].ids, ' '))
+        end
+      end
+    end
+    -- without blocking the random models do repeat (else the check is idle)
+    assert.is_true(rep[1] > 0 and rep[2] > 0, rep[1] .. ' ' .. rep[2])
   end)
 
   it('refuses a bad beam size', function()

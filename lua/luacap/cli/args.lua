@@ -22,6 +22,23 @@ function M.positive(s)
   return n
 end
 
+-- argparse converter: a number >= 0.
+function M.non_negative(s)
+  local n = tonumber(s)
+  if not n or not (n >= 0) then return nil, string.format("expected a number >= 0, got '%s'", tostring(s)) end
+  return n
+end
+
+-- beam_options(parser): beam search's --length-penalty and --block-ngram (docs/decoding.md)
+-- on both commands; not given, decode.beam's defaults.
+function M.beam_options(parser)
+  parser:option('--length-penalty', 'Beam search: rank finished captions by log-probability / ' ..
+    'length^ALPHA (0: raw log-probability). Default: ' .. require('luacap.eval.decode').LENGTH_PENALTY .. '.')
+    :convert(M.non_negative)
+  parser:option('--block-ngram', 'Beam search: never repeat an n-gram of this length within a ' ..
+    'caption (0: off).', '0'):convert(M.int_at_least(0))
+end
+
 -- The allocation limits (docs/robustness.md#allocation-limits), one option each for both
 -- commands; not given, a limit keeps the library's default.
 local LIMITS = {

@@ -18,6 +18,7 @@ function M.parser(prog, train_prog)
   parser:option('--save', 'Folder where each image is written with its caption drawn under it.')
   parser:option('--batch', 'Images captioned together.', '64'):convert(cli_args.int_at_least(1))
   parser:option('--beam', 'Beam width; 1 is the notebook\'s greedy decoding.', '1'):convert(cli_args.int_at_least(1))
+  cli_args.beam_options(parser)
   parser:flag('--json', 'Print one JSON object per image instead of text.')
   cli_args.limit_options(parser)
   return parser
@@ -87,7 +88,8 @@ function M.main(argv, prog, train_prog)
   for i = 1, #args.images do
     if files[i] then list[#list + 1] = files[i]; where[#list] = i end
   end
-  local caps, bad = c:caption(list, {batch = args.batch, beam = args.beam})
+  local caps, bad = c:caption(list, {batch = args.batch, beam = args.beam,
+    length_penalty = args.length_penalty, block_ngram = args.block_ngram})
   local out = {}
   for k, i in pairs(where) do
     if caps[k] then out[i] = caps[k] else errors[i] = bad[k] end

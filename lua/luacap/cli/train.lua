@@ -57,6 +57,7 @@ function M.parser(prog)
   parser:option('--es-patience', 'EarlyStopping patience (epochs).', '6'):convert(tonumber)
   parser:option('--beam',
     'Also caption the test split with beam search of this width and score it (0: off).', '3'):convert(tonumber)
+  cli_args.beam_options(parser)
   parser:option('--decode-batch', 'Images decoded together.', '64'):convert(cli_args.int_at_least(1))
   parser:option('--decode-with', 'Weights for the test captions: best (best.h5) or final.', 'best')
   parser:option('--max-test', 'Caption at most this many test images.'):convert(tonumber)

@@ -283,11 +283,12 @@ end
 
 -- The k best allowed columns of one logits row, best first: (logit, column) pairs, ties to
 -- the lower column (as argmax). Column j is id j-1; allowed[j] says whether it may be
--- emitted. A k-slot insertion list: k is small and V large, so O(V k) beats a sort.
-local function top_k(flat, base, V, k, allowed)
+-- emitted, banned[j] (optional) bans it for this row. A k-slot insertion list: k is small
+-- and V large, so O(V k) beats a sort.
+local function top_k(flat, base, V, k, allowed, banned)
   local vals, cols, n = {}, {}, 0
   for j = 1, V do
-    if allowed[j] then
+    if allowed[j] and not (banned and banned[j]) then
       local v = flat[base + j]
       if n < k or v > vals[n] then
         local pos = n < k and n + 1 or n
@@ -315,26 +316,61 @@ local function log_sum_exp(flat, base, V)
   return mx + math.log(s)
 end
 
+-- The columns that would repeat an n-gram of ids (words generated so far): every id that
+-- followed an earlier occurrence of ids' last n-1 ids. nil when nothing is banned.
+local function repeated_ngrams(ids, n)
+  local len = #ids
+  if n < 1 or len < n - 1 then return nil end
+  local banned
+  for p = 1, len - n + 1 do      -- ids[p .. p+n-2] against the last n-1, then ids[p+n-1]
+    local same = true
+    for q = 0, n - 2 do
+      if ids[p + q] ~= ids[len - n + 2 + q] then same = false; break end
+    end
+    if same then
+      banned = banned or {}
+      banned[ids[p + n - 1] + 1] = true
+    end
+  end
+  return banned
+end
+
+-- The final ranking of a finished hypothesis: score / len^alpha, len its generated ids
+-- ('endseq' included).
+local function rank_of(score, len, alpha)
+  if alpha == 0 then return score end
+  return score / math.max(len, 1) ^ alpha
+end
+
 local function better(a, b)
   if a.score ~= b.score then return a.score > b.score end
   return a.order < b.order
 end
 
+-- M.LENGTH_PENALTY: beam's default alpha (docs/decoding.md says how it was chosen).
+M.LENGTH_PENALTY = 1
+
 -- beam(model, feats, tok, opts) -> captions (one string per row of feats), hyps
 --   opts.beam (3): K; opts.batch (64): images decoded together; opts.max_len: the model's
---   by default; opts.length_penalty (0): alpha, the final ranking is score / len^alpha
---   (len: words generated, a final 'endseq' included); opts.encoder as in greedy.
--- A hypothesis' score is the sum of its words' log-softmax probabilities (the softmax
--- over every column, padding included). Each step expands every live hypothesis by its K
--- best words, and each image keeps its K - (finished so far) best candidates (a beam
--- that shrinks as hypotheses finish). A hypothesis finishes when it emits 'endseq' or
--- holds max_len words; the best finished one by the ranking wins (ties: found first).
--- Same start, stop and strip rules as greedy, except one: greedy stops when the argmax
--- is the padding id 0 (or an id with no word), while beam never emits those ids (they
--- are masked out of the candidates), so beam 1 equals greedy whenever the argmax is never
--- 0. All live hypotheses of a chunk of images go through one forward_caption call per
--- step; the image branch runs once per image and its rows are gathered per hypothesis.
--- hyps[i] = {ids = generated ids ('startseq' excluded), score = raw sum, rank = score / len^alpha}.
+--   by default; opts.length_penalty (M.LENGTH_PENALTY): alpha, the final ranking is
+--   score / len^alpha (len: ids generated, a final 'endseq' included); opts.block_ngram
+--   (0: off): n, never emit a word that repeats an n-gram of the hypothesis; opts.encoder
+--   as in greedy.
+-- On the step-wise interface (decode_start / decode_step / decode_select), so the seed and
+-- transformer models (through the adapter) and sat (natively) all decode with it; the rows
+-- of the state are the live hypotheses of every image of the chunk, one decode_step per
+-- step for all of them. A hypothesis' score is the sum of its words' log-softmax
+-- probabilities (the softmax over every column, padding included). Each step, every image
+-- ranks the K best words of each of its live hypotheses; in that order a candidate that
+-- ends (emits 'endseq', or reaches max_len words) among the first K is finished, the others
+-- fill the K live places (the beam stays K wide: ended hypotheses do not take live places).
+-- An image is done once it has K finished hypotheses, or when no live one can reach the
+-- best finished one's ranking (its score can only fall; divided by at most max_len^alpha);
+-- its rows then leave the state. The best finished hypothesis by the ranking wins (ties:
+-- found first). Start, stop and strip rules as greedy's, except that beam never emits the
+-- padding id 0 or an id with no word (greedy stops at them), so beam 1 equals greedy
+-- whenever greedy's argmax is never 0.
+-- hyps[i] = {ids = generated ids ('startseq' excluded), score = raw sum, rank}.
 function M.beam(model, feats, tok, opts)
   opts = opts or {}
   local vocab = opts.vocab or M.vocab_of(tok)
@@ -343,98 +379,92 @@ function M.beam(model, feats, tok, opts)
   if type(K) ~= 'number' or K < 1 or K % 1 ~= 0 then
     error('decode.beam: beam must be a positive integer, got ' .. tostring(K), 2)
   end
-  local alpha = opts.length_penalty or 0
-  local chunk_size = opts.batch or 64
-  local N = feats:size(1)
-  model:evaluate()
-  if opts.encoder then opts.encoder:train(false) end
+  local alpha = opts.length_penalty or M.LENGTH_PENALTY
+  local block = opts.block_ngram or 0
   local captions, hyps_out = {}, {}
   local allowed, V_allowed
-  local fe_rows
-  for first = 1, N, chunk_size do
-    local count = math.min(chunk_size, N - first + 1)
-    local chunk = feats:narrow(first, count)
-    local f = opts.encoder and opts.encoder:forward(chunk) or chunk
-    local fe4 = model:forward_image(f):clone()
-    local live, done = {}, {}
+  for first, count, f in chunks(model, feats, opts) do
+    local state = M.decode_start(model, f)
+    -- rows of the state: live hypotheses {img =, ids = generated ids, score =}
+    local rows, done, best_done = {}, {}, {}
     for i = 1, count do
-      live[i] = {{ids = {vocab.start}, score = 0}}
+      rows[i] = {img = i, ids = {}, score = 0}
       done[i] = {}
     end
-    local found = 0   -- finishing order, for ties in the final ranking
+    local found = 0     -- finishing order, for ties in the final ranking
+    local last = {}
+    for i = 1, count do last[i] = vocab.start end
     for step = 1, max_len do
-      local owners, prefixes, hyps = {}, {}, {}
-      for i = 1, count do
-        for _, h in ipairs(live[i]) do
-          local n = #hyps + 1
-          owners[n], prefixes[n], hyps[n] = i, h.ids, h
-        end
-      end
-      local n = #hyps
-      if n == 0 then break end
-      local shape = fe4:shape()
-      shape[1] = n
-      fe_rows = (fe_rows and fe_rows:size(1) == n and fe_rows:dim() == #shape) and fe_rows
-        or luacap.zeros(shape)
-      luacap.core.gather(fe_rows, fe4, owners)
-      local logits = model:forward_caption(fe_rows, prefix_ids(prefixes, max_len))
+      if #rows == 0 then break end
+      local logits = M.decode_step(model, state, last)
       local V = logits:size(2)
       if V_allowed ~= V then   -- padding and ids without a word are never emitted
         allowed, V_allowed = {}, V
         for j = 1, V do allowed[j] = j > 1 and vocab.index_word[j - 1] ~= nil end
       end
       local flat = logits:flat()
-      local cands = {}
-      for r = 1, n do
-        local i = owners[r]
-        local width = K - #done[i]
+      local cands, order = {}, {}
+      for r, h in ipairs(rows) do
         local base = (r - 1) * V
         local lse = log_sum_exp(flat, base, V)
-        local vals, cols, m = top_k(flat, base, V, width, allowed)
-        cands[i] = cands[i] or {}
-        local ci = cands[i]
+        local vals, cols, m = top_k(flat, base, V, K, allowed,
+          block > 0 and repeated_ngrams(h.ids, block) or nil)
+        local ci = cands[h.img]
+        if not ci then
+          ci = {}
+          cands[h.img] = ci
+          order[#order + 1] = h.img
+        end
         for c = 1, m do
-          ci[#ci + 1] = {hyp = hyps[r], id = cols[c] - 1, score = hyps[r].score + (vals[c] - lse),
-            order = base + cols[c]}
+          ci[#ci + 1] = {row = r, id = cols[c] - 1, score = h.score + (vals[c] - lse), order = base + cols[c]}
         end
       end
-      for i, ci in pairs(cands) do
+      local keep, next_rows, next_last = {}, {}, {}
+      for _, i in ipairs(order) do
+        local ci = cands[i]
         table.sort(ci, better)
-        local width = K - #done[i]
-        local next_live = {}
-        for c = 1, math.min(width, #ci) do
-          local cand = ci[c]
-          local ids = {}
-          for t, id in ipairs(cand.hyp.ids) do ids[t] = id end
-          ids[#ids + 1] = cand.id
-          local h = {ids = ids, score = cand.score}
-          if cand.id == vocab.stop or step == max_len then
-            found = found + 1
-            h.found = found
-            done[i][#done[i] + 1] = h
-          else
-            next_live[#next_live + 1] = h
+        local live, best_live = 0, -math.huge
+        for c, cand in ipairs(ci) do
+          local ends = cand.id == vocab.stop or step == max_len
+          if ends then
+            if c <= K then
+              local ids = {unpack(rows[cand.row].ids)}
+              ids[#ids + 1] = cand.id
+              found = found + 1
+              local h = {ids = ids, score = cand.score, rank = rank_of(cand.score, #ids, alpha), found = found}
+              done[i][#done[i] + 1] = h
+              local b = best_done[i]
+              if not b or h.rank > b.rank or (h.rank == b.rank and h.found < b.found) then best_done[i] = h end
+            end
+          elseif live < K then
+            live = live + 1
+            local ids = {unpack(rows[cand.row].ids)}
+            ids[#ids + 1] = cand.id
+            next_rows[#next_rows + 1] = {img = i, ids = ids, score = cand.score, parent = cand.row}
+            best_live = math.max(best_live, cand.score)
           end
+          if live >= K and c >= K then break end
         end
-        live[i] = next_live
+        -- done: K finished, or no live hypothesis can still beat the best finished one
+        local b = best_done[i]
+        local finished = #done[i] >= K or (b and rank_of(best_live, alpha > 0 and max_len or 1, alpha) <= b.rank)
+        if finished then
+          while #next_rows > 0 and next_rows[#next_rows].img == i do next_rows[#next_rows] = nil end
+        end
       end
+      for k, h in ipairs(next_rows) do
+        keep[k], next_last[k] = h.parent, h.ids[#h.ids]
+        h.parent = nil
+      end
+      if #next_rows > 0 then M.decode_select(model, state, keep) end
+      rows, last = next_rows, next_last
     end
     for i = 1, count do
-      local best
-      for _, h in ipairs(done[i]) do
-        h.rank = alpha == 0 and h.score or h.score / (#h.ids - 1) ^ alpha
-        if not best or h.rank > best.rank or (h.rank == best.rank and h.found < best.found) then
-          best = h
-        end
-      end
-      best = best or {ids = {vocab.start}, score = 0, rank = 0}   -- max_len 0: nothing decoded
-      local words, gen = {}, {}
-      for t, id in ipairs(best.ids) do
-        words[t] = t == 1 and 'startseq' or vocab.index_word[id]
-        if t > 1 then gen[t - 1] = id end
-      end
+      local best = best_done[i] or {ids = {}, score = 0, rank = 0}   -- max_len 0: nothing decoded
+      local words = {'startseq'}
+      for t, id in ipairs(best.ids) do words[t + 1] = vocab.index_word[id] end
       captions[first + i - 1] = M.finish(words, 'endseq')
-      hyps_out[first + i - 1] = {ids = gen, score = best.score, rank = best.rank}
+      hyps_out[first + i - 1] = {ids = best.ids, score = best.score, rank = best.rank}
     end
   end
   return captions, hyps_out
