@@ -64,6 +64,32 @@ describe('pipeline --model sat', function()
     for _, p in ipairs(res.preds) do assert.is_string(p) end
   end)
 
+  it('draws where it looked for the first test captions, linked from the results page', function()
+    local qual = require('cjson').decode(assert(io.open(out .. '/results/qualitative_examples.json')):read('*a'))
+    local n = 0
+    for i, q in ipairs(qual) do
+      if #res.preds[i] > 0 then
+        assert.equal('attention/' .. q.image_id .. '.png', q.attention)
+        local info = assert(require('luacap.image').info(out .. '/results/' .. q.attention))
+        assert.equal(1200, info.width)   -- panels of 200 px, 6 a row
+        n = n + 1
+      end
+    end
+    assert.is_true(n > 0)
+    local page = assert(io.open(out .. '/results/index.html')):read('*a')
+    assert.truthy(page:find('class="attention" src="images/', 1, true))
+  end)
+
+  it('caption.lua --attention writes one figure per image', function()
+    local dir = out .. '/att'
+    local img = pipeline.image_path(res.data, res.test_ids[1])
+    local cmd = 'luajit examples/caption.lua --model ' .. out .. '/models/best.h5 --attention ' .. dir ..
+      ' ' .. img .. ' >' .. out .. '/cap.log 2>&1'
+    assert(os.execute(cmd), assert(io.open(out .. '/cap.log')):read('*a'))
+    local name = img:match('([^/]*)$'):gsub('%.[^.]*$', '') .. '.png'
+    assert(require('luacap.image').info(dir .. '/' .. name))
+  end)
+
   it('saves a checkpoint that a Captioner loads and captions with', function()
     local cap = assert(require('luacap.captioner').load(out .. '/models/best.h5'))
     local img = pipeline.image_path(res.data, res.test_ids[1])

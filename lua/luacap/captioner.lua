@@ -65,5 +65,35 @@ function Captioner:caption(images, opts)
   return out, bad
 end
 
+-- attention(images, captions[, {batch = 64}]) -> maps {position -> {words =, alphas =}},
+-- errors {position -> msg} | nil, msg: where the model looked for each word of captions[i]
+-- (a caption string of image i, e.g. from caption()); alphas[t] = word t's region weights
+-- (decode.attention). nil and a message for a model without spatial attention.
+function Captioner:attention(images, captions, opts)
+  opts = opts or {}
+  if not self.model.decode_alphas then
+    return nil, 'attention maps need a model with spatial attention (--model sat)'
+  end
+  if type(images) == 'string' or luacap.is_tensor(images) then images = {images} end
+  if type(captions) == 'string' then captions = {captions} end
+  local X, good, bad = self:prepare(images)
+  local out = {}
+  if #good == 0 then return out, bad end
+  local wi = self.tokenizer.word_index
+  local ids_lists, words_of = {}, {}
+  for k, i in ipairs(good) do
+    local words, ids = {}, {}
+    for w in tostring(captions[i] or ''):gmatch('%S+') do
+      if wi[w] then words[#words + 1], ids[#ids + 1] = w, wi[w] end
+    end
+    ids_lists[k], words_of[k] = ids, words
+  end
+  local maps, err = decode.attention(self.model, X:narrow(1, #good), self.tokenizer, ids_lists,
+    {batch = opts.batch or 64, encoder = self.encoder})
+  if not maps then return nil, err end
+  for k, i in ipairs(good) do out[i] = {words = words_of[k], alphas = maps[k]} end
+  return out, bad
+end
+
 M.Captioner = Captioner
 return M

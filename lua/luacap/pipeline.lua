@@ -367,6 +367,44 @@ function M.run_scst(opt, data, model, enc, X, index, Xtest, test_ids, dirs, save
     greedy_reward = hist.greedy[1] and hist.greedy or nil, loss = hist.loss}
 end
 
+-- Where a spatial-attention model (sat) looked for each word of the first ten test
+-- captions: results/attention/<id>.png (report/attention.lua), linked from the results page
+-- (items[i].attention) and qualitative_examples.json. Xtest's first rows are items' first
+-- images (rank 0's share under --distributed). Nothing for models without decode_alphas.
+function M.draw_attention(opt, model, enc, data, Xtest, items, dirs, qual)
+  if not model.decode_alphas then return end
+  local n = math.min(10, #items, Xtest:size(1))
+  if n == 0 then return end
+  local decode = require 'luacap.eval.decode'
+  local wi = data.tok.word_index
+  local ids_lists, words = {}, {}
+  for i = 1, n do
+    ids_lists[i], words[i] = {}, {}
+    for w in tostring(items[i].pred):gmatch('%S+') do
+      if wi[w] then ids_lists[i][#ids_lists[i] + 1], words[i][#words[i] + 1] = wi[w], w end
+    end
+  end
+  local maps = decode.attention(model, Xtest:narrow(1, n), data.tok, ids_lists,
+    {batch = opt.decode_batch, encoder = enc.trainable and enc or nil})
+  local adir = paths.join(dirs.results, 'attention')
+  local ok, err = paths.mkdir_p(adir)
+  if not ok then
+    log(opt, 'Could not write the attention maps: %s', tostring(err))
+    return
+  end
+  for i = 1, n do
+    if #words[i] > 0 and items[i].image then
+      local name = tostring(items[i].id):gsub('[^%w%-_.]', '_') .. '.png'
+      local path = paths.join(adir, name)
+      if try_draw(opt, 'the attention map of ' .. tostring(items[i].id), luacap.report.attention, path,
+          items[i].image, words[i], maps[i]) then
+        items[i].attention = path
+        qual[i].attention = 'attention/' .. name
+      end
+    end
+  end
+end
+
 -- run(opt): the whole job; returns a summary table (metrics, history, paths).
 function M.run(opt)
   local t_start = util.now()
@@ -643,6 +681,7 @@ function M.run(opt)
     items[i] = {id = id, image = M.image_path(data, id), pred = preds[i], gt = gt, refs = refs}
     if i <= 10 then qual[i] = {image_id = id, predicted = preds[i], ground_truth = gt} end
   end
+  M.draw_attention(opt, model, enc, data, Xtest, items, dirs, qual)
   write_output(paths.join(dirs.results, 'qualitative_examples.json'), util.json_pretty(qual))
   try_draw(opt, 'the qualitative examples', luacap.report.caption_grid,
     paths.join(dirs.results, 'qualitative_examples.png'), {unpack(items, 1, math.min(10, #items))})

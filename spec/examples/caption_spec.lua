@@ -90,6 +90,12 @@ describe('examples/caption.lua', function()
     assert.matches('^caption.lua: ' .. missing:gsub('%p', '%%%0') .. ': no such file', r.err)
   end)
 
+  it('--attention with a model that attends over no regions is a one-line error and exit 1', function()
+    local r = run(tmp, '--attention ' .. q(tmp .. '/att') .. ' --model ' .. q(model) .. ' ' .. q(alpha))
+    assert.equal(1, r.rc)
+    assert.truthy(r.err:find('--attention: attention maps need a model with spatial attention', 1, true), r.err)
+  end)
+
   it('--save writes one captioned PNG per good image', function()
     local dir = tmp .. '/saved/deeper'
     local r = run(tmp, '--save ' .. q(dir) .. ' --model ' .. q(model) .. ' ' .. q(alpha) .. ' ' ..

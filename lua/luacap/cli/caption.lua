@@ -16,6 +16,8 @@ function M.parser(prog, train_prog)
   parser:option('--model', 'Model file written by ' .. train_prog .. '.', 'outputs/models/best.h5')
   parser:option('--data', 'Dataset folder for ids and reference captions (default: the one the model was trained on).')
   parser:option('--save', 'Folder where each image is written with its caption drawn under it.')
+  parser:option('--attention', 'Folder where each image is written with a panel per word of its ' ..
+    'caption showing where the model looked (models with spatial attention: --model sat).')
   parser:option('--batch', 'Images captioned together.', '64'):convert(cli_args.int_at_least(1))
   parser:option('--beam', 'Beam width; 1 is the notebook\'s greedy decoding.', '1'):convert(cli_args.int_at_least(1))
   cli_args.beam_options(parser)
@@ -95,12 +97,26 @@ function M.main(argv, prog, train_prog)
     if caps[k] then out[i] = caps[k] else errors[i] = bad[k] end
   end
 
-  if args.save then
-    local ok, merr = paths.mkdir_p(args.save)
-    if not ok then
-      io.stderr:write(prog, ': ', tostring(merr), '\n')
+  for _, key in ipairs({'save', 'attention'}) do
+    if args[key] then
+      local ok, merr = paths.mkdir_p(args[key])
+      if not ok then
+        io.stderr:write(prog, ': ', tostring(merr), '\n')
+        return 1
+      end
+    end
+  end
+  -- where the model looked for each word of each caption
+  local maps = {}
+  if args.attention then
+    local list_caps = {}
+    for k, i in pairs(where) do list_caps[k] = out[i] end
+    local m, merr = c:attention(list, list_caps, {batch = args.batch})
+    if not m then
+      io.stderr:write(prog, ': --attention: ', tostring(merr), '\n')
       return 1
     end
+    for k, i in pairs(where) do maps[i] = m[k] end
   end
 
   local cjson = require 'cjson'
@@ -120,9 +136,14 @@ function M.main(argv, prog, train_prog)
           for _, rc in ipairs(r) do print('  ' .. rc) end
         end
       end
+      local name = files[i]:match('([^/]*)$'):gsub('%.[^.]*$', '') .. '.png'
       if args.save then
-        local name = files[i]:match('([^/]*)$'):gsub('%.[^.]*$', '') .. '.png'
         local ok, derr = luacap.report.captioned_image(paths.join(args.save, name), files[i], out[i])
+        if not ok then io.stderr:write(prog, ': could not draw ', name, ': ', tostring(derr), '\n') end
+      end
+      if maps[i] then
+        local ok, derr = luacap.report.attention(paths.join(args.attention, name), files[i],
+          maps[i].words, maps[i].alphas)
         if not ok then io.stderr:write(prog, ': could not draw ', name, ': ', tostring(derr), '\n') end
       end
     end

@@ -281,6 +281,48 @@ function M.sample(model, feats, tok, opts)
   return samples, captions
 end
 
+-- attention(model, feats, tok, ids_lists, opts) -> maps | nil, msg: where a spatial-attention
+-- model looked for each word of given captions. ids_lists[i]: caption i's generated ids
+-- ('startseq' excluded, as beam's hyps[i].ids; a final 'endseq' may be there), fed to the
+-- model step by step (teacher forcing, so any decoder's captions can be shown);
+-- maps[i][t] = the L attention weights (a Lua list, summing to 1) the model used to
+-- predict ids_lists[i][t]. opts.batch (64), opts.encoder as in greedy. nil and a message
+-- for a model without decode_alphas (the seed and transformer models attend over no
+-- regions).
+function M.attention(model, feats, tok, ids_lists, opts)
+  opts = opts or {}
+  if not model.decode_alphas then
+    return nil, 'attention maps need a model with spatial attention (--model sat)'
+  end
+  local start = (opts.vocab or M.vocab_of(tok)).start
+  local maps = {}
+  for first, count, f in chunks(model, feats, opts) do
+    local state = M.decode_start(model, f)
+    local longest, prev = 0, {}
+    for i = 1, count do
+      maps[first + i - 1] = {}
+      longest = math.max(longest, #ids_lists[first + i - 1])
+      prev[i] = start
+    end
+    for t = 1, longest do
+      M.decode_step(model, state, prev)
+      local al = M.decode_alphas(model, state)
+      local L = al:size(2)
+      local flat = al:flat()
+      for i = 1, count do
+        local ids = ids_lists[first + i - 1]
+        if t <= #ids then
+          local row = {}
+          for l = 1, L do row[l] = flat[(i - 1) * L + l] end
+          maps[first + i - 1][t] = row
+        end
+        prev[i] = ids[t] or start      -- finished rows keep stepping; their maps are not kept
+      end
+    end
+  end
+  return maps
+end
+
 -- The k best allowed columns of one logits row, best first: (logit, column) pairs, ties to
 -- the lower column (as argmax). Column j is id j-1; allowed[j] says whether it may be
 -- emitted, banned[j] (optional) bans it for this row. A k-slot insertion list: k is small

@@ -199,6 +199,28 @@ function M.caption_grid(path, items, opts)
   return true
 end
 
+-- panel_grid(path, items[, opts]) -> true | nil, msg: images side by side in rows, one text
+-- line (wrapped) under each. items: list of {image = tensor or path, text = 'word'}. opts:
+-- cols (6), cell_width (200 px), image_height (cell's width less padding), font_size (16),
+-- padding (8). The attention figures (report/attention.lua) are drawn with it.
+function M.panel_grid(path, items, opts)
+  opts = opts or {}
+  if type(items) ~= 'table' or #items == 0 then
+    return nil, 'panel_grid: items must be a non-empty list'
+  end
+  local cells = {}
+  for i, item in ipairs(items) do
+    local img, why = M.load_image(item.image)
+    cells[i] = {img = img, why = why, texts = {{tostring(item.text or ''), TEXT}}}
+  end
+  local pad = opts.padding or 8
+  local cell_w = math.floor(opts.cell_width or 200)
+  local ok, err = render(path, cells, math.max(1, math.floor(opts.cols or 6)), cell_w,
+    math.floor(opts.image_height or (cell_w - 2 * pad)), pad, opts.font_size or 16)
+  if not ok then return nil, 'panel_grid: ' .. err end
+  return true
+end
+
 -- captioned_image(path, img, caption[, opts]) -> true | nil, msg: one image (tensor or
 -- path) with its caption wrapped under it. opts: width (the image's, within 360..1024),
 -- font_size (20), padding (16).

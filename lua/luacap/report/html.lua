@@ -108,6 +108,7 @@ img.curve { max-width: 100%; border: 1px solid #ddd; }
 .items { display: grid; grid-template-columns: repeat(auto-fill, minmax(320px, 1fr)); gap: 1.2em; }
 figure.item { margin: 0; border: 1px solid #ddd; padding: 0.6em; }
 figure.item img { width: 100%; height: auto; display: block; margin: 0 auto; }
+figure.item img.attention { margin-top: 0.4em; border-top: 1px solid #eee; }
 figcaption .id { color: #888; font-size: 0.8em; }
 figcaption .pred { font-weight: bold; margin: 0.4em 0; }
 figcaption ul.refs { margin: 0.2em 0; padding-left: 1.2em; color: #2a5a2a; font-size: 0.92em; }
@@ -133,7 +134,8 @@ window.addEventListener('load', function () {
 -- html(dir, data) -> true | nil, msg. data: title, metrics ({['BLEU-1'] = 0.5, ...} or a
 -- list of {name, value}), history (drawn to dir/loss_curve.png) or loss_curve (a PNG path,
 -- copied), items (list of {id =, image = tensor or path, pred = 'caption', refs = {...}
--- or gt = 'caption'}), thumbnail (long side of tensor images, 512). Writes dir/index.html
+-- or gt = 'caption', attention = PNG path or tensor of the word-by-word attention figure,
+-- optional}), thumbnail (long side of tensor images, 512). Writes dir/index.html
 -- and dir/images/; every path in the page is relative, so the folder can be moved.
 function M.html(dir, data)
   if type(data) ~= 'table' then return nil, 'html: data must be a table' end
@@ -185,6 +187,14 @@ function M.html(dir, data)
       w('<img src="', E(rel), '" alt="', E(clean(item.pred)), '" loading="eager">\n')
     else
       w('<p class="missing">image unavailable: ', E(why), '</p>\n')
+    end
+    if item.attention then   -- where a spatial-attention model looked, word by word
+      local arel, awhy = place_image(dir, name .. '_attention', item.attention, data.thumbnail or 512)
+      if arel then
+        w('<img class="attention" src="', E(arel), '" alt="attention for each word" loading="eager">\n')
+      else
+        w('<p class="missing">attention map unavailable: ', E(awhy), '</p>\n')
+      end
     end
     w('<figcaption>\n')
     if item.id ~= nil then w('<div class="id">', E(item.id), '</div>\n') end

@@ -31,6 +31,9 @@ M.loss_curve = guarded('loss_curve', plot.loss_curve)
 M.caption_grid = guarded('caption_grid', grid.caption_grid)
 -- captioned_image(path, img, caption[, opts]): PNG of one image and its caption.
 M.captioned_image = guarded('captioned_image', grid.captioned_image)
+-- attention(path, img, words, alphas[, opts]): PNG of a caption's words, each over the
+-- image dimmed where the model did not look (report/attention.lua).
+M.attention = guarded('attention', require('luacap.report.attention').figure)
 -- html(dir, data): dir/index.html and dir/images/, all paths relative.
 M.html = guarded('html', html.html)
 
