@@ -128,9 +128,13 @@ int lc_h5_dataset_shape(lc_h5 *h, const char *name, int *ndim, int64_t *shape,
 /* out (numel) = the dataset's values as float32; numel must match its shape. */
 int lc_h5_read(lc_h5 *h, const char *name, float *out, size_t numel, char *err, size_t n);
 uint32_t lc_crc32c(const void *data, size_t n);   /* CRC-32C, the datasets' checksum */
-/* data (shape) written as a float32 dataset; missing groups on the way are created. */
+/* data (shape) written as a float32 dataset, or with half != 0 as IEEE float16 (half the
+ * bytes; values rounded to nearest even, beyond +-65504 to infinity), its checksum that of
+ * the rounded values as float32 (what a read gives back); missing groups are created. */
 int lc_h5_write(lc_h5 *h, const char *name, const float *data, int ndim,
-                const int64_t *shape, char *err, size_t n);
+                const int64_t *shape, int half, char *err, size_t n);
+/* x rounded to the nearest float16 value (ties to even), returned as a float. */
+float lc_round_half(float x);
 /* Members of a group: names (count) and kinds (count), in the group's creation order
  * when it tracks one, else in name order (HDF5's default, and h5py's). */
 int lc_h5_list(lc_h5 *h, const char *group, const char ***names, const int **kinds,

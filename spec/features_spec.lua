@@ -51,6 +51,37 @@ describe('features', function()
     assert.equal('smallcnn', cfg.name)
   end)
 
+  it('caches conv maps (sat) as (N, L, D), in float16 on request: the rounded values, half the bytes', function()
+    local function map_encoder()
+      luacap.seed(9)
+      return smallcnn.new{input_size = 16, channels = {2, 3}, output = 'map'}
+    end
+    local ids5 = {'img1', 'img2', 'img3', 'img4', 'img5'}
+    local p32, p16 = dir .. '/maps32.h5', dir .. '/maps16.h5'
+    local _, m32 = features.extract(quiet{encoder = map_encoder(), images = images, out = p32, ids = ids5})
+    local ids, m16, info = features.extract(quiet{encoder = map_encoder(), images = images, out = p16,
+      ids = ids5, float16 = true})
+    assert.same(ids5, ids)
+    assert.same({5, 16, 3}, m32:shape())            -- L = (16 / 4)^2 regions of D = 3
+    assert.same({5, 16, 3}, m16:shape())
+    assert.equal(5, info.computed)
+    local want = luacap.core.round_half(m32:clone()):flat()
+    local got, base = m16:flat(), m32:flat()
+    local differ = 0
+    for i = 1, #want do
+      assert.equal(want[i], got[i])
+      if got[i] ~= base[i] then differ = differ + 1 end
+    end
+    assert.is_true(differ > 0)                        -- rounding happened
+    local _, lm = features.load(p16)                  -- the file gives back the same values
+    assert.same(got, lm:flat())
+    -- a float16 cache is not reused for float32 (its key names the type): rebuilt
+    local _, again, info2 = features.extract(quiet{encoder = map_encoder(), images = images, out = p16,
+      ids = ids5})
+    assert.is_true(info2.rebuilt)
+    assert.same(base, again:flat())
+  end)
+
   it('reuses the cache, and completes it with the missing images', function()
     local enc = encoder(1)
     local ids, m, info = features.extract(quiet{encoder = enc, images = images, out = out,

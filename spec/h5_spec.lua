@@ -50,6 +50,41 @@ describe('luacap.h5', function()
     assert.same(bias:flat(), h5.read(path, 'encoder/dense/bias'):flat())
   end)
 
+  it('stores chosen datasets as float16: half the bytes, values rounded to nearest even', function()
+    -- hand-rounded: 1/3 -> 0.333251953125 (0x3555); 2049 -> 2048 and 2051 -> 2052 (ties to
+    -- even at spacing 2); 65504 kept, 65519 -> 65504, 65520 -> inf; 1e-8 -> 0 and 3e-8 ->
+    -- 2^-24 (subnormals); negatives alike
+    local x = luacap.tensor{1 / 3, 2049, 2051, 65504, 65519, 65520, 1e-8, 3e-8, -1 / 3, 0, -2.5}
+    local want = {0.333251953125, 2048, 2052, 65504, 65504, math.huge, 0, 2 ^ -24,
+      -0.333251953125, 0, -2.5}
+    local big = luacap.randn(256, 64)
+    local p16, p32 = tmp('h.h5'), tmp('f.h5')
+    assert.is_true(h5.save(p16, {x = x, g = {big = big}, keep = big}, nil, {float16 = {x = true, ['g/big'] = true}}))
+    assert.is_true(h5.save(p32, {x = x, g = {big = big}, keep = big}))
+    local t = assert(h5.load(p16))
+    local got = t.x:flat()
+    for i = 1, #want do
+      assert.equal(want[i], got[i], 'value ' .. i)
+    end
+    assert.same(big:flat(), t.keep:flat())               -- not named: float32, exact
+    local b16, b32 = t.g.big:flat(), big:flat()
+    local worst = 0
+    for i = 1, #b32 do worst = math.max(worst, math.abs(b16[i] - b32[i]) / math.max(math.abs(b32[i]), 2 ^ -14)) end
+    assert.is_true(worst > 0 and worst <= 2 ^ -11, 'relative rounding error ' .. worst)
+    -- 16384 values of 2 bytes less: the file is smaller by about 32 KiB
+    local s16, s32 = #util.read(p16), #util.read(p32)
+    assert.is_true(s32 - s16 > 30000 and s32 - s16 < 36000, s32 .. ' - ' .. s16)
+    -- the checksum covers the rounded values: a flipped byte in the float16 data is caught
+    local bytes = util.read(p16)
+    -- 1/3, 2048, 2052 as float16 (0x3555, 0x6800, 0x6802), little-endian
+    local at = bytes:find(string.char(0x55, 0x35, 0x00, 0x68, 0x02, 0x68), 1, true)
+    assert.truthy(at)
+    write_file(p16, bytes:sub(1, at - 1) .. string.char(0x56) .. bytes:sub(at + 1))
+    local ok, err = h5.read(p16, 'x')
+    assert.is_nil(ok)
+    assert.truthy(err:find('checksum mismatch', 1, true), err)
+  end)
+
   it('lists members of a group in name order with their kinds', function()
     local path = tmp('l.h5')
     assert.is_true(h5.save(path, {b = luacap.zeros(1), a = {x = luacap.zeros(1)},

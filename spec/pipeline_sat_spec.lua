@@ -90,6 +90,21 @@ describe('pipeline --model sat', function()
     assert(require('luacap.image').info(dir .. '/' .. name))
   end)
 
+  it('trains on a cached conv map of a frozen small CNN, stored in float16', function()
+    local o2 = tmp .. '_satfrozen'
+    local r = pipeline.run{out = o2, shapes_dir = tmp .. '_satshapes', n_images = 40, shapes_size = 32,
+      data_seed = 3, seed = 7, epochs = 1, batch_size = 16, embed_dim = 12, units = 16, att_dim = 8,
+      image_size = 16, cnn_channels = {4, 8}, quiet = true, encoder = 'smallcnn', model = 'sat',
+      freeze_encoder = true, feature_dtype = 'float16', beam = 2, lr_patience = 3, lr_factor = 0.5,
+      es_patience = 6}
+    assert.equal(#r.test_ids, #r.preds)
+    local ids, m = luacap.features.load(o2 .. '/img_features_smallcnn.h5')
+    assert.equal(40, #ids)
+    assert.same({40, 16 * 8}, m:shape())               -- 16 regions of 8 per row
+    local f = m:flat()
+    for i = 1, #f do assert.equal(f[i], luacap.core.round_half(luacap.tensor{f[i]}):flat()[1]) end
+  end)
+
   it('saves a checkpoint that a Captioner loads and captions with', function()
     local cap = assert(require('luacap.captioner').load(out .. '/models/best.h5'))
     local img = pipeline.image_path(res.data, res.test_ids[1])

@@ -146,7 +146,8 @@ static int m_attrs(lua_State *L) {
   return 1;
 }
 
-/* write(name, tensor, path) -> true | nil, msg: a float32 dataset with the tensor's shape */
+/* write(name, tensor, path[, half]) -> true | nil, msg: a float32 dataset with the
+ * tensor's shape (float16 when half is true) */
 static int m_write(lua_State *L) {
   h5_handle *u = check_handle(L, "write");
   const char *name = luaL_checkstring(L, 2);
@@ -156,7 +157,7 @@ static int m_write(lua_State *L) {
   if (name[strspn(name, "/")] == '\0')
     return luaL_error(L, "write: dataset name '%s' is empty", name);
   char err[ERRN];
-  int rc = lc_h5_write(u->h, name, t->data, t->ndim, t->shape, err, sizeof err);
+  int rc = lc_h5_write(u->h, name, t->data, t->ndim, t->shape, lua_toboolean(L, 5), err, sizeof err);
   if (rc == LC_EARG) return luaL_error(L, "write: %s", err);   /* e.g. the name is taken */
   if (rc != LC_OK) return fail(L, path, err);
   lua_pushboolean(L, 1);
@@ -232,9 +233,19 @@ static int l_crc32c(lua_State *L) {
   return 1;
 }
 
+/* round_half(t) -> t: every value rounded to the nearest float16 (ties to even), in place:
+ * what a float16 dataset gives back. */
+static int l_round_half(lua_State *L) {
+  lc_tensor *t = lcb_check(L, 1);
+  size_t n = lc_numel(t);
+  for (size_t i = 0; i < n; i++) t->data[i] = lc_round_half(t->data[i]);
+  lua_settop(L, 1);
+  return 1;
+}
+
 static const luaL_Reg functions[] = {
   {"h5_open", l_h5_open}, {"h5_create", l_h5_create}, {"limits", l_limits},
-  {"crc32c", l_crc32c},
+  {"crc32c", l_crc32c}, {"round_half", l_round_half},
   {NULL, NULL}
 };
 

@@ -24,6 +24,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -475,7 +476,9 @@ int lc_h5_read(lc_h5 *h, const char *name, float *out, size_t numel, char *err, 
       uint32_t want = 0;
       hid_t a = H5Aopen(ds, CRC_ATTR, H5P_DEFAULT);
       hid_t type = H5Dget_type(ds);
-      int f32 = type >= 0 && H5Tget_class(type) == H5T_FLOAT && H5Tget_size(type) == 4;
+      /* luacap writes float32, or float16 whose checksum is of the values read back */
+      int f32 = type >= 0 && H5Tget_class(type) == H5T_FLOAT &&
+                (H5Tget_size(type) == 4 || H5Tget_size(type) == 2);
       if (a < 0 || H5Aread(a, H5T_NATIVE_UINT32, &want) < 0 || !f32 ||
           lc_crc32c(out, numel * sizeof *out) != want) {
         set_err(err, n, "corrupt or truncated file (dataset '%s%s': checksum mismatch)",
@@ -495,20 +498,61 @@ int lc_h5_read(lc_h5 *h, const char *name, float *out, size_t numel, char *err, 
   return rc;
 }
 
+/* float -> nearest float16 (ties to even) -> float, on the bits: exponent range 2^-24
+ * (subnormals) to 65504; larger magnitudes become infinity, NaN stays NaN. */
+float lc_round_half(float x) {
+  uint32_t u;
+  memcpy(&u, &x, 4);
+  uint32_t sign = u & 0x80000000u, a = u & 0x7fffffffu;
+  if (a >= 0x7f800000u) return x;                        /* inf, NaN */
+  float r;
+  if (a >= 0x477ff000u) {                                /* rounds past 65504 */
+    uint32_t inf = sign | 0x7f800000u;
+    memcpy(&r, &inf, 4);
+    return r;
+  }
+  int e = (int)(a >> 23) - 127;
+  /* spacing of float16 values at this magnitude: 2^(e-10) normal, 2^-24 subnormal */
+  int q = e < -14 ? -24 : e - 10;
+  float step = ldexpf(1.0f, q), m = fabsf(x) / step;
+  float k = nearbyintf(m);                               /* ties to even (default mode) */
+  r = k * step;
+  return sign ? -r : r;
+}
+
 int lc_h5_write(lc_h5 *h, const char *name, const float *data, int ndim,
-                const int64_t *shape, char *err, size_t n) {
+                const int64_t *shape, int half, char *err, size_t n) {
   if (!h->writable) {
     set_err(err, n, "the file is open for reading");
     return LC_EARG;
   }
+  size_t numel = lc_shape_numel(ndim, shape);
+  float *rounded = NULL;
+  hid_t ftype = H5T_IEEE_F32LE, f16 = -1;
+  if (half) {
+    rounded = malloc((numel ? numel : 1) * sizeof *rounded);
+    f16 = H5Tcopy(H5T_IEEE_F32LE);
+    if (!rounded || f16 < 0 || H5Tset_fields(f16, 15, 10, 5, 0, 10) < 0 ||
+        H5Tset_precision(f16, 16) < 0 || H5Tset_size(f16, 2) < 0 || H5Tset_ebias(f16, 15) < 0) {
+      free(rounded);
+      if (f16 >= 0) H5Tclose(f16);
+      return h5_err(err, n, LC_ENOMEM, "cannot make the float16 type");
+    }
+    for (size_t i = 0; i < numel; i++) rounded[i] = lc_round_half(data[i]);
+    data = rounded;
+    ftype = f16;
+  }
+  int rc = LC_OK;
   hsize_t dims[LC_MAXDIM];
   for (int d = 0; d < ndim; d++) dims[d] = (hsize_t)shape[d];
   hid_t space = ndim == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(ndim, dims, NULL);
-  if (space < 0) return h5_err(err, n, LC_ENOMEM, "cannot make a dataspace");
-  hid_t ds = H5Dcreate2(h->file, name, H5T_IEEE_F32LE, space, h->lcpl, H5P_DEFAULT,
-                        H5P_DEFAULT);
-  int rc = LC_OK;
+  hid_t ds = -1;
   char what[300];
+  if (space < 0) {
+    rc = h5_err(err, n, LC_ENOMEM, "cannot make a dataspace");
+    goto done;
+  }
+  ds = H5Dcreate2(h->file, name, ftype, space, h->lcpl, H5P_DEFAULT, H5P_DEFAULT);
   if (ds < 0) {
     snprintf(what, sizeof what, "cannot create dataset '%s%s'", slash(name), name);
     rc = h5_err(err, n, LC_EARG, what);
@@ -530,6 +574,9 @@ int lc_h5_write(lc_h5 *h, const char *name, const float *data, int ndim,
   }
   if (ds >= 0) H5Dclose(ds);
   H5Sclose(space);
+done:
+  free(rounded);
+  if (f16 >= 0) H5Tclose(f16);
   return rc;
 }
 

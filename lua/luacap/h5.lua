@@ -126,11 +126,15 @@ local function collect_attrs(attrs)
   return items
 end
 
--- save(path, tensors[, attrs]) -> true | nil, "<path>: reason"
+-- save(path, tensors[, attrs[, {float16 = true | {name = true, ...}}]]) -> true | nil,
+-- "<path>: reason"
 -- Writes "<path>.tmp.<pid>" and renames it over path only when everything was written,
 -- so a crash or an error never leaves a half-written file; the temporary is removed on
--- any failure.
-function M.save(path, tensors, attrs)
+-- any failure. float16: every dataset (true) or the named ones (their names as in
+-- tensors, e.g. 'features' or 'group/w') stored as IEEE float16, half the bytes, values
+-- rounded to the nearest float16 (ties to even; beyond +-65504 infinity); reading gives
+-- them back as float32 (exactly the rounded values, checksum included).
+function M.save(path, tensors, attrs, opts)
   if type(path) ~= 'string' then error('save: path is a ' .. type(path) .. ', expected a string', 2) end
   if type(tensors) ~= 'table' then
     error('save: tensors is a ' .. type(tensors) .. ', expected a table of named tensors', 2)
@@ -140,13 +144,18 @@ function M.save(path, tensors, attrs)
   end
   local ok0, items = pcall(collect_tensors, tensors)
   if not ok0 then error(items, 2) end
+  local f16 = opts and opts.float16
+  for _, it in ipairs(items) do
+    local bare = it.name:gsub('^/+', '')
+    it.half = f16 == true or (type(f16) == 'table' and (f16[bare] or f16[it.name])) or false
+  end
   local ok1, aitems = pcall(collect_attrs, attrs or {})
   if not ok1 then error(aitems, 2) end
   -- A full disk is refused before HDF5 writes anything: libhdf5 does not recover from a
   -- write that fails halfway (its exit handler can crash on that file). The estimate is
   -- the data, the attributes and 64 KiB of structure, plus an eighth.
   local bytes = 65536
-  for _, it in ipairs(items) do bytes = bytes + 4 * it.tensor:numel() + 256 end
+  for _, it in ipairs(items) do bytes = bytes + (it.half and 2 or 4) * it.tensor:numel() + 256 end
   for _, it in ipairs(aitems) do
     local v = it.value
     bytes = bytes + 256 + (type(v) == 'string' and #v or 0)
@@ -162,7 +171,7 @@ function M.save(path, tensors, attrs)
   local ok, res, msg = pcall(function()
     local half = math.ceil(#items / 2)
     for i, it in ipairs(items) do
-      local wok, werr = w:write(it.name, it.tensor, path)
+      local wok, werr = w:write(it.name, it.tensor, path, it.half)
       if not wok then return nil, werr end
       if i == half then require('luacap.util').crash_point('h5') end   -- the kill test's hook
     end

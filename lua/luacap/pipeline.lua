@@ -152,10 +152,20 @@ function M.choose_encoder(opt)
         'or --vgg16-weights PATH)', weights), 0)
     end
     local err
-    local cfg = {name = 'vgg16', weights = weights, output = opt.vgg16_layer or 'fc2'}
+    -- sat attends over regions: VGG16's block5_conv3 map (14 x 14 x 512 at 224) by default
+    local cfg = {name = 'vgg16', weights = weights,
+      output = opt.vgg16_layer or (opt.model == 'sat' and 'block5_conv3' or 'fc2')}
     for k, v in pairs(opt.encoder_options or {}) do cfg[k] = v end
     enc, err = luacap.encoders.build(cfg)
     if not enc then error(err, 0) end
+    if opt.model == 'sat' then
+      local sh = enc.out_shape
+      if #sh ~= 3 then
+        error("--model sat needs a VGG16 conv map (--vgg16-layer block5_conv3 or block5_pool), not " ..
+          cfg.output, 0)
+      end
+      enc.regions, enc.out_dim = sh[1] * sh[2], sh[3]   -- (N, L, D) rows, as the small CNN's map
+    end
   elseif name == 'smallcnn' then
     local cfg = {name = 'smallcnn', input_size = opt.image_size, channels = opt.cnn_channels,
       out_dim = opt.feat_dim, frozen = opt.freeze_encoder or nil,
@@ -245,7 +255,8 @@ function M.prepare_inputs(opt, data, enc, enc_name, dist)
     local cache = opt.features or paths.join(opt.out, 'img_features_' .. enc_name .. '.h5')
     local info
     ids, X, info = luacap.features.extract{encoder = enc, images = images, ids = all, out = cache,
-      batch = opt.extract_batch or 16, resize = 'nearest', progress = not opt.quiet, dist = dist}
+      batch = opt.extract_batch or 16, resize = 'nearest', progress = not opt.quiet, dist = dist,
+      float16 = opt.feature_dtype == 'float16'}
     data.features_info = info
     log(opt, 'Features (%s): %d reused from %s, %d computed in %.1f s, %d failed', enc_name, info.reused,
       cache, info.computed, util.now() - t0, #info.failed)

@@ -86,6 +86,9 @@ function M.parser(prog)
     'the global batch, rank 0 writes every file.')
   parser:option('--bucket-mb', 'With --distributed: MiB of gradients per allreduce bucket; each bucket\'s ' ..
     'allreduce starts while backward still runs.', '8'):convert(cli_args.positive)
+  parser:option('--feature-dtype', 'How the feature cache stores a frozen encoder\'s features: ' ..
+    'float32, or float16 (half the disk, e.g. for VGG16 conv maps with --model sat).', 'float32')
+    :choices({'float32', 'float16'})
   parser:flag('--freeze-encoder', 'Keep the small CNN at its seeded initial weights and cache its ' ..
     'features as vgg16\'s are (a quick run with a feature cache).')
   parser:option('--max-bad-images', 'Stop when more images than this cannot be read (each is skipped by ' ..
