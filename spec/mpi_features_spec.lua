@@ -126,7 +126,12 @@ describe('feature extraction sharded over 2 ranks', function()
     end)
   end
 
-  it('completes a cache the same way: the reused rows kept, the missing ones sharded', function()
+  -- #nosan: under make test-sanitize, LeakSanitizer's own tracer crashes (signal 11 in its
+  -- StopTheWorld, "LeakSanitizer has encountered a fatal error") at the exit of the
+  -- one-process run completing the cache, every time under busted and never when the same
+  -- commands run by hand; no report of luacap's memory. Completing a cache is checked under
+  -- the sanitizers by spec/features_spec.lua.
+  it('completes a cache the same way: the reused rows kept, the missing ones sharded #nosan', function()
     local one, two = dir .. '/part_one.h5', dir .. '/part_two.h5'
     local out0, ok0 = extract('single', one, 'smallcnn', 3)
     assert(ok0, out0)

@@ -57,7 +57,7 @@ describe('data-parallel fit on 2 ranks', function()
       os.execute('rm -rf "' .. dir .. '"')
     end)
 
-  it('12 steps of sat (whole captions of unequal lengths, attention penalty, dropout, trainable CNN): ' ..
+  it('12 steps of sat (whole captions of unequal lengths, attention penalty, dropout, a CNN in every batch): ' ..
      '2 ranks x global batch 16 = 1 process x batch 16 (1e-5)', function()
     local dir = U.tmpdir()
     local one, two, half = dir .. '/one.txt', dir .. '/two.txt', dir .. '/half.txt'

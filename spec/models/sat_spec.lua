@@ -59,14 +59,14 @@ describe('sat model', function()
     local ids = ids_targets()
     m:forward(feats, ids)
     -- caption 1: S = 4 * 1/4 = 1, (1 - S)^2 = 0 per region; caption 2: S = 2/4, 4 * (1/2)^2 = 1
-    -- P = lambda / B * (0 + 1) = 0.5
-    assert.is_near(0.5, m:penalty(), 1e-6)
-    -- dP/dalpha = -2 lambda / B (1 - S): 0 for caption 1, -0.5 at caption 2's real steps,
-    -- 0 at its padded steps (dalpha is (T, B, L))
+    -- P = lambda / (B L) * (0 + 1) = 1/8 (the mean over captions and regions)
+    assert.is_near(0.125, m:penalty(), 1e-6)
+    -- dP/dalpha = -2 lambda / (B L) (1 - S): 0 for caption 1, -1/8 at caption 2's real
+    -- steps, 0 at its padded steps (dalpha is (T, B, L))
     for l = 1, L do
       for t = 1, 4 do assert.is_near(0, m.dalpha:get(t, 1, l), 1e-6) end
-      assert.is_near(-0.5, m.dalpha:get(1, 2, l), 1e-6)
-      assert.is_near(-0.5, m.dalpha:get(2, 2, l), 1e-6)
+      assert.is_near(-0.125, m.dalpha:get(1, 2, l), 1e-6)
+      assert.is_near(-0.125, m.dalpha:get(2, 2, l), 1e-6)
       assert.equal(0, m.dalpha:get(3, 2, l))
       assert.equal(0, m.dalpha:get(4, 2, l))
     end

@@ -34,8 +34,8 @@ describe('fit accumulate', function()
     os.execute('rm -rf "' .. dir .. '"')
   end)
 
-  it('sat (whole captions of unequal lengths, token-mean loss, attention penalty, dropout, trainable ' ..
-     'CNN): batch 4 x accumulate 4 = batch 16 after 12 steps (1e-5)', function()
+  it('sat (whole captions of unequal lengths, token-mean loss, attention penalty, dropout, a CNN in ' ..
+     'every batch): batch 4 x accumulate 4 = batch 16 after 12 steps (1e-5)', function()
     local dir = U.tmpdir()
     local function run(name, extra)
       local path = dir .. '/' .. name

@@ -1,6 +1,6 @@
 -- Show, Attend and Tell (Xu et al. 2015): an LSTM decoder with soft additive attention
 -- over L image regions of D features, the gate beta, h0/c0 from the mean region, dropout
--- before the output layer and the doubly stochastic penalty lambda/B sum_b sum_l
+-- before the output layer and the doubly stochastic penalty lambda/(B L) sum_b sum_l
 -- (1 - sum_t alpha_btl)^2. Teacher forcing on whole captions: forward(feats (B, L, D),
 -- in_ids (B, T)) -> logits (B, T, V), padding (id 0) masked. Written out by hand, no
 -- autograd; the step kernels are csrc/nn/additive_attention.c and lstm.c's cached cell.
@@ -169,8 +169,12 @@ function Sat:forward(feats, ids)
   return self.logits
 end
 
--- The doubly stochastic penalty of the last forward: lambda/B sum_b sum_l (1 - S_bl)^2,
--- S_bl = sum over real steps t of alpha_tbl. Also keeps dalpha (T, B, L) for backward.
+-- The doubly stochastic penalty of the last forward: lambda/(B L) sum_b sum_l (1 - S_bl)^2,
+-- S_bl = sum over real steps t of alpha_tbl: the mean over captions and regions, as
+-- sgrvinod's Show-Attend-Tell tutorial has it (the paper's sum over regions is L times this:
+-- with few words per caption over many regions, T << L, that sum is large and pulls
+-- attention towards uniform; on the built-in data at 64 regions it cost a third of the
+-- captions entirely true, docs/sat.md). Also keeps dalpha (T, B, L) for backward.
 function Sat:penalty()
   local lam, B, L, Tn = self.cfg.att_lambda, self.B, self.L, self.Tn
   local al, m = self.AL:flat(), self.mask:flat()
@@ -187,17 +191,17 @@ function Sat:penalty()
   end
   local p = 0
   for i = 1, B * L do p = p + (1 - S[i]) ^ 2 end
-  -- dP/dalpha_tbl = -2 lambda/B (1 - S_bl) at real steps, 0 at padding
+  -- dP/dalpha_tbl = -2 lambda/(B L) (1 - S_bl) at real steps, 0 at padding
   local da = {}
   for t = 1, Tn do
     for b = 1, B do
       local mt = m[(t - 1) * B + b]
       local o = ((t - 1) * B + (b - 1)) * L
-      for l = 1, L do da[o + l] = mt ~= 0 and -2 * lam / B * (1 - S[(b - 1) * L + l]) or 0 end
+      for l = 1, L do da[o + l] = mt ~= 0 and -2 * lam / (B * L) * (1 - S[(b - 1) * L + l]) or 0 end
     end
   end
   self.dalpha = core.from_flat(da, {Tn, B, L})
-  return lam / B * p
+  return lam / (B * L) * p
 end
 
 -- dlogits (B, T, V) -> dfeats (B, L, D); adds into every parameter gradient, and the
