@@ -9,18 +9,25 @@ local U = require 'spec.helpers.util'
 
 local function pixel(t, r, c, ch) return t:get(r, c, ch or 1) end
 
+-- The brightest pixel (channel 1) of an (H, W, 3) tensor: value, row, column (the first
+-- in row-major order on ties).
+local function brightest(t)
+  local best, br, bc = -1, 0, 0
+  for r = 1, t:size(1) do
+    for c = 1, t:size(2) do
+      if pixel(t, r, c) > best then best, br, bc = pixel(t, r, c), r, c end
+    end
+  end
+  return best, br, bc
+end
+
 describe('report.attention.overlay', function()
   it('a one-hot map on a 2 x 2 grid lights its region (top right) and dims the others', function()
     local img = luacap.full(200, 40, 40, 3)
     local o = assert(attention.overlay(img, {0, 1, 0, 0}))
     assert.same({40, 40, 3}, o:shape())
     assert.is_true(pixel(o, 10, 30) > 0.95 * 200)                -- the region's centre: kept
-    local best, br, bc = -1, 0, 0
-    for r = 1, 40 do
-      for c = 1, 40 do
-        if pixel(o, r, c) > best then best, br, bc = pixel(o, r, c), r, c end
-      end
-    end
+    local best, br, bc = brightest(o)
     assert.near(200, best, 1e-3)                                   -- at full brightness
     assert.is_true(br <= 20 and bc > 20, br .. ',' .. bc)           -- in the top right quadrant
     assert.near(200 * attention.FLOOR, pixel(o, 30, 10), 5)  -- the opposite region: dimmed
@@ -36,12 +43,7 @@ describe('report.attention.overlay', function()
     local img = luacap.full(100, 30, 60, 3)
     local a = {0, 0, 0, 0, 1, 0, 0, 0, 0}
     local o = assert(attention.overlay(img, luacap.tensor(a)))
-    local best, br, bc = -1, 0, 0
-    for r = 1, 30 do
-      for c = 1, 60 do
-        if pixel(o, r, c) > best then best, br, bc = pixel(o, r, c), r, c end
-      end
-    end
+    local best, br, bc = brightest(o)
     assert.near(100, best, 1e-3)
     assert.is_true(br >= 11 and br <= 20 and bc >= 21 and bc <= 40, br .. ',' .. bc)
     assert.near(100 * attention.FLOOR, pixel(o, 1, 1), 3)
