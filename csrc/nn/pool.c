@@ -47,8 +47,46 @@ void maxpool2d_forward(float *out, const float *x, const lc_conv_geom *g) {
  * argmax is found again from x (the first maximum in window order), so no index cache is
  * kept. Windows may overlap when the stride is below the window, but never across
  * channels: the threads split the channels. */
+/* The common 2x2 stride-2 unpadded window (every pooling layer of VGG16 and the small CNN):
+ * windows do not overlap, so each of the four inputs of a window gets dout where it is the
+ * argmax (the same first maximum, in the same order, as the general loop) and nothing
+ * otherwise; a select over contiguous channels, vectorised. */
+static void maxpool2x2_backward(float *dx, const float *dout, const float *x,
+                                const lc_conv_geom *g) {
+  const size_t C = (size_t)g->C, IW = (size_t)g->IW;
+  LC_OMP_FOR
+  for (long long bo = 0; bo < (long long)g->B * g->OH; bo++) {
+    size_t b = (size_t)bo / (size_t)g->OH, oh = (size_t)bo % (size_t)g->OH;
+    for (size_t ow = 0; ow < (size_t)g->OW; ow++) {
+      const float *d = dout + ((size_t)bo * g->OW + ow) * C;
+      size_t i00 = ((b * g->IH + 2 * oh) * IW + 2 * ow) * C, i10 = i00 + IW * C;
+      const float *x00 = x + i00, *x01 = x00 + C, *x10 = x + i10, *x11 = x10 + C;
+      float *d00 = dx + i00, *d01 = d00 + C, *d10 = dx + i10, *d11 = d10 + C;
+#ifdef _OPENMP
+#pragma omp simd
+#endif
+      for (size_t c = 0; c < C; c++) {
+        float best = x00[c];
+        int k = 0;
+        if (x01[c] > best) { best = x01[c]; k = 1; }
+        if (x10[c] > best) { best = x10[c]; k = 2; }
+        if (x11[c] > best) k = 3;
+        d00[c] += k == 0 ? d[c] : 0.0f;
+        d01[c] += k == 1 ? d[c] : 0.0f;
+        d10[c] += k == 2 ? d[c] : 0.0f;
+        d11[c] += k == 3 ? d[c] : 0.0f;
+      }
+    }
+  }
+}
+
 void maxpool2d_backward(float *dx, const float *dout, const float *x, const lc_conv_geom *g) {
   const size_t C = (size_t)g->C;
+  if (g->KH == 2 && g->KW == 2 && g->SH == 2 && g->SW == 2 && g->pad_top == 0 &&
+      g->pad_left == 0 && 2 * g->OH <= g->IH && 2 * g->OW <= g->IW) {
+    maxpool2x2_backward(dx, dout, x, g);
+    return;
+  }
   const long long CB = ((long long)C + 15) / 16;   /* blocks of 16 channels */
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) collapse(2)

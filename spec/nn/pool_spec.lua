@@ -47,6 +47,30 @@ describe('nn.MaxPool2d', function()
     assert.same({0, 5, 0, 0}, p:backward(x, luacap.tensor{{{{5}}}}):flat())
   end)
 
+  it('routes 2x2/2 gradients as a plain loop over the windows does, ties and odd sides too', function()
+    -- the 2x2 stride-2 backward has its own vectorised kernel: compared with the window
+    -- loop written here on a map of small integers (many ties: the first maximum in row-major
+    -- window order takes the gradient), odd sides (the last row and column dropped)
+    luacap.seed(77)
+    local B, H, W, C = 2, 7, 5, 19
+    local v = {}
+    for i = 1, B * H * W * C do v[i] = luacap.random(4) end
+    local x, dout = luacap.tensor(v):reshape(B, H, W, C), luacap.randn(B, 3, 2, C)
+    local p = luacap.nn.MaxPool2d(2)
+    p:forward(x)
+    local dx = p:backward(x, dout)
+    local want = luacap.zeros(B, H, W, C)
+    for b = 1, B do for oh = 1, 3 do for ow = 1, 2 do for c = 1, C do
+      local best, bi, bj
+      for i = 2 * oh - 1, 2 * oh do for j = 2 * ow - 1, 2 * ow do
+        local v = x:get(b, i, j, c)
+        if not best or v > best then best, bi, bj = v, i, j end
+      end end
+      want:set(b, bi, bj, c, want:get(b, bi, bj, c) + dout:get(b, oh, ow, c))
+    end end end end
+    assert.same(want:flat(), dx:flat())
+  end)
+
   it('passes gradient checks (2x2/2 and 3x3/2, several channels)', function()
     for _, cfg in ipairs{{2, 2}, {3, 2}, {3, 1}} do
       luacap.seed(cfg[1] * 10 + cfg[2])
