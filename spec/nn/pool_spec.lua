@@ -53,9 +53,9 @@ describe('nn.MaxPool2d', function()
     -- window order takes the gradient), odd sides (the last row and column dropped)
     luacap.seed(77)
     local B, H, W, C = 2, 7, 5, 19
-    local v = {}
-    for i = 1, B * H * W * C do v[i] = luacap.random(4) end
-    local x, dout = luacap.tensor(v):reshape(B, H, W, C), luacap.randn(B, 3, 2, C)
+    local ints = {}
+    for i = 1, B * H * W * C do ints[i] = luacap.random(4) end
+    local x, dout = luacap.tensor(ints):reshape(B, H, W, C), luacap.randn(B, 3, 2, C)
     local p = luacap.nn.MaxPool2d(2)
     p:forward(x)
     local dx = p:backward(x, dout)
