@@ -1,6 +1,6 @@
 -- Specs for luacap.optim: Adam's first step by hand, several steps against a Lua
--- re-implementation in double, a quadratic minimised, state round trips and their
--- errors, SGD by hand, gradient clipping.
+-- re-implementation in double, a quadratic minimised, learning-rate groups (lr_scale),
+-- state round trips and their errors, SGD by hand, gradient clipping.
 local luacap = require 'luacap'
 local optim = require 'luacap.optim'
 
@@ -117,6 +117,59 @@ describe('optim.Adam', function()
     assert.same(params[2].value:flat(), copy[2].value:flat())
     -- the saved state is a copy: training on did not move it
     assert.are_not.same(opt:state().m['x.b']:flat(), saved.m['x.b']:flat())
+  end)
+
+  it('steps a group of lr_scale s at lr * s, lr changed midway for both, state round trip', function()
+    -- as --cnn-lr 1e-4 beside --lr 1e-3: 'encoder.' at 0.1 x lr; the longest prefix wins
+    luacap.seed(32)
+    local scales = {['encoder.'] = 0.1, ['encoder.head.'] = 2}
+    local opt = optim.Adam{lr = 1e-3, lr_scale = scales}
+    local params = {param('lstm.kernel', luacap.randn(4):totable()),
+                    param('encoder.conv.kernel', luacap.randn(3):totable()),
+                    param('encoder.head.bias', luacap.randn(2):totable())}
+    local s_of = {1, 0.1, 2}
+    local ref, grads = {}, {}
+    for i, p in ipairs(params) do ref[i] = {p = p.value:flat(), m = {0, 0, 0, 0}, v = {0, 0, 0, 0}} end
+    local saved, values
+    for t = 1, 4 do
+      if t == 3 then
+        opt.lr = 5e-4                      -- ReduceLROnPlateau: every group's rate halves
+        saved, values = opt:state(), {}
+        for i, p in ipairs(params) do values[i] = p.value:clone() end
+      end
+      grads[t] = {}
+      for i, p in ipairs(params) do
+        grads[t][i] = luacap.randn(p.value:numel())
+        p.grad:copy(grads[t][i])
+        local r, g = ref[i], p.grad:flat()
+        for k = 1, #r.p do
+          r.p[k], r.m[k], r.v[k] = adam_ref(r.p[k], g[k], r.m[k], r.v[k], t, opt.lr * s_of[i], 0.9,
+            0.999, 1e-7)
+        end
+      end
+      opt:step(params)
+      for i, p in ipairs(params) do
+        local got = p.value:flat()
+        for k = 1, #got do
+          assert(math.abs(got[k] - ref[i].p[k]) <= 1e-7 + 1e-6 * math.abs(ref[i].p[k]),
+            string.format('step %d %s[%d]: C %.9g, reference %.9g', t, p.name, k, got[k], ref[i].p[k]))
+        end
+      end
+    end
+    -- lr_scale is configuration (like beta1), not state: a restored optimizer built with the
+    -- same scales takes the same steps 3 and 4
+    assert.is_nil(saved.lr_scale)
+    local opt2 = optim.Adam{lr_scale = scales}:load_state(saved)
+    assert.equal(5e-4, opt2.lr)
+    local copy = {}
+    for i, p in ipairs(params) do copy[i] = {name = p.name, value = values[i], grad = p.grad:clone()} end
+    for t = 3, 4 do
+      for i, p in ipairs(copy) do p.grad:copy(grads[t][i]) end
+      opt2:step(copy)
+    end
+    for i, p in ipairs(params) do assert.same(p.value:flat(), copy[i].value:flat()) end
+    assert.has_error(function() optim.Adam{lr_scale = {['encoder.'] = -1}} end,
+      "Adam: lr_scale['encoder.'] must be a number >= 0, got -1")
   end)
 
   it('names the first difference when a state does not fit', function()

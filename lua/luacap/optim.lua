@@ -74,12 +74,37 @@ end
 local Adam = {}
 Adam.__index = Adam
 
--- Adam{lr = 0.001, beta1 = 0.9, beta2 = 0.999, epsilon = 1e-7}: Keras' defaults.
+-- lr_scale {name prefix -> multiplier}: parameter groups with their own rate (a fine-tuned
+-- encoder's 'encoder.' at --cnn-lr). Each parameter takes the multiplier of the longest
+-- prefix of its name, 1 when none matches. Checked once, at construction.
+local function check_scales(fn, scales)
+  if scales == nil then return {} end
+  if type(scales) ~= 'table' then error(fn .. ': lr_scale must be a table {prefix -> multiplier}', 3) end
+  for k, v in pairs(scales) do
+    if type(k) ~= 'string' or type(v) ~= 'number' or not (v >= 0) then
+      error(string.format("%s: lr_scale['%s'] must be a number >= 0, got %s", fn, tostring(k),
+        tostring(v)), 3)
+    end
+  end
+  return scales
+end
+
+local function scale_of(scales, name)
+  local best, len = 1, -1
+  for prefix, s in pairs(scales) do
+    if #prefix > len and name:sub(1, #prefix) == prefix then best, len = s, #prefix end
+  end
+  return best
+end
+
+-- Adam{lr = 0.001, beta1 = 0.9, beta2 = 0.999, epsilon = 1e-7}: Keras' defaults; lr_scale
+-- = {prefix -> multiplier} (optional): those parameters step at lr * multiplier.
 function M.Adam(opts)
   opts = opts or {}
   local self = setmetatable({
     lr = opts.lr or 0.001, beta1 = opts.beta1 or 0.9, beta2 = opts.beta2 or 0.999,
     epsilon = opts.epsilon or 1e-7, t = 0, m = {}, v = {},
+    lr_scale = check_scales('Adam', opts.lr_scale),
   }, Adam)
   assert(type(self.lr) == 'number' and self.lr >= 0, 'Adam: lr must be a number >= 0')
   assert(self.beta1 >= 0 and self.beta1 < 1, 'Adam: beta1 must be in [0, 1)')
@@ -93,7 +118,9 @@ end
 --   p -= lr_t * m / (sqrt(v) + epsilon)                          (csrc/nn/adam.c)
 -- epsilon is Kingma & Ba's "epsilon hat" (the formula before their section 2.1), added
 -- without bias correction: see the tf.keras.optimizers.Adam docs, argument epsilon.
--- opt.lr is read on every step, so ReduceLROnPlateau may change it between steps.
+-- opt.lr is read on every step, so ReduceLROnPlateau may change it between steps; a group
+-- of lr_scale s steps with lr s in place of lr (the same formula), so a change of opt.lr
+-- moves every group's rate alike. Returns the base lr_t.
 function Adam:step(params)
   check_params('Adam:step', params)
   for _, p in ipairs(params) do
@@ -112,15 +139,19 @@ function Adam:step(params)
   end
   self.t = self.t + 1
   local t = self.t
-  local lr_t = self.lr * math.sqrt(1 - self.beta2 ^ t) / (1 - self.beta1 ^ t)
+  local function rate(lr) return lr * math.sqrt(1 - self.beta2 ^ t) / (1 - self.beta1 ^ t) end
+  local lr_t = rate(self.lr)
   for _, p in ipairs(params) do
-    core.adam_update(p.value, self.m[p.name], self.v[p.name], p.grad, lr_t,
-      self.beta1, self.beta2, self.epsilon)
+    local s = scale_of(self.lr_scale, p.name)
+    core.adam_update(p.value, self.m[p.name], self.v[p.name], p.grad,
+      s == 1 and lr_t or rate(self.lr * s), self.beta1, self.beta2, self.epsilon)
   end
   return lr_t
 end
 
--- {t =, lr =, m = {name -> tensor}, v = {name -> tensor}}: copies, for a checkpoint.
+-- {t =, lr =, m = {name -> tensor}, v = {name -> tensor}}: copies, for a checkpoint. Like
+-- beta1, beta2 and epsilon, lr_scale is configuration, not state: a resumed run gives it
+-- again (the same command line), and a reduced lr keeps every group's ratio to it.
 function Adam:state()
   return {t = self.t, lr = self.lr, m = clone_slots(self.m), v = clone_slots(self.v)}
 end

@@ -1,6 +1,7 @@
 -- The notebook's whole run as plain functions: data -> tokenizer -> split -> image inputs
--- (cached features of a frozen encoder, or images for a trainable one) -> model -> fit with
--- callbacks -> saving -> greedy captions of the test split -> BLEU -> pictures and pages.
+-- (cached features of a frozen encoder, images for a trainable one, or the cached maps of a
+-- fine-tuned VGG16's frozen prefix) -> model -> fit with callbacks -> saving -> greedy
+-- captions of the test split -> BLEU -> pictures and pages.
 -- examples/train.lua parses options and calls run(opt); specs call the pieces.
 -- Not a framework: each step is a function call with plain values.
 local luacap = require 'luacap'
@@ -137,14 +138,22 @@ function M.source(p, rows)
   end, image_of = function(k) return p.pair_image[k] end}
 end
 
--- Which encoder: 'vgg16' when its Keras weights file is present (or asked for), else the
--- trainable small CNN.
+-- Which encoder: 'vgg16' when its Keras weights file is present (or asked for, or
+-- fine-tuned), else the trainable small CNN.
 M.VGG16_WEIGHTS = 'data/weights/vgg16_weights_tf_dim_ordering_tf_kernels.h5'
 
 function M.choose_encoder(opt)
   local name = opt.encoder or 'auto'
   local weights = opt.vgg16_weights or M.VGG16_WEIGHTS
-  if name == 'auto' then name = paths.is_file(weights) and 'vgg16' or 'smallcnn' end
+  if name == 'auto' then name = (opt.fine_tune_from or paths.is_file(weights)) and 'vgg16' or 'smallcnn' end
+  if opt.fine_tune_from and name ~= 'vgg16' then
+    error(string.format("--fine-tune-from fine-tunes VGG16's blocks (--encoder vgg16), not the " ..
+      "%s encoder (the small CNN trains whole: leave --fine-tune-from out)", name), 0)
+  end
+  if opt.fine_tune_from and opt.freeze_encoder then
+    error('--fine-tune-from trains the chosen VGG16 blocks and --freeze-encoder freezes the encoder: ' ..
+      'give one of them', 0)
+  end
   local enc
   if name == 'vgg16' then
     if not paths.is_file(weights) then
@@ -154,17 +163,17 @@ function M.choose_encoder(opt)
     local err
     -- sat attends over regions: VGG16's block5_conv3 map (14 x 14 x 512 at 224) by default
     local cfg = {name = 'vgg16', weights = weights,
-      output = opt.vgg16_layer or (opt.model == 'sat' and 'block5_conv3' or 'fc2')}
+      output = opt.vgg16_layer or (opt.model == 'sat' and 'block5_conv3' or 'fc2'),
+      fine_tune_from = opt.fine_tune_from}
     for k, v in pairs(opt.encoder_options or {}) do cfg[k] = v end
     enc, err = luacap.encoders.build(cfg)
     if not enc then error(err, 0) end
     if opt.model == 'sat' then
-      local sh = enc.out_shape
-      if #sh ~= 3 then
+      if #enc.out_shape ~= 3 then
         error("--model sat needs a VGG16 conv map (--vgg16-layer block5_conv3 or block5_pool), not " ..
           cfg.output, 0)
       end
-      enc.regions, enc.out_dim = sh[1] * sh[2], sh[3]   -- (N, L, D) rows, as the small CNN's map
+      enc:use_regions()    -- (N, L, D) rows, as the small CNN's map
     end
   elseif name == 'smallcnn' then
     local cfg = {name = 'smallcnn', input_size = opt.image_size, channels = opt.cnn_channels,
@@ -175,7 +184,34 @@ function M.choose_encoder(opt)
   else
     error(string.format("unknown encoder '%s' (expected auto, vgg16 or smallcnn)", name), 0)
   end
+  if opt.cnn_lr and not enc.trainable then
+    error('--cnn-lr is the learning rate of a trained encoder: give --fine-tune-from BLOCK ' ..
+      '(vgg16) or train the small CNN (without --freeze-encoder)', 0)
+  end
   return enc, name
+end
+
+-- What the inputs tensor's rows hold for an encoder: 'images' for a trainable one,
+-- 'maps' (its frozen prefix's output, cached) for a fine-tuned VGG16, 'features' (cached)
+-- for a frozen one.
+function M.inputs_kind(enc)
+  if enc.tail then return 'maps' end
+  return enc.trainable and 'images' or 'features'
+end
+
+-- The encoder fit and decoding run on those rows: the trainable encoder, the fine-tuned
+-- tail, or none (the rows are the features).
+function M.row_encoder(enc)
+  if enc.tail then return enc.tail end
+  return enc.trainable and enc or nil
+end
+
+-- Adam at opt.lr; with opt.cnn_lr, a trained encoder's parameters (named 'encoder.' by
+-- fit.trained_params) step at cnn_lr: a multiplier cnn_lr / lr on them, so that
+-- ReduceLROnPlateau, which scales opt.lr, lowers both rates alike.
+function M.optimizer(opt)
+  local lr = opt.lr or 0.001
+  return luacap.optim.Adam{lr = lr, lr_scale = opt.cnn_lr and {['encoder.'] = opt.cnn_lr / lr} or nil}
 end
 
 -- Loads, resizes and preprocesses the images of ids for a trainable encoder: one
@@ -231,8 +267,9 @@ local function check_bad_images(opt, bad, total)
     #bad, total, limit, shown[1])
 end
 
--- Inputs for the model: images for a trainable encoder, else cached features (with dist,
--- every rank calls this alike and encodes its share of the missing images: features.extract).
+-- Inputs for the model: images for a trainable encoder, else cached features, or for a
+-- fine-tuned VGG16 its frozen prefix's cached maps (N, S', S', C) (with dist, every rank
+-- calls this alike and encodes its share of the missing images: features.extract).
 -- Returns inputs (N, ...), ids of its rows, row index {id -> row}.
 function M.prepare_inputs(opt, data, enc, enc_name, dist)
   local all = {}
@@ -244,7 +281,7 @@ function M.prepare_inputs(opt, data, enc, enc_name, dist)
   end
   local X, ids
   local t0 = util.now()
-  if enc.trainable then
+  if M.inputs_kind(enc) == 'images' then
     local bad
     X, ids, bad = M.load_images(opt, data, all, enc:config().input_size)
     log(opt, 'Loaded %d images (%dx%d) in %.1f s', #ids, X:size(2), X:size(3), util.now() - t0)
@@ -252,13 +289,17 @@ function M.prepare_inputs(opt, data, enc, enc_name, dist)
   else
     local images = {}
     for _, id in ipairs(all) do images[id] = M.image_path(data, id) or paths.join(data.images_dir, id .. '.jpg') end
-    local cache = opt.features or paths.join(opt.out, 'img_features_' .. enc_name .. '.h5')
+    -- fine-tuned: the prefix's maps, in a file named after the layer they come from
+    local fenc = enc.prefix or enc
+    local what = enc.prefix and (enc_name .. '_' .. enc.prefix.cfg.output) or enc_name
+    local cache = opt.features or paths.join(opt.out, 'img_features_' .. what .. '.h5')
     local info
-    ids, X, info = luacap.features.extract{encoder = enc, images = images, ids = all, out = cache,
+    ids, X, info = luacap.features.extract{encoder = fenc, images = images, ids = all, out = cache,
       batch = opt.extract_batch or 16, resize = 'nearest', progress = not opt.quiet, dist = dist,
       float16 = opt.feature_dtype == 'float16'}
+    if enc.prefix and #ids > 0 then X = X:reshape(X:size(1), unpack(enc.prefix.out_shape)) end
     data.features_info = info
-    log(opt, 'Features (%s): %d reused from %s, %d computed in %.1f s, %d failed', enc_name, info.reused,
+    log(opt, 'Features (%s): %d reused from %s, %d computed in %.1f s, %d failed', what, info.reused,
       cache, info.computed, util.now() - t0, #info.failed)
     local bad = {}
     for i, f in ipairs(info.failed) do bad[i] = f.id .. ': ' .. f.message end
@@ -361,7 +402,7 @@ end
 -- Returns {before = metrics, epochs =, baseline =, samples =, lr =, reward = {..}, ...}.
 function M.run_scst(opt, data, model, enc, X, index, Xtest, test_ids, dirs, save)
   local decode = require 'luacap.eval.decode'
-  local frozen = enc.trainable and enc or nil
+  local frozen = M.row_encoder(enc)
   local before = M.score(data, test_ids, decode.greedy(model, Xtest, data.tok,
     {batch = opt.decode_batch, encoder = frozen}))
   local refs = {}
@@ -396,7 +437,7 @@ function M.draw_attention(opt, model, enc, data, Xtest, items, dirs, qual)
     end
   end
   local maps = decode.attention(model, Xtest:narrow(1, n), data.tok, ids_lists,
-    {batch = opt.decode_batch, encoder = enc.trainable and enc or nil})
+    {batch = opt.decode_batch, encoder = M.row_encoder(enc)})
   local adir = paths.join(dirs.results, 'attention')
   local ok, err = paths.mkdir_p(adir)
   if not ok then
@@ -448,9 +489,16 @@ function M.run(opt)
   luacap.seed(opt.seed)
   local data = M.load_data(opt, dir)
   local enc, enc_name = M.choose_encoder(opt)
-  -- a frozen encoder's cache is extracted by every rank, each its share; rank 0 writes it
+  if enc.tail then
+    log(opt, 'Fine-tuning VGG16 from %s to %s: %d parameters at lr %g; the maps (%s) of the ' ..
+      'frozen layers up to %s are cached', enc.prefix.cfg.fine_tune_from, enc.cfg.output,
+      enc.tail:num_params(), opt.cnn_lr or opt.lr or 0.001, table.concat(enc.prefix.out_shape, ', '),
+      enc.prefix.cfg.output)
+  end
+  -- a frozen encoder's cache (a fine-tuned one's prefix maps) is extracted by every rank,
+  -- each its share; rank 0 writes it
   local X, _, index
-  if dist and not enc.trainable then
+  if dist and M.inputs_kind(enc) ~= 'images' then
     X, _, index = M.prepare_inputs(opt, data, enc, enc_name, dist)
   else
     X, _, index = first(function() return M.prepare_inputs(opt, data, enc, enc_name) end)
@@ -470,7 +518,7 @@ function M.run(opt)
   local source = model.caption_level and pairs_.caption_source or M.source
   local train_src = source(train_p, M.rows_of(index, data.train))
   local val_src = source(val_p, M.rows_of(index, data.val))
-  local optimizer = luacap.optim.Adam{lr = opt.lr}
+  local optimizer = M.optimizer(opt)
   local ckpt = require 'luacap.train.checkpoint'
   local cbs = require 'luacap.train.callbacks'
   local best_path = paths.join(dirs.models, 'best.h5')
@@ -489,7 +537,7 @@ function M.run(opt)
   }
   -- What fit trains, and the same list's values in a model file loaded with ckpt.load.
   local fit_mod = luacap.train.fit
-  local function trained_params() return fit_mod.trained_params(model, enc.trainable and enc or nil) end
+  local function trained_params() return fit_mod.trained_params(model, M.row_encoder(enc)) end
   local function weights_of(b)
     local w = {}
     for i, p in ipairs(fit_mod.trained_params(b.model, enc.trainable and b.encoder or nil)) do w[i] = p.value end
@@ -501,7 +549,7 @@ function M.run(opt)
   end
   local function bundle(extra)
     local b = {model = model, encoder = enc, tokenizer = data.tok,
-      meta = {dataset_dir = dir, resize = enc.trainable and opt.resize or 'nearest'}}
+      meta = {dataset_dir = dir, resize = M.inputs_kind(enc) == 'images' and opt.resize or 'nearest'}}
     for k, v in pairs(extra or {}) do b[k] = v end
     return b
   end
@@ -547,7 +595,7 @@ function M.run(opt)
   for _, cb in ipairs(opt.callbacks or {}) do list[#list + 1] = cb end
 
   local hist, state = fit_mod.fit{
-    model = model, encoder = enc.trainable and enc or nil, inputs = X, train = train_src,
+    model = model, encoder = M.row_encoder(enc), inputs = X, train = train_src,
     val = val_src,
     epochs = opt.epochs, batch_size = opt.batch_size, optimizer = optimizer, callbacks = list,
     steps_per_epoch = opt.steps_per_epoch, validation_steps = opt.validation_steps,
@@ -621,7 +669,7 @@ function M.run(opt)
   local t0 = util.now()
   local decode = require 'luacap.eval.decode'
   local preds = shared_decode(function() return decode.greedy(model, Xtest, data.tok, {batch = opt.decode_batch,
-    encoder = enc.trainable and enc or nil, encoder_frozen = not enc.trainable}) end)
+    encoder = M.row_encoder(enc)}) end)
   local decode_s = util.now() - t0
   log(opt, 'Decoded %d test images in %.1f s (%.1f ms per image)', #test_ids, decode_s,
     1000 * decode_s / math.max(#test_ids, 1))
@@ -658,7 +706,7 @@ function M.run(opt)
   if (opt.beam or 0) > 1 then
     local tb = util.now()
     local beam_preds = shared_decode(function() return decode.beam(model, Xtest, data.tok,
-      {beam = opt.beam, batch = opt.decode_batch, encoder = enc.trainable and enc or nil,
+      {beam = opt.beam, batch = opt.decode_batch, encoder = M.row_encoder(enc),
        length_penalty = opt.length_penalty, block_ngram = opt.block_ngram}) end)
     local bm = M.score(data, test_ids, beam_preds)
     bm.beam = opt.beam

@@ -23,6 +23,12 @@ function M.parser(prog)
   parser:option('--accumulate', 'Gradient accumulation: each update on this many batches of --batch-size ' ..
     '(the same update as one batch K times as big).', '1'):convert(cli_args.int_at_least(1))
   parser:option('--lr', 'Adam learning rate.', '0.001'):convert(cli_args.positive)
+  parser:option('--fine-tune-from', 'Fine-tune VGG16 from this block (block1 .. block5) or layer ' ..
+    '(e.g. block5_conv2) to its output: those layers train (at --cnn-lr), the earlier ones stay ' ..
+    'frozen and their output maps are cached (docs/models.md, "Fine-tuning VGG16").'):argname('<NAME>')
+  parser:option('--cnn-lr', 'Adam learning rate of the trained encoder\'s parameters (the ' ..
+    'fine-tuned VGG16 blocks, or the small CNN); ReduceLROnPlateau lowers it with --lr. ' ..
+    'Default: --lr.'):convert(cli_args.positive)
   parser:option('--seed', 'Seed of the one random generator.', '1'):convert(tonumber)
   parser:option('--threads', 'Threads for OpenBLAS and the parallel loops.'):convert(tonumber)
   parser:option('--steps-per-epoch',

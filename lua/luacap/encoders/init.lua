@@ -1,6 +1,7 @@
--- luacap.encoders: image encoders with one interface, vgg16 (frozen, Keras weights) and
--- smallcnn (trainable): forward(images (B, S, S, 3)) -> features, parameters(), out_dim,
--- config(); build(config) rebuilds one from its config. Not a model zoo.
+-- luacap.encoders: image encoders with one interface, vgg16 (frozen, Keras weights; or its
+-- last blocks fine-tuned, fine_tune_from) and smallcnn (trainable): forward(images (B, S, S,
+-- 3)) -> features, parameters(), out_dim, config(); build(config) rebuilds one from its
+-- config. Not a model zoo.
 local M = {
   vgg16 = require 'luacap.encoders.vgg16',
   smallcnn = require 'luacap.encoders.smallcnn',

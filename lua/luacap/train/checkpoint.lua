@@ -133,6 +133,8 @@ function M.load(path, opts)
       local ok2, e2 = M.load_params(path, tree, 'encoder', enc:parameters())
       if not ok2 then return nil, e2 end
     end
+    -- a model over regions (sat) reads a VGG16 conv map as L regions, as the pipeline had it
+    if mcfg.regions and enc.use_regions and not enc.regions then enc:use_regions() end
     bundle.encoder = enc
   end
   if attrs.tokenizer then
