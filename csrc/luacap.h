@@ -433,6 +433,9 @@ int bleu_stats_forward(int64_t *num, int64_t *den, int64_t *hyp_len, int64_t *re
 /* num, den, w (N) summed over the corpus; c, r total lengths. 0 when num[0] = 0. */
 double bleu_from_stats(const int64_t *num, const int64_t *den, int64_t c, int64_t r,
                        const double *w, int N);
+/* coco-caption's BLEU-N: guess (N) = sum max(0, L-n+1), epsilons 1e-15 / 1e-9 (bleu.c). */
+double bleu_coco_from_stats(const int64_t *num, const int64_t *guess, int64_t c, int64_t r,
+                            int N);
 /* cider.c (coco-caption CIDEr-D): scores (S), each x10; tf-idf over the references. */
 int cider_d_forward(double *scores, const lc_corpus *corpus, int N, double sigma);
 /* cider.c, cached: document frequencies and reference vectors of a fixed reference set

@@ -118,11 +118,13 @@ static void set_int_array(lua_State *L, const char *key, const int64_t *v, int n
   lua_setfield(L, -2, key);
 }
 
-static void push_stats(lua_State *L, const int64_t *num, const int64_t *den, int64_t c,
-                       int64_t r, int N) {
-  lua_createtable(L, 0, 4);
+/* guess: coco-caption's denominators, sum max(0, L - n + 1) (den is nltk's, max(1, ...)). */
+static void push_stats(lua_State *L, const int64_t *num, const int64_t *den,
+                       const int64_t *guess, int64_t c, int64_t r, int N) {
+  lua_createtable(L, 0, 5);
   set_int_array(L, "num", num, N);
   set_int_array(L, "den", den, N);
+  set_int_array(L, "guess", guess, N);
   lua_pushnumber(L, (lua_Number)c); lua_setfield(L, -2, "hyp_len");
   lua_pushnumber(L, (lua_Number)r); lua_setfield(L, -2, "ref_len");
 }
@@ -151,16 +153,21 @@ static int l_bleu_stats(lua_State *L) {
   if (per) {
     lua_createtable(L, (int)S, 0);
     for (size_t s = 0; s < S; s++) {
-      push_stats(L, num + s * N, den + s * N, hl[s], rl[s], (int)N);
+      int64_t g[MAXN];
+      for (int n = 0; n < N; n++) g[n] = hl[s] > n ? hl[s] - n : 0;
+      push_stats(L, num + s * N, den + s * N, g, hl[s], rl[s], (int)N);
       lua_rawseti(L, -2, (int)s + 1);
     }
   } else {
-    int64_t tn[MAXN] = {0}, td[MAXN] = {0}, c = 0, r = 0;
+    int64_t tn[MAXN] = {0}, td[MAXN] = {0}, tg[MAXN] = {0}, c = 0, r = 0;
     for (size_t s = 0; s < S; s++) {
-      for (int n = 0; n < N; n++) { tn[n] += num[s * N + n]; td[n] += den[s * N + n]; }
+      for (int n = 0; n < N; n++) {
+        tn[n] += num[s * N + n]; td[n] += den[s * N + n];
+        tg[n] += hl[s] > n ? hl[s] - n : 0;
+      }
       c += hl[s]; r += rl[s];
     }
-    push_stats(L, tn, td, c, r, (int)N);
+    push_stats(L, tn, td, tg, c, r, (int)N);
   }
   free(mem);
   return 1;
@@ -198,6 +205,34 @@ static int l_bleu_score(lua_State *L) {
   lua_getfield(L, 1, "ref_len");
   int64_t c = (int64_t)luaL_checknumber(L, -2), r = (int64_t)luaL_checknumber(L, -1);
   lua_pushnumber(L, bleu_from_stats(num, den, c, r, w, K));
+  return 1;
+}
+
+/* core.bleu_coco(stats, N) -> coco-caption's BLEU-N from stats (as bleu_stats gives, with
+ * guess), equal weights over orders 1..N. */
+static int l_bleu_coco(lua_State *L) {
+  const char *fn = "bleu_coco";
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_Integer N = luaL_checkinteger(L, 2);
+  int64_t num[MAXN], guess[MAXN];
+  lua_getfield(L, 1, "num");
+  lua_getfield(L, 1, "guess");
+  if (!lua_istable(L, -2) || !lua_istable(L, -1))
+    luaL_error(L, "%s: stats must have tables num and guess (from bleu_stats)", fn);
+  int K = (int)lua_objlen(L, -2);
+  if (N < 1 || N > K || (int)lua_objlen(L, -1) != K)
+    luaL_error(L, "%s: N is %d, expected 1 to %d (the stats' orders)", fn, (int)N, K);
+  for (int n = 0; n < (int)N; n++) {
+    lua_rawgeti(L, -2, n + 1); num[n] = (int64_t)lua_tonumber(L, -1); lua_pop(L, 1);
+    lua_rawgeti(L, -1, n + 1); guess[n] = (int64_t)lua_tonumber(L, -1); lua_pop(L, 1);
+    if (num[n] < 0 || num[n] > guess[n])
+      luaL_error(L, "%s: stats.num[%d] must lie in [0, stats.guess[%d]]", fn, n + 1, n + 1);
+  }
+  lua_pop(L, 2);
+  lua_getfield(L, 1, "hyp_len");
+  lua_getfield(L, 1, "ref_len");
+  int64_t c = (int64_t)luaL_checknumber(L, -2), r = (int64_t)luaL_checknumber(L, -1);
+  lua_pushnumber(L, bleu_coco_from_stats(num, guess, c, r, (int)N));
   return 1;
 }
 
@@ -440,6 +475,7 @@ static const luaL_Reg functions[] = {
   {"cider_scorer", l_cider_scorer},
   {"bleu_stats", l_bleu_stats},
   {"bleu_score", l_bleu_score},
+  {"bleu_coco", l_bleu_coco},
   {"cider_d", l_cider_d},
   {"rouge_l", l_rouge_l},
   {"meteor", l_meteor},

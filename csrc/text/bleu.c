@@ -14,6 +14,12 @@
  *                                       DBL_MIN (nltk's sys.float_info.min, SmoothingFunction
  *                                       method0) when num_n = 0: a tiny score, not 0
  *   BP = 1 if c > r, 0 if c = 0, else exp(1 - r / c)   (c = sum L_s, r = sum ref_len)
+ * coco-caption's BLEU (pycocoevalcap's Bleu, which papers report; bleu_coco_from_stats) has
+ * the same clipped matches and closest lengths but its own denominators and epsilons:
+ *   guess_n = sum_s max(0, L_s - n + 1)
+ *   BLEU-N  = (prod_{n<=N} (num_n + 1e-15) / (guess_n + 1e-9))^(1/N) * BP'
+ *   BP' = exp(1 - 1/q) if q < 1, else 1,   q = (c + 1e-15) / (r + 1e-9)
+ * so a missing order makes the score small, never 0, and never DBL_MIN-tiny.
  */
 #include "../luacap.h"
 
@@ -177,4 +183,18 @@ double bleu_from_stats(const int64_t *num, const int64_t *den, int64_t c, int64_
     sum = t;
   }
   return bp * exp(sum + comp);
+}
+
+/* coco-caption's corpus BLEU-N (equal weights 1/N) from corpus totals: num, guess (N) as in
+ * the header, c and r the total hypothesis and closest reference lengths. */
+double bleu_coco_from_stats(const int64_t *num, const int64_t *guess, int64_t c, int64_t r,
+                            int N) {
+  const double tiny = 1e-15, small = 1e-9;
+  if (N < 1) return 0.0;
+  double logp = 0.0;
+  for (int n = 0; n < N; n++) logp += log(((double)num[n] + tiny) / ((double)guess[n] + small));
+  double score = exp(logp / N);
+  double q = ((double)c + tiny) / ((double)r + small);
+  if (q < 1.0) score *= exp(1.0 - 1.0 / q);
+  return score;
 }

@@ -347,7 +347,7 @@ function M.most_frequent_caption(data)
 end
 
 -- The scores printed and shown on the results page, in this order.
-M.METRICS = {'BLEU-1', 'BLEU-2', 'BLEU-3', 'BLEU-4', 'METEOR', 'CIDEr-D', 'ROUGE-L'}
+M.METRICS = {'BLEU-1', 'BLEU-2', 'BLEU-3', 'BLEU-4', 'coco BLEU-4', 'METEOR', 'CIDEr-D', 'ROUGE-L'}
 
 -- Scores hypotheses (strings) against the test references: BLEU-1..4, METEOR (exact +
 -- Porter stem, no WordNet), CIDEr-D, ROUGE-L.

@@ -130,9 +130,10 @@ describe('metrics.corpus_bleu', function()
     local refs = {{words 'a b'}, {words 'x y z w'}}
     local hyps = {words 'a b', words 'c d e f'}
     local per = metrics.bleu_stats(refs, hyps, 2, true)
-    assert.same({num = {2, 1}, den = {2, 1}, hyp_len = 2, ref_len = 2}, per[1])
-    assert.same({num = {0, 0}, den = {4, 3}, hyp_len = 4, ref_len = 4}, per[2])
-    assert.same({num = {2, 1}, den = {6, 4}, hyp_len = 6, ref_len = 6},
+    -- (guess, coco-caption's denominators, equal den here: no hypothesis is shorter than 2)
+    assert.same({num = {2, 1}, den = {2, 1}, guess = {2, 1}, hyp_len = 2, ref_len = 2}, per[1])
+    assert.same({num = {0, 0}, den = {4, 3}, guess = {4, 3}, hyp_len = 4, ref_len = 4}, per[2])
+    assert.same({num = {2, 1}, den = {6, 4}, guess = {6, 4}, hyp_len = 6, ref_len = 6},
       metrics.bleu_stats(refs, hyps, 2))
   end)
 
@@ -207,5 +208,46 @@ describe('metrics errors', function()
       'bleu_stats: nrefs[1] must be an integer in [1, 2147483647]')
     assert.has_error(function() core.bleu_stats({1.5}, {1}, {1}, {1}, {1}, 4) end,
       'bleu_stats: hyp[1] must be an integer in [-2147483648, 2147483647]')
+  end)
+end)
+
+describe("coco-caption's BLEU (pycocoevalcap Bleu)", function()
+  it('scores a short hypothesis with its epsilons where nltk gives DBL_MIN', function()
+    -- hyp "a b" (c = 2) vs "a b c" (r = 3): correct {2, 1, 0, 0}, guess {2, 1, 0, 0}
+    -- (max(0, L-n+1)); q = 2/3 < 1: BP = exp(1 - 3/2) = exp(-0.5)
+    -- BLEU-2 = BP; BLEU-3 = BP (1e-15 / 1e-9)^(1/3) = BP 1e-2; BLEU-4 = BP 1e-3
+    local s = metrics.coco_bleu_scores({{words 'a b c'}}, {words 'a b'})
+    local bp = math.exp(-0.5)
+    assert.is_near(bp, s['BLEU-1'], 1e-8)
+    assert.is_near(bp, s['BLEU-2'], 1e-8)
+    assert.is_near(bp * 1e-2, s['BLEU-3'], 1e-9)
+    assert.is_near(bp * 1e-3, s['BLEU-4'], 1e-10)
+    assert.is_true(metrics.corpus_bleu({{words 'a b c'}}, {words 'a b'}, W4) < 1e-150)
+  end)
+
+  it('sums its own denominators over a corpus: a hypothesis shorter than n adds 0', function()
+    -- "the cat sat on the mat" vs "the cat is on the mat": correct {5, 3, 1, 0} of
+    -- guess {6, 5, 4, 3}; "a dog" vs "a dog runs": {2, 1, 0, 0} of {2, 1, 0, 0}
+    -- totals correct {7, 4, 1, 0}, guess {8, 6, 4, 3}; c = 8, r = 6 + 3 = 9: BP = exp(-1/8)
+    local refs = {{words 'the cat is on the mat'}, {words 'a dog runs'}}
+    local hyps = {words 'the cat sat on the mat', words 'a dog'}
+    local s = metrics.coco_bleu_scores(refs, hyps)
+    local bp = math.exp(1 - 9 / 8)
+    assert.is_near(bp * 7 / 8, s['BLEU-1'], 1e-9)
+    assert.is_near(bp * (7 / 8 * 4 / 6) ^ (1 / 2), s['BLEU-2'], 1e-9)
+    assert.is_near(bp * (7 / 8 * 4 / 6 * 1 / 4) ^ (1 / 3), s['BLEU-3'], 1e-9)
+    assert.is_near(bp * (7 / 8 * 4 / 6 * 1 / 4 * 1e-15 / 3) ^ (1 / 4), s['BLEU-4'], 1e-10)
+    -- nltk counts the short hypothesis' trigram slot (den 5, not 4): a different BLEU-3
+    assert_near(bp * (7 / 8 * 4 / 6 * 1 / 5) ^ (1 / 3), metrics.corpus_bleu(refs, hyps, {1 / 3, 1 / 3, 1 / 3}))
+    assert.same({8, 6, 4, 3}, metrics.bleu_stats(refs, hyps).guess)
+  end)
+
+  it('is in metrics.all beside nltk\'s, and equals nltk\'s where no order is missing', function()
+    -- every hypothesis at least 4 long and a match in every order: the epsilons are
+    -- below 1e-9 relative and the denominators agree, so the two BLEUs meet
+    local refs = {{words 'a b c d e'}, {words 'x y z w v u'}}
+    local hyps = {words 'a b c d f', words 'x y z w'}
+    local all = metrics.all(refs, hyps)
+    for n = 1, 4 do assert.is_near(all['BLEU-' .. n], all['coco BLEU-' .. n], 1e-8) end
   end)
 end)

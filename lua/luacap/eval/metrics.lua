@@ -146,6 +146,18 @@ function M.bleu_scores(references, hypotheses)
   return out
 end
 
+-- coco_bleu_scores(references, hypotheses) -> {['BLEU-1'] =, ..., ['BLEU-4'] =}:
+-- coco-caption's corpus BLEU (pycocoevalcap Bleu, the one papers report): nltk's clipped
+-- matches and closest reference lengths, its own denominators (max(0, L-n+1)) and
+-- epsilons, so a missing 4-gram gives a small score rather than 0 (csrc/text/bleu.c).
+function M.coco_bleu_scores(references, hypotheses)
+  local a, b, c, d, e = M.encode(references, hypotheses, 'coco_bleu_scores')
+  local stats = core.bleu_stats(a, b, c, d, e, 4)
+  local out = {}
+  for n = 1, 4 do out['BLEU-' .. n] = core.bleu_coco(stats, n) end
+  return out
+end
+
 local function mean(t)
   local s = 0
   for i = 1, #t do s = s + t[i] end
@@ -290,10 +302,12 @@ function M.meteor(references, hypotheses, opt)
   return mean(scores), scores
 end
 
--- all(references, hypotheses) -> {['BLEU-1'..'BLEU-4'], CIDEr-D, ROUGE-L, METEOR}: one
--- table of corpus numbers, ready for results/metrics.json.
+-- all(references, hypotheses) -> {['BLEU-1'..'BLEU-4'] (nltk), ['coco BLEU-1'..'coco
+-- BLEU-4'], CIDEr-D, ROUGE-L, METEOR}: one table of corpus numbers, ready for
+-- results/metrics.json.
 function M.all(references, hypotheses)
   local out = M.bleu_scores(references, hypotheses)
+  for k, v in pairs(M.coco_bleu_scores(references, hypotheses)) do out['coco ' .. k] = v end
   out['CIDEr-D'] = (M.cider_d(references, hypotheses))
   out['ROUGE-L'] = (M.rouge_l(references, hypotheses))
   out['METEOR'] = (M.meteor(references, hypotheses))
