@@ -570,6 +570,12 @@ function M.run(opt)
     if data.tok:to_json() ~= b.tokenizer:to_json() then
       error('cannot resume: the vocabulary of ' .. last_path .. ' differs from this dataset\'s', 0)
     end
+    -- dropout masks are keyed by the seed (nn/Dropout.lua), which the saved generator state
+    -- does not carry: another --seed would quietly make another run
+    if ts.seed ~= nil and ts.seed ~= opt.seed then
+      error(string.format('cannot resume: %s was trained with --seed %s, this run has --seed %s ' ..
+        '(resume with the same command plus --resume)', last_path, tostring(ts.seed), tostring(opt.seed)), 0)
+    end
     load_weights(b)
     assert(ckpt.restore_optimizer(b, optimizer, trained_params()))
     for i, cb in ipairs(list) do
@@ -613,7 +619,7 @@ function M.run(opt)
       save(last_path, {optimizer = optimizer, train_state = {
         epoch = st.epoch, history = st.history, callbacks = cb_states,
         cursor = {pos = cur.pos, order = cur.order}, val_cursor = {pos = vcur.pos},
-        rng = luacap.core.rng_state(), stopped = st.stop and st.stop_reason or nil}})
+        rng = luacap.core.rng_state(), seed = opt.seed, stopped = st.stop and st.stop_reason or nil}})
       write_output(history_path, util.json_pretty(st.history))
     end,
   }

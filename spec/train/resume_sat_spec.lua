@@ -59,7 +59,9 @@ describe('--model sat killed (SIGKILL) in epoch 2 and resumed', function()
     local ok, code = train('cut', nil, {env = 'LUACAP_CRASH_AT=step:' .. KILL_AT})
     assert.is_false(ok, log('cut'))
     assert.equal(137, code, log('cut'))                  -- 128 + SIGKILL
-    assert(os.execute('cp -r ' .. W .. '/cut ' .. W .. '/ep1 && cp -r ' .. W .. '/cut ' .. W .. '/norng'))
+    for _, copy in ipairs{'ep1', 'norng', 'seed2'} do
+      assert(os.execute('cp -r ' .. W .. '/cut ' .. W .. '/' .. copy))
+    end
   end)
   teardown(function() os.execute('rm -rf ' .. paths.quote(W)) end)
 
@@ -106,6 +108,14 @@ describe('--model sat killed (SIGKILL) in epoch 2 and resumed', function()
     -- and every tensor of final/best/last.h5 (optimizer moments included), the bytes of
     -- train_history.json, training_log.csv, bleu_metrics.json, qualitative_examples.json
     assert.equal('', differences('cut'))
+  end)
+
+  it('refuses a resume under another --seed (dropout masks are keyed by it)', function()
+    local ok, code = train('seed2', ' --resume --seed 2')
+    assert.is_false(ok)
+    assert.equal(1, code)
+    assert.truthy(log('seed2'):find('cannot resume: .*last%.h5 was trained with %-%-seed 1, this run has %-%-seed 2'),
+      log('seed2'))
   end)
 
   it('can fail: the same resume without the saved generator state (epoch 2\'s shuffle) differs', function()
