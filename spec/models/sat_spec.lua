@@ -72,6 +72,65 @@ describe('sat model', function()
     end
   end)
 
+  -- Packing: captions run sorted by length, only the live rows of each step computed. A
+  -- batch out of order (the short caption first, a tie) must give each caption what it
+  -- gives alone: logits, dfeats rows, penalty; parameter gradients the sum of the lone ones.
+  local function unsorted()
+    return T.tensor{{1, 6, 0, 0}, {1, 3, 4, 5}, {1, 5, 6, 3}}, T.tensor{{6, 2, 0, 0}, {3, 4, 5, 2}, {5, 6, 3, 2}},
+      T.tensor{{1, 1, 0, 0}, {1, 1, 1, 1}, {1, 1, 1, 1}}
+  end
+
+  it('a packed batch out of length order gives each caption what it gives alone', function()
+    local m = tiny()
+    local feats = T.randn(3, L, D)
+    local ids = unsorted()
+    local R = T.randn(3, 4, V)
+    local function grads()
+      local g = {}
+      for _, p in ipairs(m:parameters()) do g[p.name] = p.grad:clone() end
+      return g
+    end
+    m:zero_grad()
+    local logits = m:forward(feats, ids):clone()
+    local pen = m:penalty()
+    local df = m:backward(R):clone()
+    local g = grads()
+    m:zero_grad()
+    local pen_sum = 0
+    for b = 1, 3 do
+      local f1, i1, r1 = feats:narrow(b, 1):clone(), ids:narrow(b, 1):clone(), R:narrow(b, 1):clone()
+      local l1 = m:forward(f1, i1)
+      pen_sum = pen_sum + m:penalty()
+      local want, got = l1:flat(), logits:narrow(b, 1):flat()
+      for i = 1, #want do assert.is_near(want[i], got[i], 1e-5) end
+      local d1 = m:backward(r1):flat()       -- parameter gradients add up over b
+      local drow = df:narrow(b, 1):flat()
+      for i = 1, #d1 do assert.is_near(d1[i], drow[i], 1e-5) end
+    end
+    assert.is_near(pen_sum / 3, pen, 1e-6)   -- lambda/(B L) sum over the batch
+    for name, want in pairs(grads()) do
+      local x, z = want:flat(), g[name]:flat()
+      for i = 1, #x do assert.is_near(x[i], z[i], 1e-5, name) end
+    end
+  end)
+
+  it('backward of loss + penalty on a batch out of length order agrees with central differences', function()
+    local m = tiny({att_lambda = 0.7})
+    local feats = T.randn(3, L, D)
+    local ids, y, mask = unsorted()
+    local crit = luacap.nn.SoftmaxCrossEntropy()
+    local ok, rep = gradcheck.module_check(m, {input = feats, input_name = 'feats',
+      forward = function()
+        return T.full(crit:forward(m:forward(feats, ids), y, mask) + m:penalty(), 1)
+      end,
+      backward = function(R)
+        local r = R:get(1)
+        m.dalpha:mul(r)
+        return m:backward(crit:backward():clone():mul(r), true)
+      end, coords = 12, eps = 1e-2, tol = 2e-2})
+    assert(ok, rep)
+  end)
+
   it('masked positions contribute nothing: more padding, same loss, penalty, gradients', function()
     local m, feats = tiny()
     local crit = luacap.nn.SoftmaxCrossEntropy()
