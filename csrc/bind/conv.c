@@ -165,14 +165,24 @@ static void conv_forward_args(lua_State *L, const char *fn, lc_conv_geom *g, lc_
   if (*b) lcb_expect_shape(L, fn, "bias", *b, 1, wb, "(OC)");
 }
 
+/* The optional work tensor at idx for a column buffer of need floats, or NULL. */
+static float *conv_work(lua_State *L, int idx, const char *fn, size_t need) {
+  lc_tensor *work = lcb_opt(L, idx);
+  if (!work) return NULL;
+  if (lc_numel(work) < need)
+    luaL_error(L, "%s: work has %d floats, needs %d", fn, (int)lc_numel(work), (int)need);
+  return work->data;
+}
+
 /* conv2d_forward(out (B,OH,OW,OC), x (B,IH,IW,C), weight (KH,KW,C,OC), bias or nil,
- *                SH, SW, padding 'same'|'valid', relu) */
+ *                SH, SW, padding 'same'|'valid', relu[, work]) */
 static int l_conv2d_forward(lua_State *L) {
   lc_conv_geom g;
   lc_tensor *out, *x, *w, *b;
   int relu;
   conv_forward_args(L, "conv2d_forward", &g, &out, &x, &w, &b, &relu);
-  if (conv2d_forward(out->data, x->data, w->data, b ? b->data : NULL, &g, relu) != LC_OK)
+  float *work = conv_work(L, 9, "conv2d_forward", conv2d_workspace_size(&g, 0));
+  if (conv2d_forward(out->data, x->data, w->data, b ? b->data : NULL, &g, relu, work) != LC_OK)
     return luaL_error(L, "conv2d_forward: out of memory for the column buffer");
   return 0;
 }
@@ -186,7 +196,7 @@ static int l_conv2d_forward_ref(lua_State *L) {
   return 0;
 }
 
-/* conv2d_backward(dx or nil, dweight, dbias or nil, dout, x, weight, SH, SW, padding):
+/* conv2d_backward(dx or nil, dweight, dbias or nil, dout, x, weight, SH, SW, padding[, work]):
  * adds into the gradients; dout is the gradient before any fused relu. */
 static int l_conv2d_backward(lua_State *L) {
   static const char *fn = "conv2d_backward";
@@ -201,8 +211,9 @@ static int l_conv2d_backward(lua_State *L) {
   lcb_expect_shape(L, fn, "dweight", dw, 4, w->shape, "(KH, KW, C, OC)");
   if (db) lcb_expect_shape(L, fn, "dbias", db, 1, wb, "(OC)");
   if (dx) lcb_expect_shape(L, fn, "dx", dx, 4, x->shape, "(B, IH, IW, C)");
+  float *work = conv_work(L, 10, fn, conv2d_workspace_size(&g, dx != NULL));
   if (conv2d_backward(dx ? dx->data : NULL, dw->data, db ? db->data : NULL, dout->data,
-                      x->data, w->data, &g) != LC_OK)
+                      x->data, w->data, &g, work) != LC_OK)
     return luaL_error(L, "conv2d_backward: out of memory for the column buffers");
   return 0;
 }
@@ -272,6 +283,19 @@ static int l_winograd_workspace_size(lua_State *L) {
   return 1;
 }
 
+/* conv2d_workspace_size(x (B,IH,IW,C), weight (KH,KW,C,OC), SH, SW, padding, with_dx)
+ * -> floats of work conv2d_forward (with_dx false) or conv2d_backward with a dx uses */
+static int l_conv2d_workspace_size(lua_State *L) {
+  static const char *fn = "conv2d_workspace_size";
+  lc_tensor *x = lcb_check(L, 1), *w = lcb_check(L, 2);
+  int SH = check_int(L, 3, fn, "stride SH"), SW = check_int(L, 4, fn, "stride SW");
+  int same = check_padding(L, 5, fn);
+  lc_conv_geom g;
+  conv_geom_args(L, fn, &g, x, w, SH, SW, same);
+  lua_pushinteger(L, (lua_Integer)conv2d_workspace_size(&g, lua_toboolean(L, 6)));
+  return 1;
+}
+
 /* winograd_fingerprint(t) -> an 8-byte string that changes when any value of t does */
 static int l_winograd_fingerprint(lua_State *L) {
   lc_tensor *t = lcb_check(L, 1);
@@ -317,6 +341,7 @@ static const luaL_Reg functions[] = {
   {"winograd_filter", l_winograd_filter}, {"conv2d_winograd_forward", l_conv2d_winograd_forward},
   {"winograd_fingerprint", l_winograd_fingerprint},
   {"winograd_workspace_size", l_winograd_workspace_size},
+  {"conv2d_workspace_size", l_conv2d_workspace_size},
   {NULL, NULL}
 };
 

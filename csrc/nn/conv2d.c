@@ -123,8 +123,14 @@ static size_t chunk_pixels(const lc_conv_geom *g) {
   return P < total ? P : total;
 }
 
+size_t conv2d_workspace_size(const lc_conv_geom *g, int with_dx) {
+  if (is_pointwise(g) || (size_t)g->B * g->OH * g->OW == 0) return 0;
+  size_t row = (size_t)g->KH * g->KW * g->C;
+  return chunk_pixels(g) * row * (with_dx ? 2 : 1);
+}
+
 int conv2d_forward(float *out, const float *x, const float *weight, const float *bias,
-                   const lc_conv_geom *g, int relu) {
+                   const lc_conv_geom *g, int relu, float *work) {
   const size_t OC = (size_t)g->OC, row = (size_t)g->KH * g->KW * g->C;
   const size_t total = (size_t)g->B * g->OH * g->OW;
   if (total == 0) return LC_OK;
@@ -139,7 +145,7 @@ int conv2d_forward(float *out, const float *x, const float *weight, const float 
     lc_sgemm(0, 0, (int)total, (int)OC, (int)row, 1.0f, x, weight, 1.0f, out);
   } else {
     size_t P = chunk_pixels(g);
-    float *col = malloc(P * row * sizeof(float));
+    float *col = work ? work : malloc(P * row * sizeof(float));
     if (!col) return LC_ENOMEM;
     for (size_t p0 = 0; p0 < total; p0 += P) {
       size_t p1 = p0 + P < total ? p0 + P : total;
@@ -148,14 +154,14 @@ int conv2d_forward(float *out, const float *x, const float *weight, const float 
       lc_sgemm(0, 0, (int)(p1 - p0), (int)OC, (int)row, 1.0f, col, weight, 1.0f,
                out + p0 * OC);
     }
-    free(col);
+    if (!work) free(col);
   }
   if (relu) relu_forward(out, out, total * OC);
   return LC_OK;
 }
 
 int conv2d_backward(float *dx, float *dweight, float *dbias, const float *dout,
-                    const float *x, const float *weight, const lc_conv_geom *g) {
+                    const float *x, const float *weight, const lc_conv_geom *g, float *work) {
   const size_t OC = (size_t)g->OC, row = (size_t)g->KH * g->KW * g->C;
   const size_t total = (size_t)g->B * g->OH * g->OW;
   if (total == 0) return LC_OK;
@@ -174,11 +180,10 @@ int conv2d_backward(float *dx, float *dweight, float *dbias, const float *dout,
     return LC_OK;
   }
   size_t P = chunk_pixels(g);
-  float *col = malloc(P * row * sizeof(float));
-  float *dcol = dx ? malloc(P * row * sizeof(float)) : NULL;
+  float *col = work ? work : malloc(P * row * sizeof(float));
+  float *dcol = dx ? (work ? work + P * row : malloc(P * row * sizeof(float))) : NULL;
   if (!col || (dx && !dcol)) {
-    free(col);
-    free(dcol);
+    if (!work) { free(col); free(dcol); }
     return LC_ENOMEM;
   }
   for (size_t p0 = 0; p0 < total; p0 += P) {
@@ -193,8 +198,7 @@ int conv2d_backward(float *dx, float *dweight, float *dbias, const float *dout,
       col2im_add(dx, dcol, g, p0, p1);
     }
   }
-  free(col);
-  free(dcol);
+  if (!work) { free(col); free(dcol); }
   return LC_OK;
 }
 

@@ -89,6 +89,33 @@ describe('nn.Conv2d', function()
     close(ref, fast, 1e-4)
   end)
 
+  it('runs in a caller\'s work buffer as in its own, chunked, forward and backward', function()
+    -- 8192 pixels of 576 floats: two chunks, so the buffer is reused within a call; work
+    -- starts full of junk (NaN), which no result may see; a short buffer is refused
+    luacap.seed(5)
+    local x, w, b = luacap.randn(32, 16, 16, 64), luacap.randn(3, 3, 64, 3), luacap.randn(3)
+    local nf = core.conv2d_workspace_size(x, w, 1, 1, 'same')
+    local nb = core.conv2d_workspace_size(x, w, 1, 1, 'same', true)
+    assert.equal(2 * nf, nb)
+    local work = luacap.full(0 / 0, nb)
+    local own, given = luacap.zeros(32, 16, 16, 3), luacap.zeros(32, 16, 16, 3)
+    core.conv2d_forward(own, x, w, b, 1, 1, 'same', true)
+    core.conv2d_forward(given, x, w, b, 1, 1, 'same', true, work)
+    assert.same(own:flat(), given:flat())
+    local dout = luacap.randn(32, 16, 16, 3)
+    local dx1, dw1, db1 = luacap.zeros(32, 16, 16, 64), luacap.zeros(3, 3, 64, 3), luacap.zeros(3)
+    local dx2, dw2, db2 = luacap.zeros(32, 16, 16, 64), luacap.zeros(3, 3, 64, 3), luacap.zeros(3)
+    core.conv2d_backward(dx1, dw1, db1, dout, x, w, 1, 1, 'same')
+    work:fill(0 / 0)
+    core.conv2d_backward(dx2, dw2, db2, dout, x, w, 1, 1, 'same', work)
+    assert.same(dx1:flat(), dx2:flat())
+    assert.same(dw1:flat(), dw2:flat())
+    assert.same(db1:flat(), db2:flat())
+    assert.has_error(function()
+      core.conv2d_backward(dx2, dw2, db2, dout, x, w, 1, 1, 'same', luacap.zeros(nb - 1))
+    end, ('conv2d_backward: work has %d floats, needs %d'):format(nb - 1, nb))
+  end)
+
   -- max |got - expected| / max |expected|: Winograd's error is relative to the map's scale.
   local function rel_err(expected, got)
     local a, b, mx, md = expected:flat(), got:flat(), 0, 0

@@ -106,18 +106,23 @@ local function filter_transform(self, m)
   return self.wino_u
 end
 
--- One scratch buffer for the tiles of every Winograd layer (layers run one at a time):
--- kept across calls, so that large batches do not pay fresh pages on every forward.
+-- One scratch buffer for every convolution (layers run one at a time): Winograd's tiles,
+-- im2col's column buffers. Kept across calls, so that a batch does not pay fresh pages
+-- (up to 32 MB of column buffers a backward) on every call.
 local work
 
-local function workspace(x, self, m)
-  local n = core.winograd_workspace_size(x:size(1), x:size(2), x:size(3), self.C, self.OC, m,
-    self.padding)
+local function scratch(n)
+  if n == 0 then return nil end
   if not work or work:numel() < n then
     if work then work:free() end
     work = T.empty(n)
   end
   return work
+end
+
+local function workspace(x, self, m)
+  return scratch(core.winograd_workspace_size(x:size(1), x:size(2), x:size(3), self.C, self.OC, m,
+    self.padding))
 end
 
 local function check_input(self, x)
@@ -137,7 +142,7 @@ function Conv2d:forward(x)               -- x (B, IH, IW, C) -> out (B, OH, OW, 
       self.padding, self.relu, workspace(x, self, m))
   else
     core.conv2d_forward(self.out, x, self.kernel, self.bias, self.SH, self.SW, self.padding,
-      self.relu)
+      self.relu, scratch(core.conv2d_workspace_size(x, self.kernel, self.SH, self.SW, self.padding)))
   end
   return self.out
 end
@@ -155,7 +160,8 @@ function Conv2d:backward(x, dout)
   end
   self.dx = T.ensure_zeroed(self.dx, unpack(x:shape()))
   core.conv2d_backward(self.dx, self.dkernel, self.dbias, g, x, self.kernel, self.SH, self.SW,
-    self.padding)
+    self.padding, scratch(core.conv2d_workspace_size(x, self.kernel, self.SH, self.SW, self.padding,
+    true)))
   return self.dx
 end
 
