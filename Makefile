@@ -68,7 +68,7 @@ ifeq ($(HAVE_MPI),1)
   MPI_TARGET = $(MPI_SO)
 endif
 
-.PHONY: all deps test test-sanitize test-crash probe-h5 fuzz test-browser demo bench bench-torch memcheck lint clean install links vgg16-weights
+.PHONY: all deps test test-sanitize test-crash probe-h5 fuzz test-browser demo demo-seed bench bench-torch memcheck lint clean install links vgg16-weights
 
 all: $(SO) $(MPI_TARGET) links
 
@@ -122,16 +122,26 @@ test-sanitize: deps
 	  $(SAN_BUILD)/lua/luacap/core.so links
 	sh tools/test-sanitize.sh
 
-# The demo: the notebook's model and callbacks, trained end to end with the small CNN on
-# the built-in synthetic shapes (1000 images of 64x64 with one or two shapes, read at
-# 32x32), sized to finish in a few minutes on 2 cores. One BLAS thread: at these sizes the
-# products are small and a second thread costs more than it gives.
-DEMO_ARGS ?= --threads 1 --n-images 1000 --max-shapes 2 --shapes-size 64 --image-size 32 \
-             --epochs 20 --embed-dim 64 --units 64 --img-dense 128 --dec-dense 128 \
-             --feat-dim 128 --dropout 0.1 --group-images 8
+# The demo: Show-Attend-Tell (--model sat) with the small CNN trained end to end on the
+# built-in shapes (3000 images of 64x64 with one or two shapes), then one epoch of
+# self-critical training, greedy and beam captions, attention maps and the results page;
+# sized for about 6 minutes on 2 cores (docs/commands.md, "The demo's sizes").
+# make demo-seed: the notebook's own model at the earlier demo's sizes.
+DEMO_ARGS ?= --model sat --threads 2 --n-images 3000 --max-shapes 2 --shapes-size 64 \
+             --image-size 64 --cnn-channels 32,48,64 --epochs 15 --embed-dim 64 --units 128 \
+             --att-dim 64 --dropout 0.1 --group-images 6 --lr 0.002 --lr-patience 1 \
+             --scst-epochs 1
 demo: deps
 	@$(MAKE) --no-print-directory all
 	$(LUAJIT) examples/train.lua $(DEMO_ARGS)
+
+# The notebook's model and callbacks on 1000 images of 64x64 read at 32x32, about 4 minutes.
+SEED_DEMO_ARGS ?= --model seed --threads 1 --n-images 1000 --max-shapes 2 --shapes-size 64 \
+             --image-size 32 --epochs 20 --embed-dim 64 --units 64 --img-dense 128 \
+             --dec-dense 128 --feat-dim 128 --dropout 0.1 --group-images 8
+demo-seed: deps
+	@$(MAKE) --no-print-directory all
+	$(LUAJIT) examples/train.lua $(SEED_DEMO_ARGS)
 
 # Crash safety (docs/robustness.md): kill -9 a small training run at KILLS moments, resume
 # it each time, and compare with an uninterrupted run bit for bit; .ci/run runs 5 kills.
