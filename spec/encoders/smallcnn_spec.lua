@@ -75,6 +75,22 @@ describe('encoders.smallcnn', function()
     end
   end)
 
+  it('without the images\' gradient (training) gives the same parameter gradients', function()
+    luacap.seed(6)
+    local enc = smallcnn.new(CFG)
+    local x, dfeat = luacap.normal(0, 60, 2, 16, 16, 3), luacap.randn(2, 5)
+    enc:forward(x)
+    enc:zero_grad()
+    assert.is_not_nil(enc:backward(x, dfeat))
+    local full = {}
+    for i, p in ipairs(enc:parameters()) do full[i] = p.grad:flat() end
+    enc:zero_grad()
+    assert.is_nil(enc:backward(x, dfeat, false))
+    for i, p in ipairs(enc:parameters()) do assert.same(full[i], p.grad:flat(), p.name) end
+    -- and the next full backward has its dimages again
+    assert.equal(x:numel(), enc:backward(x, dfeat):numel())
+  end)
+
   it('rebuilds the same structure from its config', function()
     luacap.seed(4)
     local enc = smallcnn.new(CFG)

@@ -77,15 +77,21 @@ function Encoder:forward(images)
   return y
 end
 
--- backward(images, dfeat (B, out_dim) or (B, L, C)) -> dimages; adds into every parameter gradient.
--- Call after forward(images).
-function Encoder:backward(images, dfeat)
+-- backward(images, dfeat (B, out_dim) or (B, L, C)[, want_dimages = true]) -> dimages, or
+-- nothing with want_dimages false (training: the first convolution then skips its input
+-- gradient, a product and a col2im over the largest map); adds into every parameter
+-- gradient. Call after forward(images).
+function Encoder:backward(images, dfeat, want_dimages)
   check(self, images)
   -- forward: x = images * scale;  dimages = dx * scale
   if self.cfg.output == 'map' then
     dfeat = dfeat:reshape(dfeat:size(1), self.map_side, self.map_side, self.out_dim)
   end
+  local first = self.net.children[1]
+  first.no_input_grad = want_dimages == false
   local dx = self.net:backward(self.x, dfeat)
+  first.no_input_grad = nil
+  if want_dimages == false then return nil end
   self.dimages = T.ensure(self.dimages, unpack(images:shape())):copy(dx)
     :scale(self.cfg.input_scale)
   return self.dimages

@@ -158,11 +158,17 @@ function Conv2d:backward(x, dout)
     core.relu_backward(self.dpre, dout, self.out)
     g = self.dpre
   end
-  self.dx = T.ensure_zeroed(self.dx, unpack(x:shape()))
-  core.conv2d_backward(self.dx, self.dkernel, self.dbias, g, x, self.kernel, self.SH, self.SW,
+  -- no_input_grad (set by a caller that discards dx, e.g. a network's first layer on images):
+  -- only the parameter gradients, dx is neither computed nor returned
+  local dx = nil
+  if not self.no_input_grad then
+    self.dx = T.ensure_zeroed(self.dx, unpack(x:shape()))
+    dx = self.dx
+  end
+  core.conv2d_backward(dx, self.dkernel, self.dbias, g, x, self.kernel, self.SH, self.SW,
     self.padding, scratch(core.conv2d_workspace_size(x, self.kernel, self.SH, self.SW, self.padding,
-    true)))
-  return self.dx
+    dx ~= nil)))
+  return dx
 end
 
 function Conv2d:config()

@@ -80,12 +80,12 @@ local function forward_batch(ctx, b)
 end
 
 -- Gradient of forward_batch's copy: sums the pairs' feature gradients per image, then
--- back through the encoder.
+-- back through the encoder (its parameters only: the images' gradient is not wanted).
 local function backward_encoder(ctx, dfeats)
-  if ctx.share then return ctx.encoder:backward(ctx.X, dfeats) end   -- already (U, F)
+  if ctx.share then return ctx.encoder:backward(ctx.X, dfeats, false) end   -- already (U, F)
   local dfu = luacap.util.ensure_rows(ctx, 'dFbuf', ctx.fu, ctx.fu:size(1)):zero()
   luacap.core.scatter_add(dfu, dfeats, ctx.map)
-  ctx.encoder:backward(ctx.X, dfu)
+  ctx.encoder:backward(ctx.X, dfu, false)
 end
 
 -- The gradients of one update on the batch idx, left in params; returns the batch's mean
