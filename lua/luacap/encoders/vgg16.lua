@@ -69,6 +69,13 @@ local function row_shape(specs, n, size)
   return shape
 end
 
+-- Values in one row of a shape {S, S, C} or {D}.
+local function row_size(shape)
+  local n = 1
+  for _, d in ipairs(shape) do n = n * d end
+  return n
+end
+
 -- Layers from position first_trainable on (none when nil) get gradients: the fine-tuned tail.
 local function build_net(specs, cfg, first_trainable)
   local layers = {}
@@ -187,8 +194,7 @@ local function fine_tune(enc, specs, split)
   local prefix = setmetatable({cfg = pcfg, trainable = false,
     net = nn.Sequential({unpack(layers, 1, split - 1)}, {name = 'vgg16'}),
     out_shape = row_shape(specs, split - 1, enc.cfg.input_size)}, Encoder)
-  prefix.out_dim = 1
-  for _, d in ipairs(prefix.out_shape) do prefix.out_dim = prefix.out_dim * d end
+  prefix.out_dim = row_size(prefix.out_shape)
   local tail = setmetatable({parent = enc, in_shape = prefix.out_shape, out_dim = enc.out_dim,
     net = nn.Sequential({unpack(layers, split)}, {name = 'vgg16'}), trainable = true,
     save_weights = true}, Tail)
@@ -242,8 +248,7 @@ function M.new(opts)
   local enc = setmetatable({cfg = cfg, net = build_net(specs, cfg, split)}, Encoder)
   enc.trainable = false     -- frozen: features are cached, weights come from the Keras file
   enc.out_shape = row_shape(specs, #specs, cfg.input_size)
-  enc.out_dim = 1
-  for _, d in ipairs(enc.out_shape) do enc.out_dim = enc.out_dim * d end
+  enc.out_dim = row_size(enc.out_shape)
   if split then fine_tune(enc, specs, split) end
   if cfg.weights then
     local ok, err = M.load_weights(enc, cfg.weights)
