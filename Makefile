@@ -35,8 +35,10 @@ BUSTED ?= busted --lua=luajit
 LUAJIT ?= luajit
 
 CC ?= cc
+# -fno-trapping-math: luacap never reads floating-point exception flags, and without it GCC
+# will not turn a float compare-and-select (relu's mask, max-pool's winner) into vector code.
 CFLAGS_BASE = -std=c99 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -fPIC \
-              -fvisibility=hidden -funwind-tables
+              -fvisibility=hidden -funwind-tables -fno-trapping-math
 ifeq ($(DEBUG),1)
   OPT = -O0 -g
 else

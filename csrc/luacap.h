@@ -186,20 +186,28 @@ int lc_conv_geom_init(lc_conv_geom *g, int B, int IH, int IW, int C, int OC, int
                       int SH, int SW, int same);
 /* out (B, OH, OW, OC) = conv(x (B, IH, IW, C), weight (KH, KW, C, OC)) + bias (OC or NULL),
  * then max(., 0) when relu. im2col in bounded chunks of output pixels + one sgemm per chunk.
- * work: conv2d_workspace_size(g, 0) floats of scratch, or NULL (then allocated here:
+ * With at least as many images as threads, each thread convolves whole images in cached
+ * chunks; otherwise the batch goes in large chunks through OpenBLAS' threads.
+ * work: conv2d_forward_workspace_size(g) floats of scratch, or NULL (then allocated here:
  * a fresh buffer of up to 16 MB a call is fresh pages to fault in, each call).
  * Returns LC_ENOMEM when the column buffer cannot be allocated. */
 int conv2d_forward(float *out, const float *x, const float *weight, const float *bias,
                    const lc_conv_geom *g, int relu, float *work);
-/* Floats of work conv2d_forward (with_dx 0) or conv2d_backward with a dx (1) uses. */
-size_t conv2d_workspace_size(const lc_conv_geom *g, int with_dx);
+/* Floats of work conv2d_forward, and conv2d_backward with or without dx and relu_out, use
+ * (they depend on the thread count at the call). */
+size_t conv2d_forward_workspace_size(const lc_conv_geom *g);
+size_t conv2d_backward_workspace_size(const lc_conv_geom *g, int with_dx, int relu);
 /* The direct seven-loop convolution, for specs. */
 void conv2d_forward_ref(float *out, const float *x, const float *weight, const float *bias,
                         const lc_conv_geom *g, int relu);
 /* Adds into dx (B, IH, IW, C) (NULL: skipped), dweight (KH, KW, C, OC), dbias (OC or NULL)
- * from dout (B, OH, OW, OC), the gradient before any fused relu (mask it first). */
+ * from dout (B, OH, OW, OC), the gradient of the output. relu_out: the forward's output
+ * when it had the fused relu (dout is then masked by relu_out > 0 chunk by chunk), or NULL.
+ * work: conv2d_backward_workspace_size(g, dx != NULL, relu_out != NULL) floats or NULL.
+ * Per image (threads' private weight gradients, summed in a fixed order) as the forward. */
 int conv2d_backward(float *dx, float *dweight, float *dbias, const float *dout,
-                    const float *x, const float *weight, const lc_conv_geom *g, float *work);
+                    const float *relu_out, const float *x, const float *weight,
+                    const lc_conv_geom *g, float *work);
 
 /* winograd.c.  3x3 stride-1 convolutions by Winograd F(m x m, 3 x 3), m = 4 or 2, forward
  * only (backward: conv2d_backward). a = m + 2, N = a*a transform positions.

@@ -181,7 +181,7 @@ static int l_conv2d_forward(lua_State *L) {
   lc_tensor *out, *x, *w, *b;
   int relu;
   conv_forward_args(L, "conv2d_forward", &g, &out, &x, &w, &b, &relu);
-  float *work = conv_work(L, 9, "conv2d_forward", conv2d_workspace_size(&g, 0));
+  float *work = conv_work(L, 9, "conv2d_forward", conv2d_forward_workspace_size(&g));
   if (conv2d_forward(out->data, x->data, w->data, b ? b->data : NULL, &g, relu, work) != LC_OK)
     return luaL_error(L, "conv2d_forward: out of memory for the column buffer");
   return 0;
@@ -196,8 +196,9 @@ static int l_conv2d_forward_ref(lua_State *L) {
   return 0;
 }
 
-/* conv2d_backward(dx or nil, dweight, dbias or nil, dout, x, weight, SH, SW, padding[, work]):
- * adds into the gradients; dout is the gradient before any fused relu. */
+/* conv2d_backward(dx or nil, dweight, dbias or nil, dout, x, weight, SH, SW, padding[, work
+ *                 [, relu_out]]): adds into the gradients; dout is the output's gradient,
+ * masked by relu_out > 0 when the forward's fused relu gave relu_out (B, OH, OW, OC). */
 static int l_conv2d_backward(lua_State *L) {
   static const char *fn = "conv2d_backward";
   lc_tensor *dx = lcb_opt(L, 1), *dw = lcb_check(L, 2), *db = lcb_opt(L, 3);
@@ -211,9 +212,11 @@ static int l_conv2d_backward(lua_State *L) {
   lcb_expect_shape(L, fn, "dweight", dw, 4, w->shape, "(KH, KW, C, OC)");
   if (db) lcb_expect_shape(L, fn, "dbias", db, 1, wb, "(OC)");
   if (dx) lcb_expect_shape(L, fn, "dx", dx, 4, x->shape, "(B, IH, IW, C)");
-  float *work = conv_work(L, 10, fn, conv2d_workspace_size(&g, dx != NULL));
+  lc_tensor *ro = lcb_opt(L, 11);
+  if (ro) lcb_expect_shape(L, fn, "relu_out", ro, 4, wo, "(B, OH, OW, OC)");
+  float *work = conv_work(L, 10, fn, conv2d_backward_workspace_size(&g, dx != NULL, ro != NULL));
   if (conv2d_backward(dx ? dx->data : NULL, dw->data, db ? db->data : NULL, dout->data,
-                      x->data, w->data, &g, work) != LC_OK)
+                      ro ? ro->data : NULL, x->data, w->data, &g, work) != LC_OK)
     return luaL_error(L, "conv2d_backward: out of memory for the column buffers");
   return 0;
 }
@@ -283,8 +286,9 @@ static int l_winograd_workspace_size(lua_State *L) {
   return 1;
 }
 
-/* conv2d_workspace_size(x (B,IH,IW,C), weight (KH,KW,C,OC), SH, SW, padding, with_dx)
- * -> floats of work conv2d_forward (with_dx false) or conv2d_backward with a dx uses */
+/* conv2d_workspace_size(x (B,IH,IW,C), weight (KH,KW,C,OC), SH, SW, padding, pass[, relu])
+ * -> floats of work of conv2d_forward (pass 'forward') or conv2d_backward without or with a
+ * dx (pass 'backward' or 'backward_dx'; relu: with a relu_out) at today's thread count */
 static int l_conv2d_workspace_size(lua_State *L) {
   static const char *fn = "conv2d_workspace_size";
   lc_tensor *x = lcb_check(L, 1), *w = lcb_check(L, 2);
@@ -292,7 +296,15 @@ static int l_conv2d_workspace_size(lua_State *L) {
   int same = check_padding(L, 5, fn);
   lc_conv_geom g;
   conv_geom_args(L, fn, &g, x, w, SH, SW, same);
-  lua_pushinteger(L, (lua_Integer)conv2d_workspace_size(&g, lua_toboolean(L, 6)));
+  const char *pass = luaL_checkstring(L, 6);
+  size_t n;
+  if (strcmp(pass, "forward") == 0) n = conv2d_forward_workspace_size(&g);
+  else if (strcmp(pass, "backward") == 0 || strcmp(pass, "backward_dx") == 0)
+    n = conv2d_backward_workspace_size(&g, pass[8] == '_', lua_toboolean(L, 7));
+  else
+    return luaL_error(L, "%s: pass must be 'forward', 'backward' or 'backward_dx', got '%s'",
+                      fn, pass);
+  lua_pushinteger(L, (lua_Integer)n);
   return 1;
 }
 

@@ -26,5 +26,8 @@ void relu_forward(float *out, const float *x, size_t n) {
  * (out > 0 exactly where x > 0; the kink at 0 gets gradient 0, as in Keras). */
 void relu_backward(float *dx, const float *dout, const float *out, size_t n) {
   LC_OMP_FOR
-  for (long long i = 0; i < (long long)n; i++) dx[i] += out[i] > 0.0f ? dout[i] : 0.0f;
+  for (long long i = 0; i < (long long)n; i++) {
+    float v = dout[i];   /* loaded unconditionally, so that the select vectorises */
+    dx[i] += out[i] > 0.0f ? v : 0.0f;
+  }
 }

@@ -17,11 +17,16 @@
 
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #ifdef _OPENMP
 #define LC_OMP_FOR _Pragma("omp parallel for schedule(static)")
+#define LC_SIMD _Pragma("omp simd")
 #else
 #define LC_OMP_FOR
+#define LC_SIMD
 #endif
 
 /* 4M floats (16 MiB) of columns per chunk: large sgemms, bounded memory at any batch. */
@@ -123,10 +128,70 @@ static size_t chunk_pixels(const lc_conv_geom *g) {
   return P < total ? P : total;
 }
 
-size_t conv2d_workspace_size(const lc_conv_geom *g, int with_dx) {
+/* The per-image path: with at least as many images as threads, each thread takes whole
+ * images and walks them in chunks of about IMAGE_CHUNK floats of columns (1 MB, in cache
+ * beside the chunk's sgemm, which runs on that thread alone: OpenBLAS' OpenMP build is
+ * single-threaded inside a parallel region). Images never share output pixels, nor input
+ * pixels in col2im, so the threads write disjoint memory; the weight gradient is summed in
+ * one private copy per thread, then over threads in a fixed order (deterministic). */
+#define IMAGE_CHUNK ((size_t)1 << 18)
+
+static int max_threads(void) {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+/* Threads of the per-image path for g, or 0 when the whole-batch path is used (fewer
+ * images than threads: there OpenBLAS' own threads split each product). */
+static int image_threads(const lc_conv_geom *g) {
+  int T = max_threads();
+  return T > 1 && g->B >= T ? T : 0;
+}
+
+static size_t image_chunk_pixels(const lc_conv_geom *g) {
+  size_t row = (size_t)g->KH * g->KW * g->C, OHW = (size_t)g->OH * g->OW;
+  size_t P = IMAGE_CHUNK / row;
+  if (P < 16) P = 16;
+  return P < OHW ? P : OHW;
+}
+
+/* Floats of one thread's share of the per-image backward's work: col and (with dx) dcol
+ * (P, row), the masked gradient (P, OC) with relu, the private dweight (row, OC), dbias. */
+static size_t image_backward_share(const lc_conv_geom *g, int with_dx, int relu) {
+  size_t row = (size_t)g->KH * g->KW * g->C, OC = (size_t)g->OC, P = image_chunk_pixels(g);
+  return P * row * (with_dx ? 2 : 1) + (relu ? P * OC : 0) + row * OC + OC;
+}
+
+size_t conv2d_forward_workspace_size(const lc_conv_geom *g) {
   if (is_pointwise(g) || (size_t)g->B * g->OH * g->OW == 0) return 0;
   size_t row = (size_t)g->KH * g->KW * g->C;
-  return chunk_pixels(g) * row * (with_dx ? 2 : 1);
+  int T = image_threads(g);
+  return T ? (size_t)T * image_chunk_pixels(g) * row : chunk_pixels(g) * row;
+}
+
+size_t conv2d_backward_workspace_size(const lc_conv_geom *g, int with_dx, int relu) {
+  if (is_pointwise(g) || (size_t)g->B * g->OH * g->OW == 0) return 0;
+  size_t row = (size_t)g->KH * g->KW * g->C;
+  int T = image_threads(g);
+  if (T) return (size_t)T * image_backward_share(g, with_dx, relu);
+  return chunk_pixels(g) * (row * (with_dx ? 2 : 1) + (relu ? (size_t)g->OC : 0));
+}
+
+/* out[p0:p1] (P, OC) = col (P, row) @ weight (row, OC) + out (bias rows), relu after. */
+static void forward_chunk(float *out, float *col, const float *x, const float *weight,
+                          const lc_conv_geom *g, size_t p0, size_t p1, int relu) {
+  const size_t OC = (size_t)g->OC, row = (size_t)g->KH * g->KW * g->C;
+  im2col(col, x, g, p0, p1);
+  lc_sgemm(0, 0, (int)(p1 - p0), (int)OC, (int)row, 1.0f, col, weight, 1.0f, out + p0 * OC);
+  if (relu) {
+    float *o = out + p0 * OC;
+    const size_t n = (p1 - p0) * OC;
+    LC_SIMD
+    for (size_t i = 0; i < n; i++) o[i] = o[i] > 0.0f ? o[i] : 0.0f;
+  }
 }
 
 int conv2d_forward(float *out, const float *x, const float *weight, const float *bias,
@@ -143,10 +208,30 @@ int conv2d_forward(float *out, const float *x, const float *weight, const float 
   if (is_pointwise(g)) {
     /* out (P,OC) = x (P,C) @ weight (C,OC) + out (bias rows) */
     lc_sgemm(0, 0, (int)total, (int)OC, (int)row, 1.0f, x, weight, 1.0f, out);
+    if (relu) relu_forward(out, out, total * OC);
+    return LC_OK;
+  }
+  float *col = work ? work : malloc(conv2d_forward_workspace_size(g) * sizeof(float));
+  if (!col) return LC_ENOMEM;
+  const int T = image_threads(g);
+  if (T) {
+    const size_t OHW = (size_t)g->OH * g->OW, P = image_chunk_pixels(g);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(T)
+#endif
+    for (long long b = 0; b < (long long)g->B; b++) {
+#ifdef _OPENMP
+      float *mine = col + (size_t)omp_get_thread_num() * P * row;
+#else
+      float *mine = col;
+#endif
+      for (size_t p0 = (size_t)b * OHW; p0 < (size_t)(b + 1) * OHW; p0 += P) {
+        size_t p1 = p0 + P < (size_t)(b + 1) * OHW ? p0 + P : (size_t)(b + 1) * OHW;
+        forward_chunk(out, mine, x, weight, g, p0, p1, relu);
+      }
+    }
   } else {
     size_t P = chunk_pixels(g);
-    float *col = work ? work : malloc(P * row * sizeof(float));
-    if (!col) return LC_ENOMEM;
     for (size_t p0 = 0; p0 < total; p0 += P) {
       size_t p1 = p0 + P < total ? p0 + P : total;
       im2col(col, x, g, p0, p1);
@@ -154,51 +239,142 @@ int conv2d_forward(float *out, const float *x, const float *weight, const float 
       lc_sgemm(0, 0, (int)(p1 - p0), (int)OC, (int)row, 1.0f, col, weight, 1.0f,
                out + p0 * OC);
     }
-    if (!work) free(col);
+    if (relu) relu_forward(out, out, total * OC);
   }
-  if (relu) relu_forward(out, out, total * OC);
+  if (!work) free(col);
   return LC_OK;
 }
 
+/* dm (P, OC) = dout[p0:p1] masked by relu_out > 0 (the fused relu's gradient), or dout's
+ * rows themselves without relu. */
+static const float *masked(float *dm, const float *dout, const float *relu_out,
+                           const lc_conv_geom *g, size_t p0, size_t p1) {
+  const size_t OC = (size_t)g->OC;
+  if (!relu_out) return dout + p0 * OC;
+  const float *d = dout + p0 * OC, *o = relu_out + p0 * OC;
+  const size_t n = (p1 - p0) * OC;
+  LC_SIMD
+  for (size_t i = 0; i < n; i++) {
+    float v = d[i];   /* loaded unconditionally, so that the select vectorises */
+    dm[i] = o[i] > 0.0f ? v : 0.0f;
+  }
+  return dm;
+}
+
+/* One chunk's gradients: dbias += column sums of dm, dweight (row, OC) += col^T @ dm, and
+ * with dx, dx += col2im(dm @ weight^T). col and dcol: (P, row) buffers. */
+static void backward_chunk(float *dx, float *dweight, float *dbias, const float *dm,
+                           const float *x, const float *weight, const lc_conv_geom *g,
+                           size_t p0, size_t p1, float *col, float *dcol) {
+  const size_t OC = (size_t)g->OC, row = (size_t)g->KH * g->KW * g->C, P = p1 - p0;
+  if (dbias)
+    for (size_t p = 0; p < P; p++) {
+      const float *dm_p = dm + p * OC;
+      LC_SIMD
+      for (size_t o = 0; o < OC; o++) dbias[o] += dm_p[o];
+    }
+  im2col(col, x, g, p0, p1);
+  /* dweight (KH*KW*C, OC) += col^T (KH*KW*C, P) @ dm (P, OC) */
+  lc_sgemm(1, 0, (int)row, (int)OC, (int)P, 1.0f, col, dm, 1.0f, dweight);
+  if (dx) {
+    /* dcol (P, KH*KW*C) = dm (P, OC) @ weight^T (OC, KH*KW*C); dx += col2im(dcol) */
+    lc_sgemm(0, 1, (int)P, (int)row, (int)OC, 1.0f, dm, weight, 0.0f, dcol);
+    col2im_add(dx, dcol, g, p0, p1);
+  }
+}
+
+/* The per-image backward (image_threads(g) = T > 0), in work of T shares. */
+static void backward_by_image(float *dx, float *dweight, float *dbias, const float *dout,
+                              const float *relu_out, const float *x, const float *weight,
+                              const lc_conv_geom *g, float *work, int T) {
+  const size_t OC = (size_t)g->OC, row = (size_t)g->KH * g->KW * g->C;
+  const size_t OHW = (size_t)g->OH * g->OW, P = image_chunk_pixels(g);
+  const size_t share = image_backward_share(g, dx != NULL, relu_out != NULL);
+#ifdef _OPENMP
+#pragma omp parallel num_threads(T)
+#endif
+  {
+#ifdef _OPENMP
+    const int t = omp_get_thread_num();
+#else
+    const int t = 0;
+#endif
+    float *col = work + (size_t)t * share, *dcol = dx ? col + P * row : NULL;
+    float *dm = col + P * row * (dx ? 2 : 1);
+    float *dw = dm + (relu_out ? P * OC : 0), *db = dw + row * OC;
+    memset(dw, 0, (row * OC + OC) * sizeof(float));
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+    for (long long b = 0; b < (long long)g->B; b++)
+      for (size_t p0 = (size_t)b * OHW; p0 < (size_t)(b + 1) * OHW; p0 += P) {
+        size_t p1 = p0 + P < (size_t)(b + 1) * OHW ? p0 + P : (size_t)(b + 1) * OHW;
+        const float *d = masked(dm, dout, relu_out, g, p0, p1);
+        backward_chunk(dx, dw, dbias ? db : NULL, d, x, weight, g, p0, p1, col, dcol);
+      }
+    /* the implicit barrier above: every private sum is complete */
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+    for (long long il = 0; il < (long long)(row * OC + OC); il++) {
+      size_t i = (size_t)il;
+      float s = 0.0f;
+      for (int u = 0; u < T; u++) s += work[(size_t)u * share + (share - row * OC - OC) + i];
+      if (i < row * OC) dweight[i] += s;
+      else if (dbias) dbias[i - row * OC] += s;
+    }
+  }
+}
+
 int conv2d_backward(float *dx, float *dweight, float *dbias, const float *dout,
-                    const float *x, const float *weight, const lc_conv_geom *g, float *work) {
+                    const float *relu_out, const float *x, const float *weight,
+                    const lc_conv_geom *g, float *work) {
   const size_t OC = (size_t)g->OC, row = (size_t)g->KH * g->KW * g->C;
   const size_t total = (size_t)g->B * g->OH * g->OW;
   if (total == 0) return LC_OK;
-  /* forward: out[p, o] = bias[o] + sum_r col[p, r] weight[r, o] */
-  /* dbias (OC) += sum over pixels of dout */
-  if (dbias)
-    for (size_t p = 0; p < total; p++) {
-      const float *dout_p = dout + p * OC;
-      for (size_t o = 0; o < OC; o++) dbias[o] += dout_p[o];
-    }
+  float *own = NULL;
+  size_t need = conv2d_backward_workspace_size(g, dx != NULL, relu_out != NULL);
+  if (!work && need) {
+    own = malloc(need * sizeof(float));
+    if (!own) return LC_ENOMEM;
+    work = own;
+  }
   if (is_pointwise(g)) {
-    /* dweight (C,OC) += x^T (C,P) @ dout (P,OC) */
-    lc_sgemm(1, 0, (int)row, (int)OC, (int)total, 1.0f, x, dout, 1.0f, dweight);
-    /* dx (P,C) += dout (P,OC) @ weight^T (OC,C) */
-    if (dx) lc_sgemm(0, 1, (int)total, (int)row, (int)OC, 1.0f, dout, weight, 1.0f, dx);
+    /* forward: out (P,OC) = x (P,C) @ weight (C,OC) + bias; dm = the masked dout */
+    const float *dm = dout;
+    if (relu_out) {
+      float *m = malloc(total * OC * sizeof(float));
+      if (!m) return LC_ENOMEM;
+      LC_OMP_FOR
+      for (long long i = 0; i < (long long)(total * OC); i++)
+        m[i] = relu_out[i] > 0.0f ? dout[i] : 0.0f;
+      dm = m;
+    }
+    if (dbias)
+      for (size_t p = 0; p < total; p++)
+        for (size_t o = 0; o < OC; o++) dbias[o] += dm[p * OC + o];
+    /* dweight (C,OC) += x^T (C,P) @ dm (P,OC) */
+    lc_sgemm(1, 0, (int)row, (int)OC, (int)total, 1.0f, x, dm, 1.0f, dweight);
+    /* dx (P,C) += dm (P,OC) @ weight^T (OC,C) */
+    if (dx) lc_sgemm(0, 1, (int)total, (int)row, (int)OC, 1.0f, dm, weight, 1.0f, dx);
+    if (dm != dout) free((float *)dm);
     return LC_OK;
   }
-  size_t P = chunk_pixels(g);
-  float *col = work ? work : malloc(P * row * sizeof(float));
-  float *dcol = dx ? (work ? work + P * row : malloc(P * row * sizeof(float))) : NULL;
-  if (!col || (dx && !dcol)) {
-    if (!work) { free(col); free(dcol); }
-    return LC_ENOMEM;
-  }
-  for (size_t p0 = 0; p0 < total; p0 += P) {
-    size_t p1 = p0 + P < total ? p0 + P : total;
-    const float *dout_c = dout + p0 * OC;
-    im2col(col, x, g, p0, p1);
-    /* dweight (KH*KW*C, OC) += col^T (KH*KW*C, P) @ dout[p0:p1] (P, OC) */
-    lc_sgemm(1, 0, (int)row, (int)OC, (int)(p1 - p0), 1.0f, col, dout_c, 1.0f, dweight);
-    if (dx) {
-      /* dcol (P, KH*KW*C) = dout[p0:p1] (P, OC) @ weight^T (OC, KH*KW*C); dx += col2im(dcol) */
-      lc_sgemm(0, 1, (int)(p1 - p0), (int)row, (int)OC, 1.0f, dout_c, weight, 0.0f, dcol);
-      col2im_add(dx, dcol, g, p0, p1);
+  const int T = image_threads(g);
+  if (T) {
+    backward_by_image(dx, dweight, dbias, dout, relu_out, x, weight, g, work, T);
+  } else {
+    /* whole-batch chunks: col, dcol (P, row), dm (P, OC) */
+    size_t P = chunk_pixels(g);
+    float *col = work, *dcol = dx ? col + P * row : NULL;
+    float *dm = col + P * row * (dx ? 2 : 1);
+    for (size_t p0 = 0; p0 < total; p0 += P) {
+      size_t p1 = p0 + P < total ? p0 + P : total;
+      const float *d = masked(dm, dout, relu_out, g, p0, p1);
+      backward_chunk(dx, dweight, dbias, d, x, weight, g, p0, p1, col, dcol);
     }
   }
-  if (!work) { free(col); free(dcol); }
+  free(own);
   return LC_OK;
 }
 

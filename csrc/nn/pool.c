@@ -66,15 +66,19 @@ static void maxpool2x2_backward(float *dx, const float *dout, const float *x,
 #pragma omp simd
 #endif
       for (size_t c = 0; c < C; c++) {
-        float best = x00[c];
-        int k = 0;
-        if (x01[c] > best) { best = x01[c]; k = 1; }
-        if (x10[c] > best) { best = x10[c]; k = 2; }
-        if (x11[c] > best) k = 3;
-        d00[c] += k == 0 ? d[c] : 0.0f;
-        d01[c] += k == 1 ? d[c] : 0.0f;
-        d10[c] += k == 2 ? d[c] : 0.0f;
-        d11[c] += k == 3 ? d[c] : 0.0f;
+        /* branch-free, so that the loop vectorises: every value loaded unconditionally,
+         * the gradient handed down the window by float selects (dv - dv is exactly 0) from
+         * the last candidate to the first, so the first maximum wins ties, as in the
+         * general path */
+        float v00 = x00[c], v01 = x01[c], v10 = x10[c], v11 = x11[c], dv = d[c];
+        float b1 = v01 > v00 ? v01 : v00, b2 = v10 > b1 ? v10 : b1;
+        float g3 = v11 > b2 ? dv : 0.0f, r3 = dv - g3;
+        float g2 = v10 > b1 ? r3 : 0.0f, r2 = r3 - g2;
+        float g1 = v01 > v00 ? r2 : 0.0f;
+        d11[c] += g3;
+        d10[c] += g2;
+        d01[c] += g1;
+        d00[c] += r2 - g1;
       }
     }
   }

@@ -90,14 +90,14 @@ describe('nn.Conv2d', function()
   end)
 
   it('runs in a caller\'s work buffer as in its own, chunked, forward and backward', function()
-    -- 8192 pixels of 576 floats: two chunks, so the buffer is reused within a call; work
+    -- 8192 pixels of 576 floats: several chunks, so the buffer is reused within a call; work
     -- starts full of junk (NaN), which no result may see; a short buffer is refused
     luacap.seed(5)
     local x, w, b = luacap.randn(32, 16, 16, 64), luacap.randn(3, 3, 64, 3), luacap.randn(3)
-    local nf = core.conv2d_workspace_size(x, w, 1, 1, 'same')
-    local nb = core.conv2d_workspace_size(x, w, 1, 1, 'same', true)
-    assert.equal(2 * nf, nb)
-    local work = luacap.full(0 / 0, nb)
+    local nf = core.conv2d_workspace_size(x, w, 1, 1, 'same', 'forward')
+    local nb = core.conv2d_workspace_size(x, w, 1, 1, 'same', 'backward_dx', true)
+    assert.is_true(nb > core.conv2d_workspace_size(x, w, 1, 1, 'same', 'backward'))
+    local work = luacap.full(0 / 0, math.max(nf, nb))
     local own, given = luacap.zeros(32, 16, 16, 3), luacap.zeros(32, 16, 16, 3)
     core.conv2d_forward(own, x, w, b, 1, 1, 'same', true)
     core.conv2d_forward(given, x, w, b, 1, 1, 'same', true, work)
@@ -105,15 +105,60 @@ describe('nn.Conv2d', function()
     local dout = luacap.randn(32, 16, 16, 3)
     local dx1, dw1, db1 = luacap.zeros(32, 16, 16, 64), luacap.zeros(3, 3, 64, 3), luacap.zeros(3)
     local dx2, dw2, db2 = luacap.zeros(32, 16, 16, 64), luacap.zeros(3, 3, 64, 3), luacap.zeros(3)
-    core.conv2d_backward(dx1, dw1, db1, dout, x, w, 1, 1, 'same')
+    core.conv2d_backward(dx1, dw1, db1, dout, x, w, 1, 1, 'same', nil, own)
     work:fill(0 / 0)
-    core.conv2d_backward(dx2, dw2, db2, dout, x, w, 1, 1, 'same', work)
+    core.conv2d_backward(dx2, dw2, db2, dout, x, w, 1, 1, 'same', work, own)
     assert.same(dx1:flat(), dx2:flat())
     assert.same(dw1:flat(), dw2:flat())
     assert.same(db1:flat(), db2:flat())
     assert.has_error(function()
-      core.conv2d_backward(dx2, dw2, db2, dout, x, w, 1, 1, 'same', luacap.zeros(nb - 1))
+      core.conv2d_backward(dx2, dw2, db2, dout, x, w, 1, 1, 'same', luacap.zeros(nb - 1), own)
     end, ('conv2d_backward: work has %d floats, needs %d'):format(nb - 1, nb))
+    assert.has_error(function()
+      core.conv2d_workspace_size(x, w, 1, 1, 'same', true)
+    end)
+  end)
+
+  it('masks by the relu output, and gives the same per image (threads) as per batch', function()
+    -- relu_out given: the gradient is dout * (relu_out > 0), as masking dout by hand first.
+    -- 3 images at 2 threads take the per-image path (each thread its own images and weight
+    -- gradient), 1 thread the whole-batch path: the same sums in another order.
+    luacap.seed(6)
+    local threads = luacap.get_threads()
+    for _, shp in ipairs{{3, 64, 64, 3, 32}, {4, 16, 16, 48, 64}, {5, 7, 9, 4, 6}} do
+      local B, S1, S2, C, OC = unpack(shp)
+      local x, w, b = luacap.randn(B, S1, S2, C), luacap.randn(3, 3, C, OC), luacap.randn(OC)
+      local out = luacap.zeros(B, S1, S2, OC)
+      core.conv2d_forward(out, x, w, b, 1, 1, 'same', true)
+      local dout = luacap.randn(B, S1, S2, OC)
+      local masked = luacap.zeros(B, S1, S2, OC)
+      core.relu_backward(masked, dout, out)      -- dout where out > 0, else 0
+      local got = {}
+      for run, n in ipairs{1, 2} do
+        luacap.set_threads(n)
+        for _, with_mask in ipairs{true, false} do
+          local dx, dw, db = luacap.zeros(B, S1, S2, C), luacap.zeros(3, 3, C, OC), luacap.zeros(OC)
+          if with_mask then
+            core.conv2d_backward(dx, dw, db, dout, x, w, 1, 1, 'same', nil, out)
+          else
+            core.conv2d_backward(dx, dw, db, masked, x, w, 1, 1, 'same')
+          end
+          got[#got + 1] = {dx, dw, db}
+        end
+      end
+      luacap.set_threads(threads)
+      for i = 2, #got do
+        for k = 1, 3 do close(got[1][k], got[i][k], 1e-4) end
+      end
+      -- and the forward's per-image path equals the direct convolution
+      luacap.set_threads(2)
+      local ref = luacap.zeros(B, S1, S2, OC)
+      core.conv2d_forward_ref(ref, x, w, b, 1, 1, 'same', true)
+      local fast = luacap.zeros(B, S1, S2, OC)
+      core.conv2d_forward(fast, x, w, b, 1, 1, 'same', true)
+      luacap.set_threads(threads)
+      close(ref, fast, 1e-4)
+    end
   end)
 
   -- max |got - expected| / max |expected|: Winograd's error is relative to the map's scale.

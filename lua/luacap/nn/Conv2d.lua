@@ -142,7 +142,8 @@ function Conv2d:forward(x)               -- x (B, IH, IW, C) -> out (B, OH, OW, 
       self.padding, self.relu, workspace(x, self, m))
   else
     core.conv2d_forward(self.out, x, self.kernel, self.bias, self.SH, self.SW, self.padding,
-      self.relu, scratch(core.conv2d_workspace_size(x, self.kernel, self.SH, self.SW, self.padding)))
+      self.relu, scratch(core.conv2d_workspace_size(x, self.kernel, self.SH, self.SW, self.padding,
+      'forward')))
   end
   return self.out
 end
@@ -151,13 +152,8 @@ end
 function Conv2d:backward(x, dout)
   self:check_trainable()
   check_input(self, x)
-  local g = dout
-  if self.relu then
-    -- forward: out = max(pre, 0);  dpre = dout * (out > 0)
-    self.dpre = T.ensure(self.dpre, unpack(dout:shape())):zero()
-    core.relu_backward(self.dpre, dout, self.out)
-    g = self.dpre
-  end
+  -- forward: out = max(pre, 0);  dpre = dout * (out > 0), masked inside the kernel
+  local relu_out = self.relu and self.out or nil
   -- no_input_grad (set by a caller that discards dx, e.g. a network's first layer on images):
   -- only the parameter gradients, dx is neither computed nor returned
   local dx = nil
@@ -165,9 +161,10 @@ function Conv2d:backward(x, dout)
     self.dx = T.ensure_zeroed(self.dx, unpack(x:shape()))
     dx = self.dx
   end
-  core.conv2d_backward(dx, self.dkernel, self.dbias, g, x, self.kernel, self.SH, self.SW,
-    self.padding, scratch(core.conv2d_workspace_size(x, self.kernel, self.SH, self.SW, self.padding,
-    dx ~= nil)))
+  local need = core.conv2d_workspace_size(x, self.kernel, self.SH, self.SW, self.padding,
+    dx and 'backward_dx' or 'backward', relu_out ~= nil)
+  core.conv2d_backward(dx, self.dkernel, self.dbias, dout, x, self.kernel, self.SH, self.SW,
+    self.padding, scratch(need), relu_out)
   return dx
 end
 
