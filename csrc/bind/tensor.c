@@ -310,6 +310,23 @@ static int m_reshape(lua_State *L) {
   return 1;
 }
 
+/* recast(d1, ...) or recast{...} -> a view of t's storage from its first float with this
+ * shape, or nil when t does not start its storage or the storage is too small. The
+ * contents are whatever the storage holds. For buffers whose batch size changes from call
+ * to call (tensor.ensure_capacity): no fresh pages when a smaller batch follows a larger. */
+static int m_recast(lua_State *L) {
+  lc_tensor *t = lcb_check(L, 1);
+  int64_t shape[LC_MAXDIM];
+  int ndim = lcb_check_shape_args(L, 2, "recast", shape);
+  if (ndim < 1) return luaL_error(L, "recast: expected a shape");
+  if (t->data != t->storage->data || lc_shape_numel(ndim, shape) > t->storage->n) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lcb_push_view(L, t, ndim, shape, 0);
+  return 1;
+}
+
 /* narrow(first, count): rows first..first+count-1 of dim 1, a view sharing storage. */
 static int m_narrow(lua_State *L) {
   lc_tensor *t = lcb_check(L, 1);
@@ -633,7 +650,7 @@ static int m_tostring(lua_State *L) {
 
 static const luaL_Reg methods[] = {
   {"dim", m_dim}, {"shape", m_shape}, {"size", m_size}, {"numel", m_numel},
-  {"reshape", m_reshape}, {"view", m_reshape}, {"narrow", m_narrow}, {"clone", m_clone},
+  {"reshape", m_reshape}, {"view", m_reshape}, {"narrow", m_narrow}, {"recast", m_recast}, {"clone", m_clone},
   {"fill", m_fill}, {"zero", m_zero}, {"copy", m_copy}, {"get", m_get}, {"set", m_set},
   {"sum", m_sum}, {"mean", m_mean}, {"norm", m_norm}, {"max", m_max}, {"min", m_min},
   {"argmax", m_argmax}, {"add", m_add}, {"mul", m_mul}, {"scale", m_scale},

@@ -56,15 +56,14 @@ function M.now()
   return os.time()
 end
 
--- A buffer of rows x (inputs' row shape) kept in ctx[key], reallocated when the batch size changes.
+-- A buffer of rows x (inputs' row shape) kept in ctx[key]; when the batch size changes it is
+-- reshaped within its storage (tensor.ensure_capacity), grown only past the largest yet.
 function M.ensure_rows(ctx, key, inputs, rows)
   local shape = inputs:shape()
   shape[1] = rows
-  local t = ctx[key]
-  if t and t:size(1) == rows then return t end
-  t = require('luacap.core').zeros(shape)
-  ctx[key] = t
-  return t
+  -- the number of rows changes from batch to batch: kept storage, reshaped
+  ctx[key] = require('luacap.tensor').ensure_capacity(ctx[key], unpack(shape))
+  return ctx[key]
 end
 
 -- Limits kept on the Lua side (luacap.set_limits sets them): line_bytes, the longest

@@ -71,7 +71,7 @@ end
 -- block's map (B, L, C), L = (S / 2^blocks)^2 regions; owned by the encoder.
 function Encoder:forward(images)
   check(self, images)
-  self.x = T.ensure(self.x, unpack(images:shape())):copy(images):scale(self.cfg.input_scale)
+  self.x = T.ensure_capacity(self.x, unpack(images:shape())):copy(images):scale(self.cfg.input_scale)
   local y = self.net:forward(self.x)
   if self.cfg.output == 'map' then return y:reshape(y:size(1), self.regions, self.out_dim) end
   return y
@@ -92,7 +92,7 @@ function Encoder:backward(images, dfeat, want_dimages)
   local dx = self.net:backward(self.x, dfeat)
   first.no_input_grad = nil
   if want_dimages == false then return nil end
-  self.dimages = T.ensure(self.dimages, unpack(images:shape())):copy(dx)
+  self.dimages = T.ensure_capacity(self.dimages, unpack(images:shape())):copy(dx)
     :scale(self.cfg.input_scale)
   return self.dimages
 end

@@ -135,7 +135,7 @@ end
 function Conv2d:forward(x)               -- x (B, IH, IW, C) -> out (B, OH, OW, OC)
   check_input(self, x)
   local OH, OW = self:out_size(x:size(2), x:size(3))
-  self.out = T.ensure(self.out, x:size(1), OH, OW, self.OC)
+  self.out = T.ensure_capacity(self.out, x:size(1), OH, OW, self.OC)
   local m = self:winograd_tile()
   if m > 0 then
     core.conv2d_winograd_forward(self.out, x, filter_transform(self, m), self.bias, m,
@@ -158,7 +158,7 @@ function Conv2d:backward(x, dout)
   -- only the parameter gradients, dx is neither computed nor returned
   local dx = nil
   if not self.no_input_grad then
-    self.dx = T.ensure_zeroed(self.dx, unpack(x:shape()))
+    self.dx = T.ensure_capacity(self.dx, unpack(x:shape())):zero()
     dx = self.dx
   end
   local need = core.conv2d_workspace_size(x, self.kernel, self.SH, self.SW, self.padding,

@@ -26,13 +26,13 @@ function MaxPool2d:forward(x)            -- x (B, IH, IW, C) -> out (B, OH, OW, 
   end
   local OH, OW = core.conv_out_size(x:size(2), x:size(3), self.KH, self.KW, self.SH, self.SW,
     self.padding)
-  self.out = T.ensure(self.out, x:size(1), OH, OW, x:size(4))
+  self.out = T.ensure_capacity(self.out, x:size(1), OH, OW, x:size(4))
   core.maxpool2d_forward(self.out, x, self.KH, self.KW, self.SH, self.SW, self.padding)
   return self.out
 end
 
 function MaxPool2d:backward(x, dout)     -- returns dx (B, IH, IW, C)
-  self.dx = T.ensure_zeroed(self.dx, unpack(x:shape()))
+  self.dx = T.ensure_capacity(self.dx, unpack(x:shape())):zero()
   core.maxpool2d_backward(self.dx, dout, x, self.KH, self.KW, self.SH, self.SW, self.padding)
   return self.dx
 end
