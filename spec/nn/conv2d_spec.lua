@@ -134,7 +134,7 @@ describe('nn.Conv2d', function()
       local masked = luacap.zeros(B, S1, S2, OC)
       core.relu_backward(masked, dout, out)      -- dout where out > 0, else 0
       local got = {}
-      for run, n in ipairs{1, 2} do
+      for _, n in ipairs{1, 2} do
         luacap.set_threads(n)
         for _, with_mask in ipairs{true, false} do
           local dx, dw, db = luacap.zeros(B, S1, S2, C), luacap.zeros(3, 3, C, OC), luacap.zeros(OC)
