@@ -186,6 +186,14 @@ describe('pipeline', function()
     assert.equal('greedy', m.scst.baseline)
     assert.is_true(require('luacap.data.paths').is_file(o .. '/models/scst.h5'))
     assert.truthy(read(o .. '/results/index.html'):find('CIDEr-D (before SCST)', 1, true))
+    -- and the cross-entropy model's beam search and scene scores: the run without SCST's
+    local plain = cjson.decode(read(out .. '/results/bleu_metrics.json'))
+    for _, k in ipairs({'BLEU-4', 'CIDEr-D', 'ROUGE-L'}) do
+      assert.equal(plain.beam_search[k], m.scst.before_beam[k], k)
+    end
+    assert.equal(plain.beam_search.semantic.entirely_true, m.scst.before_beam.semantic.entirely_true)
+    assert.equal(plain.semantic.entirely_true, m.scst.before_semantic.entirely_true)
+    assert.truthy(read(o .. '/results/index.html'):find('CIDEr-D (before SCST, beam search, width 2)', 1, true))
   end)
 
   it('runs the same twice with the same seed', function()

@@ -399,12 +399,20 @@ end
 -- Self-critical training after cross-entropy (luacap.train.scst): the test split's greedy
 -- scores before it, then opt.scst_epochs epochs on the training images with CIDEr-D
 -- rewards (df from the training references), the weights saved as models/scst.h5.
--- Returns {before = metrics, epochs =, baseline =, samples =, lr =, reward = {..}, ...}.
+-- With --beam K > 1 the cross-entropy model's beam captions of the test split too (beam
+-- search is compared with greedy decoding on both models).
+-- Returns {before = metrics, epochs =, baseline =, samples =, lr =, reward = {..}, ...},
+-- and the cross-entropy model's test captions {greedy = {..}, beam = {..} or nil}.
 function M.run_scst(opt, data, model, enc, X, index, Xtest, test_ids, dirs, save)
   local decode = require 'luacap.eval.decode'
   local frozen = M.row_encoder(enc)
-  local before = M.score(data, test_ids, decode.greedy(model, Xtest, data.tok,
-    {batch = opt.decode_batch, encoder = frozen}))
+  local before_preds = decode.greedy(model, Xtest, data.tok, {batch = opt.decode_batch, encoder = frozen})
+  local before = M.score(data, test_ids, before_preds)
+  local before_beam
+  if (opt.beam or 0) > 1 then
+    before_beam = decode.beam(model, Xtest, data.tok, {beam = opt.beam, batch = opt.decode_batch,
+      encoder = frozen, length_penalty = opt.length_penalty, block_ngram = opt.block_ngram})
+  end
   local refs = {}
   for i, id in ipairs(data.train) do refs[i] = M.references(data, id) end
   local lr = opt.scst_lr or 5e-5
@@ -416,7 +424,8 @@ function M.run_scst(opt, data, model, enc, X, index, Xtest, test_ids, dirs, save
   save(paths.join(dirs.models, 'scst.h5'))
   return {before = before, epochs = opt.scst_epochs, baseline = opt.scst_baseline or 'greedy',
     samples = opt.scst_samples or 5, lr = lr, reward = hist.reward, baseline_reward = hist.baseline,
-    greedy_reward = hist.greedy[1] and hist.greedy or nil, loss = hist.loss}
+    greedy_reward = hist.greedy[1] and hist.greedy or nil, loss = hist.loss},
+    {greedy = before_preds, beam = before_beam}
 end
 
 -- Where a spatial-attention model (sat) looked for each word of the first ten test
@@ -667,10 +676,10 @@ function M.run(opt)
     local p = #my_ids > 0 and fn() or {}
     return dist and dist:gather(p) or p
   end
-  local scst_info
+  local scst_info, scst_preds
   if (opt.scst_epochs or 0) > 0 then
     if dist then error('--scst-epochs does not run with --distributed yet', 0) end
-    scst_info = M.run_scst(opt, data, model, enc, X, index, Xtest, test_ids, dirs, save)
+    scst_info, scst_preds = M.run_scst(opt, data, model, enc, X, index, Xtest, test_ids, dirs, save)
   end
   local t0 = util.now()
   local decode = require 'luacap.eval.decode'
@@ -707,6 +716,19 @@ function M.run(opt)
     log(opt, 'SCST (%d epochs): test CIDEr-D %.4f before, %.4f after; BLEU-4 %.4f before, %.4f after',
       scst_info.epochs, scst_info.before['CIDEr-D'], metrics['CIDEr-D'], scst_info.before['BLEU-4'],
       metrics['BLEU-4'])
+    scst_info.before_semantic = semantic_of(scst_preds.greedy)
+    if scst_preds.beam then
+      -- the cross-entropy model's beam search beside its greedy captions
+      local bb = M.score(data, test_ids, scst_preds.beam)
+      bb.beam, bb.semantic = opt.beam, semantic_of(scst_preds.beam)
+      bb.length_penalty = opt.length_penalty or decode.LENGTH_PENALTY
+      scst_info.before_beam = bb
+      local g, b, gs = scst_info.before, bb, scst_info.before_semantic
+      log(opt, 'Before SCST, beam search (width %d): BLEU-4 %.4f, CIDEr-D %.4f%s (greedy %.4f, %.4f%s)',
+        opt.beam, b['BLEU-4'], b['CIDEr-D'],
+        b.semantic and string.format(', %.1f%% entirely true', 100 * b.semantic.entirely_true) or '',
+        g['BLEU-4'], g['CIDEr-D'], gs and string.format(', %.1f%%', 100 * gs.entirely_true) or '')
+    end
   end
   -- beyond the notebook: the same test split with beam search
   if (opt.beam or 0) > 1 then
@@ -720,8 +742,11 @@ function M.run(opt)
     bm.block_ngram = opt.block_ngram or 0
     bm.semantic = semantic_of(beam_preds)
     out_metrics.beam_search = bm
-    log(opt, 'Beam search (width %d) in %.1f s: BLEU-4 %.4f (greedy %.4f)', opt.beam,
-      util.now() - tb, bm['BLEU-4'], metrics['BLEU-4'])
+    log(opt, 'Beam search (width %d) in %.1f s: BLEU-4 %.4f, CIDEr-D %.4f%s (greedy %.4f, %.4f%s)',
+      opt.beam, util.now() - tb, bm['BLEU-4'], bm['CIDEr-D'],
+      bm.semantic and string.format(', %.1f%% entirely true', 100 * bm.semantic.entirely_true) or '',
+      metrics['BLEU-4'], metrics['CIDEr-D'],
+      out_metrics.semantic and string.format(', %.1f%%', 100 * out_metrics.semantic.entirely_true) or '')
   end
   if not rank0 then    -- the other ranks have decoded their shares; rank 0 writes
     return {metrics = metrics, baseline = baseline, history = hist, preds = preds, test_ids = test_ids,
@@ -762,6 +787,12 @@ function M.run(opt)
   end
   if scst_info then
     for _, k in ipairs(names) do rows[#rows + 1] = {k .. ' (before SCST)', scst_info.before[k]} end
+    if scst_info.before_beam then
+      for _, k in ipairs(names) do
+        rows[#rows + 1] = {string.format('%s (before SCST, beam search, width %d)', k, opt.beam),
+          scst_info.before_beam[k]}
+      end
+    end
   end
   if out_metrics.beam_search then
     for _, k in ipairs(names) do

@@ -72,8 +72,9 @@ end
 --   a a, a end  -2.079442;  b a, b b, b c  -0.916291 - 3.401197 = -4.317488
 --   b end is among the first 2: finished; a c and a a fill the 2 live places; no live
 --   score (-1.897120 at best) can rise above b end's: done.           -> "b"
-local function toy_model(log)
-  local scripts = {
+-- toy_model(log, scripts) runs another script in the same way.
+local function toy_model(log, scripts)
+  scripts = scripts or {
     ['1'] = {[2] = .05, [3] = .5, [4] = .4, [5] = .05},
     ['1 3'] = {[2] = .25, [3] = .25, [4] = .2, [5] = .3},
     ['1 4'] = {[2] = .9, [3] = 1 / 30, [4] = 1 / 30, [5] = 1 / 30},
@@ -164,6 +165,31 @@ describe('decode.beam', function()
     local feats2 = luacap.tensor{{2}}
     assert.same({'b c'}, decode.greedy(model, feats2, TOY_TOK, {max_len = 4}))
     assert.same({'a'}, (decode.beam(model, feats2, TOY_TOK, {beam = 2, max_len = 4, length_penalty = 0})))
+  end)
+
+  it('goes on while a live hypothesis still beats every finished one (K finished is not the end)', function()
+    -- K = 2, alpha 0. Script (end 2, a 3, b 4, c 5):
+    --   after startseq:  a .6  b .25  end .14  c .01
+    --   after a:         c .9  end .05  a .03  b .02
+    --   after b:         end .95  a, b, c 1/60 each
+    --   after a c:       b .9  end .05  a .03  c .02
+    --   anything else:   end .97  a, b, c .01 each
+    -- step 2: a c -0.616186 (live), b end -1.437588 (finished 1), a a -4.017384 (live)
+    -- step 3: a c b -0.721547 (live), a c end -3.611918 (finished 2), a a end -4.047843
+    -- Two hypotheses have finished, but a c b scores above both and can still end:
+    -- step 4: a c b end -0.751997 beats b end. Stopping at K finished gave "b".
+    local model = toy_model(nil, {
+      ['1'] = {[2] = .14, [3] = .6, [4] = .25, [5] = .01},
+      ['1 3'] = {[2] = .05, [3] = .03, [4] = .02, [5] = .9},
+      ['1 4'] = {[2] = .95, [3] = 1 / 60, [4] = 1 / 60, [5] = 1 / 60},
+      ['1 3 5'] = {[2] = .05, [3] = .03, [4] = .9, [5] = .02},
+    })
+    local caps, hyps = decode.beam(model, luacap.tensor{{1}}, TOY_TOK,
+      {beam = 2, max_len = 4, length_penalty = 0})
+    assert.same({'a c b'}, caps)
+    assert.same({3, 5, 4, 2}, hyps[1].ids)
+    assert.near(math.log(.6) + math.log(.9) + math.log(.9) + math.log(.97), hyps[1].score, 1e-4)
+    assert.near(-0.751997, hyps[1].score, 1e-4)
   end)
 
   it('runs all live hypotheses of a chunk through one model call per step', function()
