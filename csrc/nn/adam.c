@@ -11,12 +11,7 @@
 /* Large loops run on all threads (OpenMP); below PAR_MIN_WORK elements one thread is
  * faster than waking the others. Each thread writes its own elements. */
 #define PAR_MIN_WORK 32768
-#ifdef _OPENMP
-#define LC_PRAGMA(x) _Pragma(#x)
-#define LC_OMP_FOR_IF(work) LC_PRAGMA(omp parallel for schedule(static) if ((work) >= PAR_MIN_WORK))
-#else
-#define LC_OMP_FOR_IF(work)
-#endif
+#include "parallel.h"
 
 /* param, m, v, grad: n floats each. The caller computes, in double, once per step t:
  *   lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t)

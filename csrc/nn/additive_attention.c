@@ -24,13 +24,7 @@
 #include <math.h>
 #include <string.h>
 
-#ifdef _OPENMP
-#define LC_PRAGMA(x) _Pragma(#x)
-#define LC_SIMD_SUM(v) LC_PRAGMA(omp simd reduction(+:v))
-#else
-#define LC_SIMD_SUM(v)
-#endif
-#define LC_CLONES __attribute__((target_clones("avx2", "default")))
+#include "parallel.h"
 
 /* Rows of work below which the OpenMP loop stays serial (thread start-up costs more). */
 #define PAR_MIN_WORK 32768
@@ -40,7 +34,7 @@ static inline float sigmoid1(float x) { return 1.0f / (1.0f + expf(-x)); }
 /* ------------------------------------------------------------------ forward */
 
 /* One row b: scores, softmax, context, gate. */
-LC_CLONES
+LC_CLONES_AVX2
 static void row_forward(float *zg_b, float *z_b, float *alpha_b, float *beta_b,
                         const float *encp_b, const float *hp_b, const float *a_b,
                         const float *w, const float *g_b, int L, int A, int D) {
@@ -110,7 +104,7 @@ void additive_attention_forward_ref(float *zg, float *z, float *alpha, float *be
 /* ------------------------------------------------------------------ backward */
 
 /* One row b. ds_b (L) and dw_b (A) are this row's scratch; dw_b is written. */
-LC_CLONES
+LC_CLONES_AVX2
 static void row_backward(float *dencp_b, float *dhp_b, float *da_b, float *dw_b, float *dg_b,
                          float *ds_b, const float *dzg_b, const float *dalpha_b,
                          const float *z_b, const float *alpha_b, float beta,

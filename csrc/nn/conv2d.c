@@ -17,17 +17,8 @@
 
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
-#ifdef _OPENMP
-#define LC_OMP_FOR _Pragma("omp parallel for schedule(static)")
-#define LC_SIMD _Pragma("omp simd")
-#else
-#define LC_OMP_FOR
-#define LC_SIMD
-#endif
+#include "parallel.h"
 
 /* 4M floats (16 MiB) of columns per chunk: large sgemms, bounded memory at any batch. */
 #define COL_BUDGET ((size_t)1 << 22)

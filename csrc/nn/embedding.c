@@ -9,12 +9,7 @@
 /* Large loops run on all threads (OpenMP); below PAR_MIN_WORK elements one thread is
  * faster than waking the others. Each thread writes its own elements. */
 #define PAR_MIN_WORK 32768
-#ifdef _OPENMP
-#define LC_PRAGMA(x) _Pragma(#x)
-#define LC_OMP_FOR_IF(work) LC_PRAGMA(omp parallel for schedule(static) if ((work) >= PAR_MIN_WORK))
-#else
-#define LC_OMP_FOR_IF(work)
-#endif
+#include "parallel.h"
 
 /* out (N, D) = weight[ids[i]] for each i; ids (N), weight (V, D).
  * mask (N) or NULL: 1 where id != 0, 0 where id == 0 (Keras mask_zero). Row 0 is still

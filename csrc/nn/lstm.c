@@ -44,12 +44,7 @@
  * is large enough to pay for waking them; never around an sgemm. Rows are independent,
  * so the results do not depend on the thread count. */
 #define PAR_MIN_WORK 16384
-#ifdef _OPENMP
-#define LC_PRAGMA(x) _Pragma(#x)
-#define LC_OMP_FOR_IF(work) LC_PRAGMA(omp parallel for schedule(static) if ((work) >= PAR_MIN_WORK))
-#else
-#define LC_OMP_FOR_IF(work)
-#endif
+#include "parallel.h"
 
 static inline float sigmoidf(float z) { return 1.0f / (1.0f + expf(-z)); }
 
@@ -69,7 +64,7 @@ static inline float tanh_fast(float z) {
 
 /* Forward of one real (step, row): g (4H) pre-activations -> post-activations in place;
  * c = f * c_prev + i * g, h = o * tanh(c). c_prev may be a row of zeros. */
-__attribute__((target_clones("avx2", "default")))
+LC_CLONES_AVX2
 static void cell_forward_vec(float *restrict h, float *restrict c, float *restrict g,
                              const float *restrict c_prev, int H) {
   for (int u = 0; u < 2 * H; u++) g[u] = sigmoid_vec(g[u]);                /* i, f */
@@ -108,7 +103,7 @@ static void write_output(float *out, const float *h, int real, int s, int b, int
 
 /* out (M, N) += a (M, K) @ w (K, N), w row-major, for M < SMALL_ROWS: four rows of w at a
  * time into each out row (the out row stays in L1; w is read once per out row). */
-__attribute__((target_clones("avx2", "default")))
+LC_CLONES_AVX2
 static void small_rows_matmul_acc(float *restrict out, const float *restrict a,
                                   const float *restrict w, int M, int N, int K) {
   for (int m = 0; m < M; m++) {
@@ -130,7 +125,7 @@ static void small_rows_matmul_acc(float *restrict out, const float *restrict a,
 
 /* out (M, N) = a (M, K) @ w^T, w (N, K) row-major, for M < SMALL_ROWS: each out element a
  * dot product of two K-rows (w read once per out row, no packing). */
-__attribute__((target_clones("avx2", "default")))
+LC_CLONES_AVX2
 static void small_rows_matmul_nt(float *restrict out, const float *restrict a,
                                  const float *restrict w, int M, int N, int K) {
   for (int m = 0; m < M; m++) {
@@ -395,7 +390,7 @@ static void cell_backward(float *dz_b, float *dc_b, const float *dh_b, const flo
 }
 
 /* cell_backward for the fast path: the same lines, vectorisable; c_prev may be zeros. */
-__attribute__((target_clones("avx2", "default")))
+LC_CLONES_AVX2
 static void cell_backward_vec(float *restrict dz_b, float *restrict dc_b,
                               const float *restrict dh_b, const float *restrict gates_b,
                               const float *restrict c_b, const float *restrict c_prev_b, int H) {

@@ -6,18 +6,12 @@
 #include <math.h>
 #include <stddef.h>
 
-#ifdef _OPENMP
-#define LC_OMP_FOR _Pragma("omp parallel for schedule(static)")
-#else
-#define LC_OMP_FOR
-#endif
+#include "parallel.h"
 
 /* out_p (C) = max of out_p and x_p (C), as a select (vectorized; a branch on data
  * mispredicts). */
 static inline void max_into(float *restrict out_p, const float *restrict x_p, size_t C) {
-#ifdef _OPENMP
-#pragma omp simd
-#endif
+  LC_SIMD
   for (size_t c = 0; c < C; c++) out_p[c] = x_p[c] > out_p[c] ? x_p[c] : out_p[c];
 }
 
@@ -62,9 +56,7 @@ static void maxpool2x2_backward(float *dx, const float *dout, const float *x,
       size_t i00 = ((b * g->IH + 2 * oh) * IW + 2 * ow) * C, i10 = i00 + IW * C;
       const float *x00 = x + i00, *x01 = x00 + C, *x10 = x + i10, *x11 = x10 + C;
       float *d00 = dx + i00, *d01 = d00 + C, *d10 = dx + i10, *d11 = d10 + C;
-#ifdef _OPENMP
-#pragma omp simd
-#endif
+      LC_SIMD
       for (size_t c = 0; c < C; c++) {
         /* branch-free, so that the loop vectorises: every value loaded unconditionally,
          * the gradient handed down the window by float selects (dv - dv is exactly 0) from

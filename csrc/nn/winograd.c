@@ -24,21 +24,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef _OPENMP
-#define LC_OMP_FOR _Pragma("omp parallel for schedule(static)")
-#define LC_SIMD _Pragma("omp simd")
-#else
-#define LC_OMP_FOR
-#define LC_SIMD
-#endif
+#include "parallel.h"
 
-/* Compile the tile transforms for AVX-512 and AVX2 too, chosen at load time: the build
+/* The tile transforms are built for AVX-512 and AVX2 too (LC_CLONES_AVX512): the build
  * itself targets plain x86-64 (SSE2), 4 lanes where this machine has 16. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-#define LC_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define LC_CLONES
-#endif
 
 /* Channels per vector block in the tile transforms: the inner loops run over VB lanes. */
 #define VB 16
@@ -182,7 +171,7 @@ static inline void store_block(float *restrict dst, const float *restrict src, s
 /* Tile t of a chunk of T (its patch starts at input row ih0, column iw0 of image b) into
  * V (N, T, C). A function of its own so that its clones get the wide vectors (OpenMP's
  * outlined loop bodies would not). */
-LC_CLONES
+LC_CLONES_AVX512
 static void input_tile(float *V, const float *x, const lc_conv_geom *g, int m, size_t T,
                        size_t t, size_t b, long ih0, long iw0) {
   const int a = m + 2, N = a * a;
@@ -230,7 +219,7 @@ static void input_transform(float *V, const float *x, const lc_conv_geom *g, int
 
 /* Tile t of a chunk of T (output rows from oh0, columns from ow0 of image b) from
  * M (N, T, OC) into out: A^T M A + bias, then relu; rows and columns past the map dropped. */
-LC_CLONES
+LC_CLONES_AVX512
 static void output_tile(float *out, const float *M, const float *bias, const lc_conv_geom *g,
                         int m, size_t T, size_t t, size_t b, int oh0, int ow0, int relu) {
   const int a = m + 2, N = a * a;

@@ -12,12 +12,7 @@
 /* Large loops run on all threads (OpenMP); below PAR_MIN_WORK elements one thread is
  * faster than waking the others. Each thread writes its own elements. */
 #define PAR_MIN_WORK 32768
-#ifdef _OPENMP
-#define LC_PRAGMA(x) _Pragma(#x)
-#define LC_OMP_FOR_IF(work) LC_PRAGMA(omp parallel for schedule(static) if ((work) >= PAR_MIN_WORK))
-#else
-#define LC_OMP_FOR_IF(work)
-#endif
+#include "parallel.h"
 
 /* probs (N, V) = softmax(logits (N, V)) per row, with the max subtracted first.
  * targets NULL: only probs. Otherwise returns sum_i w_i * (-log softmax(logits_i)[t_i])
