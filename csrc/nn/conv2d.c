@@ -177,12 +177,7 @@ static void forward_chunk(float *out, float *col, const float *x, const float *w
   const size_t OC = (size_t)g->OC, row = (size_t)g->KH * g->KW * g->C;
   im2col(col, x, g, p0, p1);
   lc_sgemm(0, 0, (int)(p1 - p0), (int)OC, (int)row, 1.0f, col, weight, 1.0f, out + p0 * OC);
-  if (relu) {
-    float *o = out + p0 * OC;
-    const size_t n = (p1 - p0) * OC;
-    LC_SIMD
-    for (size_t i = 0; i < n; i++) o[i] = o[i] > 0.0f ? o[i] : 0.0f;
-  }
+  if (relu) relu_forward(out + p0 * OC, out + p0 * OC, (p1 - p0) * OC);
 }
 
 int conv2d_forward(float *out, const float *x, const float *weight, const float *bias,
@@ -332,15 +327,9 @@ int conv2d_backward(float *dx, float *dweight, float *dbias, const float *dout,
   }
   if (is_pointwise(g)) {
     /* forward: out (P,OC) = x (P,C) @ weight (C,OC) + bias; dm = the masked dout */
-    const float *dm = dout;
-    if (relu_out) {
-      float *m = malloc(total * OC * sizeof(float));
-      if (!m) return LC_ENOMEM;
-      LC_OMP_FOR
-      for (long long i = 0; i < (long long)(total * OC); i++)
-        m[i] = relu_out[i] > 0.0f ? dout[i] : 0.0f;
-      dm = m;
-    }
+    float *m = relu_out ? malloc(total * OC * sizeof(float)) : NULL;
+    if (relu_out && !m) return LC_ENOMEM;
+    const float *dm = masked(m, dout, relu_out, g, 0, total);
     if (dbias)
       for (size_t p = 0; p < total; p++)
         for (size_t o = 0; o < OC; o++) dbias[o] += dm[p * OC + o];
@@ -348,7 +337,7 @@ int conv2d_backward(float *dx, float *dweight, float *dbias, const float *dout,
     lc_sgemm(1, 0, (int)row, (int)OC, (int)total, 1.0f, x, dm, 1.0f, dweight);
     /* dx (P,C) += dm (P,OC) @ weight^T (OC,C) */
     if (dx) lc_sgemm(0, 1, (int)total, (int)row, (int)OC, 1.0f, dm, weight, 1.0f, dx);
-    if (dm != dout) free((float *)dm);
+    free(m);
     return LC_OK;
   }
   const int T = image_threads(g);

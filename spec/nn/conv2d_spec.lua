@@ -161,6 +161,20 @@ describe('nn.Conv2d', function()
     end
   end)
 
+  it('masks by the relu output in a 1x1 (pointwise) convolution too', function()
+    luacap.seed(3)
+    local x, w, b = luacap.randn(3, 5, 5, 4), luacap.randn(1, 1, 4, 6), luacap.randn(6)
+    local out = luacap.zeros(3, 5, 5, 6)
+    core.conv2d_forward(out, x, w, b, 1, 1, 'valid', true)
+    local dout, masked = luacap.randn(3, 5, 5, 6), luacap.zeros(3, 5, 5, 6)
+    core.relu_backward(masked, dout, out)
+    local got = {luacap.zeros(3, 5, 5, 4), luacap.zeros(1, 1, 4, 6), luacap.zeros(6)}
+    local want = {luacap.zeros(3, 5, 5, 4), luacap.zeros(1, 1, 4, 6), luacap.zeros(6)}
+    core.conv2d_backward(got[1], got[2], got[3], dout, x, w, 1, 1, 'valid', nil, out)
+    core.conv2d_backward(want[1], want[2], want[3], masked, x, w, 1, 1, 'valid')
+    for k = 1, 3 do assert.same(want[k]:flat(), got[k]:flat()) end
+  end)
+
   -- max |got - expected| / max |expected|: Winograd's error is relative to the map's scale.
   local function rel_err(expected, got)
     local a, b, mx, md = expected:flat(), got:flat(), 0, 0
