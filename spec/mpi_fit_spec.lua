@@ -1,7 +1,8 @@
 -- Specs for data-parallel fit (lua/luacap/train/distributed.lua, fit's dist option) on 2
 -- local ranks under mpirun and timeout: the seed model with dropout trained 20 steps on 2
 -- ranks with global batch 32 ends with the weights (and losses) of one process with batch
--- 32. Pending when mpirun or mpi_core.so is missing (see spec/helpers/mpi.lua).
+-- 32; self-critical training on 2 ranks ends where 1 process ends. Pending when mpirun or
+-- mpi_core.so is missing (see spec/helpers/mpi.lua).
 local H = require 'spec.helpers.mpi'
 local U = require 'spec.helpers.util'
 
@@ -75,6 +76,62 @@ describe('data-parallel fit on 2 ranks', function()
     if os.getenv('LUACAP_MPI_SPEC_VERBOSE') then
       print(string.format('sat: 2 ranks vs 1 process %.3g (norm %.3g); batch 8 vs 16 %.3g', worst, rel, w2))
     end
+    os.execute('rm -rf "' .. dir .. '"')
+  end)
+
+  for _, kind in ipairs({'seed', 'sat'}) do
+    it('2 epochs of self-critical training (' .. kind .. ', keyed samples, one rank without images in ' ..
+       'the last batch) on 2 ranks = 1 process (1e-5), the logged means the same', function()
+      local dir = U.tmpdir()
+      local one, two, other = dir .. '/one.txt', dir .. '/two.txt', dir .. '/other.txt'
+      local out, ok = H.run(2, 'spec/mpi/scst_equal.lua', 'dist ' .. kind .. ' ' .. two, 60)
+      assert(ok, out)
+      assert(os.execute('luajit spec/mpi/scst_equal.lua single ' .. kind .. ' ' .. one .. ' >/dev/null 2>&1'))
+      assert(os.execute('luajit spec/mpi/scst_equal.lua single ' .. kind .. ' ' .. other .. ' 18 >/dev/null 2>&1'))
+      local a, b, c = numbers(one), numbers(two), numbers(other)
+      assert.truthy(#a > 1000)
+      local worst, rel = compare(a, b)
+      assert.truthy(worst <= 1e-5, 'largest difference ' .. worst)
+      assert.truthy(rel <= 1e-5, 'relative norm of the difference ' .. rel)
+      -- the comparison can fail: other samples (another sample seed) train other weights
+      local w2 = compare(a, c)
+      assert.truthy(w2 > 1e-3, 'another sample seed differs by only ' .. w2)
+      local la, lb = U.read(one .. '.log'), U.read(two .. '.log')
+      assert.matches('SCST epoch 2/2: mean reward', la)
+      assert.equal(la:gsub('in [%d.]+ s', ''), (lb:gsub('in [%d.]+ s', '')))
+      os.execute('rm -rf "' .. dir .. '"')
+    end)
+  end
+
+  it('train.lua --distributed --scst-epochs 1: 2 ranks end SCST with the weights of 1 rank (1e-5), ' ..
+     'each rank decoding its share of the test split before and after', function()
+    local dir = U.tmpdir()
+    local args = ' --n-images 30 --shapes-size 32 --image-size 16 --embed-dim 8 --units 8 --img-dense 8' ..
+      ' --dec-dense 8 --feat-dim 8 --encoder smallcnn --dropout 0.3 --beam 2 --max-test 5 --threads 1' ..
+      ' --batch-size 16 --steps-per-epoch 6 --validation-steps 2 --epochs 1 --scst-epochs 1 --scst-batch 4' ..
+      ' --scst-lr 0.01 --quiet --distributed --shapes-dir ' .. dir .. '/shapes'
+    for _, n in ipairs({2, 1}) do
+      local log, ok = H.run(n, 'examples/train.lua --out ' .. dir .. '/r' .. n .. args, nil, 90)
+      assert(ok, log)
+    end
+    local ckpt = require 'luacap.train.checkpoint'
+    local function weights(path)
+      local t = {}
+      for _, p in ipairs(assert(ckpt.load(path)).model:parameters()) do
+        for _, v in ipairs(p.value:flat()) do t[#t + 1] = v end
+      end
+      return t
+    end
+    local two, one = weights(dir .. '/r2/models/scst.h5'), weights(dir .. '/r1/models/scst.h5')
+    local worst, rel = compare(one, two)
+    assert.truthy(worst <= 1e-5 and rel <= 1e-5, string.format('%g, %g', worst, rel))
+    -- the comparison can fail: SCST moved the weights from the cross-entropy model's
+    local moved = compare(two, weights(dir .. '/r2/models/best.h5'))
+    assert.truthy(moved > 1e-4, 'SCST changed the weights by only ' .. moved)
+    local cjson = require 'cjson'
+    local m = cjson.decode(U.read(dir .. '/r2/results/bleu_metrics.json'))
+    assert.truthy(m.test_images >= 2, m.test_images .. " test images: a rank had none")
+    assert.truthy(m.scst and m.scst.before and m.scst.before_beam and m.scst.after)
     os.execute('rm -rf "' .. dir .. '"')
   end)
 

@@ -403,15 +403,21 @@ end
 -- search is compared with greedy decoding on both models).
 -- Returns {before = metrics, epochs =, baseline =, samples =, lr =, reward = {..}, ...},
 -- and the cross-entropy model's test captions {greedy = {..}, beam = {..} or nil}.
-function M.run_scst(opt, data, model, enc, X, index, Xtest, test_ids, dirs, save)
+-- With dist (--distributed) every rank trains its share of each batch (scst.run's dist)
+-- and decodes its share of the test split (Xtest), which shared_decode gathers.
+function M.run_scst(opt, data, model, enc, X, index, Xtest, test_ids, dirs, save, dist, shared_decode)
   local decode = require 'luacap.eval.decode'
   local frozen = M.row_encoder(enc)
-  local before_preds = decode.greedy(model, Xtest, data.tok, {batch = opt.decode_batch, encoder = frozen})
+  local before_preds = shared_decode(function()
+    return decode.greedy(model, Xtest, data.tok, {batch = opt.decode_batch, encoder = frozen})
+  end)
   local before = M.score(data, test_ids, before_preds)
   local before_beam
   if (opt.beam or 0) > 1 then
-    before_beam = decode.beam(model, Xtest, data.tok, {beam = opt.beam, batch = opt.decode_batch,
-      encoder = frozen, length_penalty = opt.length_penalty, block_ngram = opt.block_ngram})
+    before_beam = shared_decode(function()
+      return decode.beam(model, Xtest, data.tok, {beam = opt.beam, batch = opt.decode_batch,
+        encoder = frozen, length_penalty = opt.length_penalty, block_ngram = opt.block_ngram})
+    end)
   end
   local refs = {}
   for i, id in ipairs(data.train) do refs[i] = M.references(data, id) end
@@ -420,7 +426,7 @@ function M.run_scst(opt, data, model, enc, X, index, Xtest, test_ids, dirs, save
     images = M.rows_of(index, data.train), references = refs, vocab = decode.vocab_of(data.tok),
     epochs = opt.scst_epochs, k = opt.scst_samples or 5, baseline = opt.scst_baseline or 'greedy',
     batch_images = opt.scst_batch or 16, optimizer = luacap.optim.Adam{lr = lr},
-    clip_norm = opt.clip_norm, verbose = opt.quiet and 0 or 1}
+    clip_norm = opt.clip_norm, verbose = opt.quiet and 0 or 1, dist = dist}
   save(paths.join(dirs.models, 'scst.h5'))
   return {before = before, epochs = opt.scst_epochs, baseline = opt.scst_baseline or 'greedy',
     samples = opt.scst_samples or 5, lr = lr, reward = hist.reward, baseline_reward = hist.baseline,
@@ -678,8 +684,8 @@ function M.run(opt)
   end
   local scst_info, scst_preds
   if (opt.scst_epochs or 0) > 0 then
-    if dist then error('--scst-epochs does not run with --distributed yet', 0) end
-    scst_info, scst_preds = M.run_scst(opt, data, model, enc, X, index, Xtest, test_ids, dirs, save)
+    scst_info, scst_preds = M.run_scst(opt, data, model, enc, X, index, Xtest, test_ids, dirs, save,
+      dist, shared_decode)
   end
   local t0 = util.now()
   local decode = require 'luacap.eval.decode'

@@ -192,7 +192,9 @@ M.xorshift = xorshift
 -- sample(model, feats, tok, opts) -> samples, captions
 --   opts.k (1): samples per image; opts.temperature (1): the logits are divided by it;
 --   opts.seed: a seeded generator of its own (else opts.rng, a function giving [0, 1),
---   else luacap.random); opts.batch (64) images per chunk; opts.max_len; opts.encoder.
+--   else luacap.random); opts.rng_of: instead, rng_of(i) -> the generator of image i's K
+--   samples (i a row of feats), so an image's samples do not depend on the others in its
+--   batch (distributed SCST); opts.batch (64) images per chunk; opts.max_len; opts.encoder.
 -- samples[i][s] = {ids = generated ids ('endseq' included when drawn),
 --   logprobs = {log p of each id under the sampling distribution}};
 -- captions[i][s] the stripped caption string (as finish strips it).
@@ -213,16 +215,18 @@ function M.sample(model, feats, tok, opts)
     error('decode.sample: temperature must be a positive number, got ' .. tostring(temp), 2)
   end
   local rng = opts.seed and xorshift(opts.seed) or opts.rng or luacap.random
+  local rng_of = opts.rng_of
   local samples, captions = {}, {}
   local allowed, V_allowed
   for first, count, f in chunks(model, feats, opts) do
     local state = M.decode_start(model, f)
-    local rows, active, ids, hyps = {}, {}, {}, {}
+    local rows, active, ids, hyps, gens = {}, {}, {}, {}, {}
     for i = 1, count do
       samples[first + i - 1], captions[first + i - 1] = {}, {}
+      local g = rng_of and rng_of(first + i - 1) or rng
       for s = 1, K do
         local r = #rows + 1
-        rows[r], active[r], ids[r] = i, r, vocab.start
+        rows[r], active[r], ids[r], gens[r] = i, r, vocab.start, g
         hyps[r] = {ids = {}, logprobs = {}}
         samples[first + i - 1][s] = hyps[r]
       end
@@ -251,7 +255,7 @@ function M.sample(model, feats, tok, opts)
           p[j] = e
           total = total + e
         end
-        local u, acc, col = rng() * total, 0, nil
+        local u, acc, col = gens[r]() * total, 0, nil
         for j = 1, V do
           if p[j] > 0 then
             acc = acc + p[j]

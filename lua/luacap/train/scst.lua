@@ -150,15 +150,77 @@ function M.pg_backward_captions(model, feats, seqs, owner, weights, norm, crit, 
   return total
 end
 
+-- batch_step(model, encoder, inputs, images, idx, scorer, vocab, K, kind, norm, opts) ->
+-- loss, {r =, b =, g = sums of the sample rewards, baselines and greedy rewards}: one
+-- batch's samples, rewards and policy gradient (added into the model's gradients) for the
+-- images images[idx[i]] (idx: entries of images, the scorer's image numbers), the loss
+-- divided by norm. opts.rng / opts.rng_of: decode.sample's; opts.pair_batch.
+function M.batch_step(model, encoder, inputs, images, idx, scorer, vocab, K, kind, norm, opts)
+  local util = luacap.util
+  local count = #idx
+  local rows = {}
+  for i = 1, count do rows[i] = images[idx[i]] end
+  local shape = inputs:shape()
+  shape[1] = count
+  local X = luacap.zeros(shape)
+  luacap.core.gather(X, inputs, rows)
+  local feats = encoder and encoder:forward(X):clone() or X
+  model:evaluate()
+  -- rewards of K samples per image (decode.sample), and the baseline
+  local samples, captions = decode.sample(model, feats, nil,
+    {vocab = vocab, k = K, batch = count, rng = opts.rng, rng_of = opts.rng_of})
+  local seqs, owner, hyps, imgs = {}, {}, {}, {}
+  for i = 1, count do
+    for s = 1, K do
+      local j = #seqs + 1
+      seqs[j], owner[j] = samples[i][s].ids, i
+      hyps[j], imgs[j] = util.words(captions[i][s]), idx[i]
+    end
+  end
+  local r = scorer:score(hyps, imgs)
+  local greedy_r
+  local stats = {r = 0, b = 0, g = 0}
+  if kind == 'greedy' then
+    local gh = {}
+    for i, c in ipairs(decode.greedy(model, feats, nil, {vocab = vocab, batch = count})) do
+      gh[i] = util.words(c)
+    end
+    greedy_r = scorer:score(gh, idx)
+    for i = 1, count do stats.g = stats.g + greedy_r[i] end
+  end
+  local b = M.baselines(r, K, kind, greedy_r)
+  local w = {}
+  for i = 1, #r do
+    w[i] = r[i] - b[i]
+    stats.r, stats.b = stats.r + r[i], stats.b + b[i]
+  end
+  local loss = M.pg_backward(model, feats, seqs, owner, w, norm,
+    {start = vocab.start, vocab = vocab, pair_batch = opts.pair_batch})
+  return loss, stats
+end
+
+-- Keyed sample streams: seeds below 2^21, so xorshift's seeding product stays exact in doubles.
+local SEEDS = 2 ^ 21
+
 -- run{model=, inputs = tensor (N, ...) (features, or images with encoder=), encoder =
 --   (optional, frozen), images = list of rows of inputs to train on, references = one list
 --   of reference token lists per entry of images, vocab = decode.vocab_of(tok),
 --   epochs = 1, batch_images = 16, k = 5, baseline = 'greedy' | 'mean',
 --   optimizer = luacap.optim.Adam{lr = 5e-5}, clip_norm, scorer = (optional, a
 --   metrics.cider_scorer over references), pair_batch = 256, verbose = 1, log = fn(line),
---   rng = (optional, decode.sample's generator: a function giving [0, 1))}
+--   rng = (optional, decode.sample's generator: a function giving [0, 1)),
+--   sample_seed = (optional) each image's samples from a generator of their own, keyed by
+--   (sample_seed, epoch, image), so they do not depend on the batch or the rank,
+--   dist = (optional, train/distributed.lua: data-parallel on MPI)}
 -- -> history {reward = {per epoch mean sample reward}, baseline = {..}, greedy = {..}
 --    (mean greedy reward, when baseline is greedy), loss = {..}}
+-- With dist every rank calls run alike. The epoch's order is rank 0's; each rank samples,
+-- scores and differentiates its contiguous share of every batch's images, with the norm of
+-- the whole batch (count * K samples), and the gradients are summed over ranks before the
+-- step, so every rank takes the same step, the one a single process takes on the same
+-- samples. The samples are keyed (sample_seed: rank 0's draw from luacap's generator
+-- unless given), so 2 ranks draw what 1 process with that sample_seed draws. The logged
+-- means are over all ranks.
 function M.run(opts)
   local model = assert(opts.model, 'scst.run: model is required')
   local inputs = assert(opts.inputs, 'scst.run: inputs are required')
@@ -183,58 +245,39 @@ function M.run(opts)
   if encoder then encoder:train(false) end
   local shuffle = require('luacap.data.pairs').shuffle
   local util = luacap.util
+  local dist = opts.dist
+  local sample_seed = opts.sample_seed
+  if dist and not sample_seed then
+    sample_seed = dist.mpi.allgather(math.floor(luacap.random() * SEEDS))[1]
+  end
   for epoch = 1, opts.epochs or 1 do
     local t0 = util.now()
     local order = shuffle(#images)
+    if dist then order = dist.mpi.allgather(order)[1] end
     local sum_r, sum_b, sum_g, sum_loss, n_s, n_b = 0, 0, 0, 0, 0, 0
     for first = 1, #images, bs do
       local count = math.min(bs, #images - first + 1)
-      local idx, rows = {}, {}
-      for i = 1, count do
-        idx[i] = order[first + i - 1]      -- entry of images / the scorer's image number
-        rows[i] = images[idx[i]]
-      end
-      local shape = inputs:shape()
-      shape[1] = count
-      local X = luacap.zeros(shape)
-      luacap.core.gather(X, inputs, rows)
-      local feats = encoder and encoder:forward(X):clone() or X
-      model:evaluate()
-      -- rewards of K samples per image (decode.sample), and the baseline
-      local samples, captions = decode.sample(model, feats, nil,
-        {vocab = vocab, k = K, batch = count, rng = opts.rng})
-      local seqs, owner, hyps, imgs = {}, {}, {}, {}
-      for i = 1, count do
-        for s = 1, K do
-          local j = #seqs + 1
-          seqs[j], owner[j] = samples[i][s].ids, i
-          hyps[j], imgs[j] = util.words(captions[i][s]), idx[i]
-        end
-      end
-      local r = scorer:score(hyps, imgs)
-      local greedy_r
-      if kind == 'greedy' then
-        local gh = {}
-        for i, c in ipairs(decode.greedy(model, feats, nil, {vocab = vocab, batch = count})) do
-          gh[i] = util.words(c)
-        end
-        greedy_r = scorer:score(gh, idx)
-        for i = 1, count do sum_g = sum_g + greedy_r[i] end
-      end
-      local b = M.baselines(r, K, kind, greedy_r)
-      local w = {}
-      for i = 1, #r do
-        w[i] = r[i] - b[i]
-        sum_r, sum_b = sum_r + r[i], sum_b + b[i]
-      end
-      n_s, n_b = n_s + #r, n_b + count
+      local idx = {}                       -- entries of images / the scorer's image numbers
+      for i = 1, count do idx[i] = order[first + i - 1] end
+      if dist then idx = dist:part(idx) end
       for _, p in ipairs(params) do p.grad:zero() end
-      local loss = M.pg_backward(model, feats, seqs, owner, w, #seqs,
-        {start = vocab.start, vocab = vocab, pair_batch = opts.pair_batch})
+      if #idx > 0 then
+        local loss, stats = M.batch_step(model, encoder, inputs, images, idx, scorer, vocab, K, kind,
+          count * K, {rng = opts.rng, pair_batch = opts.pair_batch,
+          rng_of = sample_seed and function(i)
+            return decode.xorshift((sample_seed + 7919 * epoch + 104729 * idx[i]) % SEEDS)
+          end})
+        sum_r, sum_b, sum_g = sum_r + stats.r, sum_b + stats.b, sum_g + stats.g
+        n_s, n_b = n_s + #idx * K, n_b + #idx
+        sum_loss = sum_loss + loss * count
+      end
+      if dist then dist:allreduce_grads(params, 1) end
       if opts.clip_norm then luacap.optim.clip_grad_norm(params, opts.clip_norm) end
       optimizer:step(params)
-      sum_loss = sum_loss + loss * count
       collectgarbage('step', 1000)
+    end
+    if dist then
+      sum_r, sum_b, sum_g, sum_loss, n_s, n_b = unpack(dist:sum({sum_r, sum_b, sum_g, sum_loss, n_s, n_b}))
     end
     local e = #history.reward + 1
     history.reward[e] = sum_r / math.max(n_s, 1)
