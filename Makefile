@@ -133,7 +133,7 @@ test-sanitize: deps
 DEMO_ARGS ?= --model sat --threads 2 --n-images 3000 --max-shapes 2 --shapes-size 64 \
              --image-size 64 --cnn-channels 32,48,64 --epochs 20 --embed-dim 64 --units 128 \
              --att-dim 64 --dropout 0.1 --group-images 6 --lr 0.002 --lr-patience 1 \
-             --scst-epochs 2 --scst-baseline mean
+             --scst-epochs 2 --scst-baseline mean --scst-lr 2e-4
 demo: deps
 	@$(MAKE) --no-print-directory all
 	$(LUAJIT) examples/train.lua $(DEMO_ARGS)
