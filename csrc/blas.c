@@ -51,3 +51,9 @@ int lc_get_threads(void) {
   if (threads > 0) return threads;
   return openblas_get_num_threads();
 }
+
+/* OpenBLAS' kernel family in use (e.g. "Haswell", "SkylakeX"): Debian's OpenBLAS is built
+ * for every x86-64 CPU and picks one family when it loads, or takes OPENBLAS_CORETYPE from
+ * the environment. On an AVX-512 CPU the AVX2 family ("Haswell") runs sgemm at half the
+ * rate of the AVX-512 ones (docs/performance.md). */
+const char *lc_blas_core(void) { return openblas_get_corename(); }

@@ -63,6 +63,15 @@ void lc_sgemm(int ta, int tb, int M, int N, int K, float alpha,
               const float *A, const float *B, float beta, float *C);
 void lc_set_threads(int n);                    /* OpenBLAS and OpenMP together */
 int lc_get_threads(void);
+const char *lc_blas_core(void);                /* OpenBLAS' kernel family, e.g. "Haswell" */
+
+/* ---------------------------------------------------------------- nn/packed_gemm.c */
+/* C (M, N) += A (M, K) @ B with B packed once into column panels (a recurrent kernel used
+ * at every step): packed_gemm_size(K, N) floats; pack from b (K, N), or with trans from
+ * b (N, K) for B = b^T. */
+size_t packed_gemm_size(int K, int N);
+void packed_gemm_pack(float *pk, const float *b, int K, int N, int trans);
+void packed_gemm_acc(float *c, const float *a, const float *pk, int M, int N, int K);
 
 /* ---------------------------------------------------------------- image/ */
 /* Image codecs (jpeg.c, png.c), resize.c, preprocess.c. A decoded image is

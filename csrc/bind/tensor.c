@@ -149,6 +149,13 @@ static int l_get_threads(lua_State *L) {
   return 1;
 }
 
+/* blas_core() -> OpenBLAS' kernel family in use, e.g. "Haswell" (OPENBLAS_CORETYPE or
+ * OpenBLAS' own pick for this CPU) */
+static int l_blas_core(lua_State *L) {
+  lua_pushstring(L, lc_blas_core());
+  return 1;
+}
+
 /* sgemm(C, A, B, ta, tb, alpha, beta) on 2-d tensors: C = alpha op(A) op(B) + beta C */
 static int l_sgemm(lua_State *L) {
   lc_tensor *c = lcb_check(L, 1), *a = lcb_check(L, 2), *b = lcb_check(L, 3);
@@ -162,6 +169,25 @@ static int l_sgemm(lua_State *L) {
   lcb_expect_shape(L, "sgemm", "B", b, 2, wb, tb ? "(N, K)" : "(K, N)");
   lcb_expect_shape(L, "sgemm", "C", c, 2, wc, "(M, N)");
   lc_sgemm(ta, tb, (int)M, (int)N, (int)K, alpha, a->data, b->data, beta, c->data);
+  return 0;
+}
+
+/* packed_gemm(C, A, B[, tb]) on 2-d tensors: C += A op(B) through nn/packed_gemm.c (B
+ * packed, then the panel kernel), the recurrences' product; for specs and benchmarks. */
+static int l_packed_gemm(lua_State *L) {
+  lc_tensor *c = lcb_check(L, 1), *a = lcb_check(L, 2), *b = lcb_check(L, 3);
+  int tb = lua_toboolean(L, 4);
+  if (a->ndim != 2 || b->ndim != 2 || c->ndim != 2)
+    return luaL_error(L, "packed_gemm: A, B and C must be 2-d");
+  int64_t M = a->shape[0], K = a->shape[1], N = tb ? b->shape[0] : b->shape[1];
+  int64_t wb[2] = {tb ? N : K, tb ? K : N}, wc[2] = {M, N};
+  lcb_expect_shape(L, "packed_gemm", "B", b, 2, wb, tb ? "(N, K)" : "(K, N)");
+  lcb_expect_shape(L, "packed_gemm", "C", c, 2, wc, "(M, N)");
+  float *pk = malloc(packed_gemm_size((int)K, (int)N) * sizeof(float) + 1);
+  if (!pk) return luaL_error(L, "packed_gemm: out of memory");
+  packed_gemm_pack(pk, b->data, (int)K, (int)N, tb);
+  packed_gemm_acc(c->data, a->data, pk, (int)M, (int)N, (int)K);
+  free(pk);
   return 0;
 }
 
@@ -661,7 +687,7 @@ static const luaL_Reg methods[] = {
 static const luaL_Reg functions[] = {
   {"zeros", t_empty}, {"full", t_full}, {"from_flat", t_from_flat}, {"rand", t_rand},
   {"randn", t_randn}, {"arange", t_arange}, {"seed", l_seed}, {"random", l_random},
-  {"gather", l_gather}, {"scatter_add", l_scatter_add}, {"rng_state", l_rng_state}, {"set_rng_state", l_set_rng_state}, {"set_threads", l_set_threads}, {"get_threads", l_get_threads}, {"sgemm", l_sgemm},
+  {"gather", l_gather}, {"scatter_add", l_scatter_add}, {"rng_state", l_rng_state}, {"set_rng_state", l_set_rng_state}, {"set_threads", l_set_threads}, {"get_threads", l_get_threads}, {"blas_core", l_blas_core}, {"sgemm", l_sgemm}, {"packed_gemm", l_packed_gemm},
   {NULL, NULL}
 };
 

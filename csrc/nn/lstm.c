@@ -163,6 +163,16 @@ static void matmul_acc(float *out, const float *a, const float *w, int M, int N,
   else lc_sgemm(0, 0, M, N, K, 1.0f, a, w, 1.0f, out);
 }
 
+/* The recurrent products of up to PACKED_MAX_ROWS rows run on the recurrent kernel packed
+ * once per call (packed_gemm.c), where OpenBLAS' small-M sgemm is slowest; more rows go
+ * to sgemm, which is then near its peak, and so are rows whose a (M, K) outgrows L2. */
+#define PACKED_MAX_ROWS 64
+#define PACKED_MAX_A 131072   /* floats of a: 512 KiB */
+
+static int use_packed(int M, int K) {
+  return M >= SMALL_ROWS && M <= PACKED_MAX_ROWS && (size_t)M * K <= PACKED_MAX_A;
+}
+
 /* ------------------------------------------------------------------ step plan */
 
 /* Which rows each step computes. Only real (b, t) pairs do any work: a masked step
@@ -265,7 +275,14 @@ int lstm_forward(float *out, float *gates, float *cs, float *hs, float *zx,
   int xr_own = !repeat && (size_t)C > G;   /* zx holds the gathered x when C <= 4H */
   float *hc = calloc(BH + H, sizeof(float));                 /* (B, H), then H zeros */
   float *xr = xr_own ? malloc(n * C * sizeof(float) + 1) : zx;          /* (n, C) */
-  if (!hc || !xr) { free(hc); if (xr_own) free(xr); plan_free(&p); return LC_ENOMEM; }
+  int packed = 0;
+  for (int s = 0; s < T; s++) packed |= use_packed(p.nrec[s], H);
+  float *pk = packed ? malloc(packed_gemm_size(H, (int)G) * sizeof(float)) : NULL;
+  if (!hc || !xr || (packed && !pk)) {
+    free(hc); free(pk); if (xr_own) free(xr); plan_free(&p);
+    return LC_ENOMEM;
+  }
+  if (packed) packed_gemm_pack(pk, rkernel, H, (int)G, 0);
   const float *zeros = hc + BH;
   if (n > 0) {
     if (repeat) {
@@ -301,7 +318,8 @@ int lstm_forward(float *out, float *gates, float *cs, float *hs, float *zx,
       for (int k = 0; k < nr; k++)
         memcpy(hc + (size_t)k * H, h_prev + (size_t)rows[k] * H, (size_t)H * sizeof(float));
       /* gates_s (nr, 4H) += hc (nr, H) @ rkernel (H, 4H) */
-      matmul_acc(gates_s, hc, rkernel, nr, (int)G, H);
+      if (use_packed(nr, H)) packed_gemm_acc(gates_s, hc, pk, nr, (int)G, H);
+      else matmul_acc(gates_s, hc, rkernel, nr, (int)G, H);
     }
     LC_OMP_FOR_IF((size_t)na * G)
     for (int k = 0; k < na; k++) {
@@ -322,7 +340,7 @@ int lstm_forward(float *out, float *gates, float *cs, float *hs, float *zx,
       write_output(out, h_b, real, s, b, T, H, return_sequences, zero_output_for_mask);
     }
   }
-  free(hc);
+  free(hc); free(pk);
   if (xr_own) free(xr);
   plan_free(&p);
   return LC_OK;
@@ -453,10 +471,14 @@ int lstm_backward(float *dx, float *dkernel, float *drkernel, float *dbias, floa
   float *work = calloc(4 * BH + H, sizeof(float));   /* dh, dc, dcarry, dhc; H zeros */
   float *hp = malloc(n * H * sizeof(float) + 1);                        /* (n, H) */
   float *xr = xr_own ? malloc(n * C * sizeof(float) + 1) : dzx;         /* (n, C) */
-  if (!work || !hp || !xr) {
-    free(work); free(hp); if (xr_own) free(xr); plan_free(&p);
+  int packed = 0;
+  for (int s = 0; s < T; s++) packed |= use_packed(dh0 ? p.off[s + 1] - p.off[s] : p.nrec[s], (int)G);
+  float *pk = packed ? malloc(packed_gemm_size((int)G, H) * sizeof(float)) : NULL;  /* rkernel^T */
+  if (!work || !hp || !xr || (packed && !pk)) {
+    free(work); free(hp); free(pk); if (xr_own) free(xr); plan_free(&p);
     return LC_ENOMEM;
   }
+  if (packed) packed_gemm_pack(pk, rkernel, (int)G, H, 1);
   float *dh = work, *dc = work + BH, *dcarry = work + 2 * BH, *dhc = work + 3 * BH;
   const float *zeros = work + 4 * BH;
   if (!return_sequences) memcpy(dcarry, dout, BH * sizeof(float));
@@ -483,8 +505,14 @@ int lstm_backward(float *dx, float *dkernel, float *drkernel, float *dbias, floa
     for (int k = nd; k < na; k++) memset(dh + (size_t)rows[k] * H, 0, (size_t)H * sizeof(float));
     if (nd > 0) {
       /* z = h_prev @ rkernel + ...  =>  dhc (nd, H) = dz_s (nd, 4H) @ rkernel^T (4H, H) */
-      if (nd < SMALL_ROWS) small_rows_matmul_nt(dhc, dz_s, rkernel, nd, H, (int)G);
-      else lc_sgemm(0, 1, nd, H, (int)G, 1.0f, dz_s, rkernel, 0.0f, dhc);
+      if (nd < SMALL_ROWS) {
+        small_rows_matmul_nt(dhc, dz_s, rkernel, nd, H, (int)G);
+      } else if (use_packed(nd, (int)G)) {
+        memset(dhc, 0, (size_t)nd * H * sizeof(float));
+        packed_gemm_acc(dhc, dz_s, pk, nd, H, (int)G);
+      } else {
+        lc_sgemm(0, 1, nd, H, (int)G, 1.0f, dz_s, rkernel, 0.0f, dhc);
+      }
       LC_OMP_FOR_IF((size_t)nd * H)
       for (int k = 0; k < nd; k++)
         memcpy(dh + (size_t)rows[k] * H, dhc + (size_t)k * H, (size_t)H * sizeof(float));
@@ -533,7 +561,7 @@ int lstm_backward(float *dx, float *dkernel, float *drkernel, float *dbias, floa
       }
     }
   }
-  free(work); free(hp);
+  free(work); free(hp); free(pk);
   if (xr_own) free(xr);
   plan_free(&p);
   return LC_OK;

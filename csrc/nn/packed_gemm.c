@@ -1,0 +1,111 @@
+/* packed_gemm.c: C (M, N) += A (M, K) @ B (K, N) for a B that many products share, packed
+ * once into column panels: an LSTM's recurrent kernel, used at every one of its T steps.
+ *
+ * Why not sgemm: OpenBLAS packs B again on every call, and at the few rows of a recurrence
+ * (a batch of 32: (32, 256) @ (256, 1024)) that copy and its small-M kernel leave it at
+ * 0.55-0.7 of its 1024^3 rate (docs/performance.md). Packed once, the panels stay in L2
+ * over the steps and the kernel below runs near the machine's FMA peak.
+ *
+ * Layout: panel p holds columns p*NR .. p*NR+NR-1 of B as K rows of NR floats
+ * (pk[(p * K + k) * NR + j] = B[k][p * NR + j]), the last panel padded with zeros.
+ * The kernel keeps an MR x NR block of C in registers (8 rows x 2 vectors of 16) and, for
+ * each k, adds A[m][k] * panel row k. Each C element's sum runs over k in order, on one
+ * thread, whatever the thread count: the same bits at any --threads.
+ * Shapes: A (M, K) row-major, lda = K; C (M, N) row-major, ldc = N. */
+#include "luacap.h"
+
+#include <string.h>
+
+#include "parallel.h"
+
+#define NR 32
+#define MR 8
+#define PAR_MIN_WORK 65536
+
+typedef float v16 __attribute__((vector_size(64), aligned(4)));
+
+size_t packed_gemm_size(int K, int N) {
+  return (size_t)((N + NR - 1) / NR) * NR * (size_t)K;
+}
+
+/* pk (packed_gemm_size(K, N)) = B (K, N), or with trans B^T for a b stored (N, K). */
+void packed_gemm_pack(float *pk, const float *b, int K, int N, int trans) {
+  int np = (N + NR - 1) / NR;
+  LC_OMP_FOR_IF((size_t)K * N)
+  for (int p = 0; p < np; p++) {
+    float *pp = pk + (size_t)p * K * NR;
+    int nc = N - p * NR < NR ? N - p * NR : NR;
+    if (!trans) {
+      for (int k = 0; k < K; k++) {
+        float *o = pp + (size_t)k * NR;
+        memcpy(o, b + (size_t)k * N + (size_t)p * NR, (size_t)nc * sizeof(float));
+        for (int j = nc; j < NR; j++) o[j] = 0.0f;
+      }
+    } else {
+      for (int j = 0; j < NR; j++) {
+        const float *row = j < nc ? b + (size_t)(p * NR + j) * K : NULL;
+        for (int k = 0; k < K; k++) pp[(size_t)k * NR + j] = row ? row[k] : 0.0f;
+      }
+    }
+  }
+}
+
+/* c (MR rows, nc <= NR columns, ldc) += a (MR rows, lda) @ panel (K, NR) */
+LC_CLONES_AVX512
+static void kernel_8(float *c, int ldc, const float *a, int lda, const float *panel, int K, int nc) {
+  v16 r[MR][2];
+  memset(r, 0, sizeof r);
+  const float *a0 = a, *a1 = a + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+  const float *a4 = a3 + lda, *a5 = a4 + lda, *a6 = a5 + lda, *a7 = a6 + lda;
+  for (int k = 0; k < K; k++) {
+    v16 b0 = *(const v16 *)(panel + (size_t)k * NR), b1 = *(const v16 *)(panel + (size_t)k * NR + 16);
+    r[0][0] += a0[k] * b0; r[0][1] += a0[k] * b1;
+    r[1][0] += a1[k] * b0; r[1][1] += a1[k] * b1;
+    r[2][0] += a2[k] * b0; r[2][1] += a2[k] * b1;
+    r[3][0] += a3[k] * b0; r[3][1] += a3[k] * b1;
+    r[4][0] += a4[k] * b0; r[4][1] += a4[k] * b1;
+    r[5][0] += a5[k] * b0; r[5][1] += a5[k] * b1;
+    r[6][0] += a6[k] * b0; r[6][1] += a6[k] * b1;
+    r[7][0] += a7[k] * b0; r[7][1] += a7[k] * b1;
+  }
+  for (int m = 0; m < MR; m++) {
+    float *o = c + (size_t)m * ldc;
+    if (nc == NR) {
+      *(v16 *)o += r[m][0];
+      *(v16 *)(o + 16) += r[m][1];
+    } else {
+      float t[NR];
+      memcpy(t, r[m], sizeof t);
+      for (int j = 0; j < nc; j++) o[j] += t[j];
+    }
+  }
+}
+
+/* the same for one row (the rows past the last multiple of MR) */
+LC_CLONES_AVX512
+static void kernel_1(float *c, const float *a, const float *panel, int K, int nc) {
+  v16 r0 = {0}, r1 = {0};
+  for (int k = 0; k < K; k++) {
+    r0 += a[k] * *(const v16 *)(panel + (size_t)k * NR);
+    r1 += a[k] * *(const v16 *)(panel + (size_t)k * NR + 16);
+  }
+  float t[NR];
+  memcpy(t, &r0, sizeof r0);
+  memcpy(t + 16, &r1, sizeof r1);
+  for (int j = 0; j < nc; j++) c[j] += t[j];
+}
+
+/* c (M, N) += a (M, K) @ B, B packed by packed_gemm_pack; the panels on the threads. */
+void packed_gemm_acc(float *c, const float *a, const float *pk, int M, int N, int K) {
+  if (M <= 0 || N <= 0 || K <= 0) return;
+  int np = (N + NR - 1) / NR;
+  LC_OMP_FOR_IF((size_t)M * N * K)
+  for (int p = 0; p < np; p++) {
+    const float *panel = pk + (size_t)p * K * NR;
+    int nc = N - p * NR < NR ? N - p * NR : NR;
+    float *cp = c + (size_t)p * NR;
+    int m = 0;
+    for (; m + MR <= M; m += MR) kernel_8(cp + (size_t)m * N, N, a + (size_t)m * K, K, panel, K, nc);
+    for (; m < M; m++) kernel_1(cp + (size_t)m * N, a + (size_t)m * K, panel, K, nc);
+  }
+}
