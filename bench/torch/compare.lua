@@ -18,7 +18,46 @@
 -- row compared with the other side.
 -- To add a suite, add an entry to SUITES: {name =, luacap = command, torch = command}.
 --
--- Usage: luajit bench/torch/compare.lua [--rounds R] [--threads 1,2] [--quick] [suite ...]
+-- Usage: luajit bench/torch/compare.lua [--rounds R] [--threads 1,2] [--quick]
+--          [--blas-core NAME|cpu] [suite ...]
+-- --blas-core runs the whole comparison (both sides and the sgemm yardstick) with
+-- OPENBLAS_CORETYPE=NAME (e.g. Haswell, SkylakeX), or with it unset (cpu: OpenBLAS' own
+-- pick for this CPU); without it, the environment's setting stands. The header names the
+-- kernel family in use. (The command re-runs itself under that environment.)
+local opt = {rounds = 3, threads = {1, 2}, quick = false, only = {}}
+local i = 1
+while i <= #arg do
+  local a = arg[i]
+  if a == '--rounds' then
+    opt.rounds = assert(tonumber(arg[i + 1]), '--rounds needs a number'); i = i + 1
+  elseif a == '--threads' then
+    opt.threads = {}
+    for n in arg[i + 1]:gmatch('[^,]+') do opt.threads[#opt.threads + 1] = assert(tonumber(n)) end
+    i = i + 1
+  elseif a == '--quick' then
+    opt.quick = true
+  elseif a == '--blas-core' then
+    opt.blas_core = assert(arg[i + 1], '--blas-core needs a name (or cpu)'); i = i + 1
+  else
+    opt.only[a] = true
+  end
+  i = i + 1
+end
+
+
+-- --blas-core: the same command again under the chosen OPENBLAS_CORETYPE (it must be in the
+-- environment before OpenBLAS loads, in this process and in every side's)
+if opt.blas_core and os.getenv('LUACAP_BENCH_BLAS_CORE') ~= opt.blas_core then
+  if not opt.blas_core:match('^[%w_]+$') then error('--blas-core: not a core name: ' .. opt.blas_core) end
+  local words = {}
+  for k = 1, #arg do words[k] = "'" .. arg[k]:gsub("'", "'\\''") .. "'" end
+  local env = opt.blas_core == 'cpu' and 'env -u OPENBLAS_CORETYPE' or
+    'env OPENBLAS_CORETYPE=' .. opt.blas_core
+  local r = os.execute(string.format('%s LUACAP_BENCH_BLAS_CORE=%s luajit bench/torch/compare.lua %s',
+    env, opt.blas_core, table.concat(words, ' ')))
+  os.exit((r == 0 or r == true) and 0 or 1)
+end
+
 package.path = 'lua/?.lua;lua/?/init.lua;bench/?.lua;' .. package.path
 package.cpath = 'lua/?.so;' .. package.cpath
 local luacap = require 'luacap'
@@ -32,24 +71,6 @@ local SUITES = {
   {name = 'seed', luacap = 'luajit bench/torch/seed.lua', torch = PYTHON .. ' bench/torch/seed.py'},
   {name = 'vgg16', luacap = 'luajit bench/torch/vgg16.lua', torch = PYTHON .. ' bench/torch/vgg16.py'},
 }
-
-local opt = {rounds = 3, threads = {1, 2}, quick = false, only = {}}
-local i = 1
-while i <= #arg do
-  local a = arg[i]
-  if a == '--rounds' then
-    opt.rounds = assert(tonumber(arg[i + 1]), '--rounds needs a number'); i = i + 1
-  elseif a == '--threads' then
-    opt.threads = {}
-    for n in arg[i + 1]:gmatch('[^,]+') do opt.threads[#opt.threads + 1] = assert(tonumber(n)) end
-    i = i + 1
-  elseif a == '--quick' then
-    opt.quick = true
-  else
-    opt.only[a] = true
-  end
-  i = i + 1
-end
 
 local function median(xs)
   local s = {}
@@ -117,6 +138,8 @@ end
 
 print(string.format('\nbench-torch: %d rounds, luacap and PyTorch interleaved; median (range);'
   .. ' ratio = how many times faster luacap is (ratio of medians)', opt.rounds))
+print(string.format('OpenBLAS kernels: %s (OPENBLAS_CORETYPE %s), both sides', luacap.core.blas_core(),
+  os.getenv('OPENBLAS_CORETYPE') and ('= ' .. os.getenv('OPENBLAS_CORETYPE')) or 'unset: OpenBLAS\' own pick'))
 print(string.format('%-22s %-9s %3s  %-24s %-24s %s', 'figure', 'unit', 'thr', 'luacap', 'PyTorch',
   'ratio'))
 for _, N in ipairs(opt.threads) do
