@@ -36,9 +36,8 @@ function M.run(ctx)
   local N, runs = 1024, ctx.quick and 5 or 11
   local g, s = M.measure(N, runs)
   ctx.sgemm_gflops = g
-  print(string.format('sgemm %dx%dx%d: %.1f GFLOP/s (median of %d, %.2f ms), OpenBLAS kernels %s%s',
-    N, N, N, g, runs, s * 1e3, luacap.core.blas_core(),
-    os.getenv('OPENBLAS_CORETYPE') and ' (OPENBLAS_CORETYPE=' .. os.getenv('OPENBLAS_CORETYPE') .. ')' or ''))
+  print(string.format('sgemm %dx%dx%d: %.1f GFLOP/s (median of %d, %.2f ms), OpenBLAS kernels %s (%s)',
+    N, N, N, g, runs, s * 1e3, luacap.core.blas_core(), require('luacap.blas_env').describe()))
 end
 
 return M

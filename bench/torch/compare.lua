@@ -21,8 +21,9 @@
 -- Usage: luajit bench/torch/compare.lua [--rounds R] [--threads 1,2] [--quick]
 --          [--blas-core NAME|cpu] [suite ...]
 -- --blas-core runs the whole comparison (both sides and the sgemm yardstick) with
--- OPENBLAS_CORETYPE=NAME (e.g. Haswell, SkylakeX), or with it unset (cpu: OpenBLAS' own
--- pick for this CPU); without it, the environment's setting stands. The header names the
+-- OPENBLAS_CORETYPE=NAME (e.g. Haswell, SkylakeX), or with it unset and luacap's own
+-- choice off (cpu: OpenBLAS' own pick for this CPU); without it, the environment's
+-- setting stands, or luacap's choice (luacap.blas_env), which the PyTorch side inherits. The header names the
 -- kernel family in use. (The command re-runs itself under that environment.)
 local opt = {rounds = 3, threads = {1, 2}, quick = false, only = {}}
 local i = 1
@@ -51,7 +52,7 @@ if opt.blas_core and os.getenv('LUACAP_BENCH_BLAS_CORE') ~= opt.blas_core then
   if not opt.blas_core:match('^[%w_]+$') then error('--blas-core: not a core name: ' .. opt.blas_core) end
   local words = {}
   for k = 1, #arg do words[k] = "'" .. arg[k]:gsub("'", "'\\''") .. "'" end
-  local env = opt.blas_core == 'cpu' and 'env -u OPENBLAS_CORETYPE' or
+  local env = opt.blas_core == 'cpu' and 'env -u OPENBLAS_CORETYPE LUACAP_BLAS_PICK=0' or
     'env OPENBLAS_CORETYPE=' .. opt.blas_core
   local r = os.execute(string.format('%s LUACAP_BENCH_BLAS_CORE=%s luajit bench/torch/compare.lua %s',
     env, opt.blas_core, table.concat(words, ' ')))
@@ -138,8 +139,8 @@ end
 
 print(string.format('\nbench-torch: %d rounds, luacap and PyTorch interleaved; median (range);'
   .. ' ratio = how many times faster luacap is (ratio of medians)', opt.rounds))
-print(string.format('OpenBLAS kernels: %s (OPENBLAS_CORETYPE %s), both sides', luacap.core.blas_core(),
-  os.getenv('OPENBLAS_CORETYPE') and ('= ' .. os.getenv('OPENBLAS_CORETYPE')) or 'unset: OpenBLAS\' own pick'))
+print(string.format('OpenBLAS kernels: %s (%s), both sides', luacap.core.blas_core(),
+  require('luacap.blas_env').describe()))
 print(string.format('%-22s %-9s %3s  %-24s %-24s %s', 'figure', 'unit', 'thr', 'luacap', 'PyTorch',
   'ratio'))
 for _, N in ipairs(opt.threads) do

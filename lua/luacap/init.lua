@@ -13,6 +13,8 @@ do
   end
 end
 
+-- Before OpenBLAS loads (with core): its kernel family where it would pick a generic one.
+require('luacap.blas_env').apply_here()
 local core = require 'luacap.core'
 local tensor = require 'luacap.tensor'
 
