@@ -86,6 +86,14 @@ $(BUILD)/%.o: csrc/%.c $(HDR)
 # no fast-math: the results stay IEEE-exact. About 2x on 15M parameters.
 $(BUILD)/nn/adam.o: ALL_CFLAGS += -fno-math-errno -ftree-vectorize -fvect-cost-model=dynamic
 
+# The multiversioned kernels' a * b + c as one fused multiply-add (csrc/nn/parallel.h's
+# clones): -std=c99 turns GCC's contraction off, and a separate multiply and add halve the
+# rate where the same two ports do both (Intel's AVX-512 cores: the recurrent kernel went
+# from 70 to 110-134 GFLOP/s on one thread, docs/performance.md). Each sum still runs in one
+# order on one thread: the same bits at any thread count.
+FMA_OBJ = $(addprefix $(BUILD)/nn/,packed_gemm.o winograd.o lstm.o additive_attention.o)
+$(FMA_OBJ): ALL_CFLAGS += -ffp-contract=fast
+
 # -z nodelete: LuaJIT unloads C modules when its state closes; OpenMP's idle worker threads
 # would then run unmapped code (a segfault at exit), so the module stays mapped.
 $(SO): $(OBJ)

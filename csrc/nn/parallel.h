@@ -5,7 +5,7 @@
  *                          own threshold: below it starting the threads costs more)
  *   LC_SIMD, LC_SIMD_SUM(v)  a vector loop, one with a + reduction into v
  *   LC_PRAGMA(x)           any other OpenMP pragma, e.g. LC_PRAGMA(omp parallel for simd)
- *   LC_CLONES_AVX2, LC_CLONES_AVX512  build a hot function for AVX2 (and AVX-512) too,
+ *   LC_CLONES_AVX2, LC_CLONES_AVX512  build a hot function for AVX2+FMA (and AVX-512) too,
  *                          picked at load time: the build itself targets plain x86-64. */
 #ifndef LC_NN_PARALLEL_H
 #define LC_NN_PARALLEL_H
@@ -22,9 +22,16 @@
 #define LC_SIMD LC_PRAGMA(omp simd)
 #define LC_SIMD_SUM(v) LC_PRAGMA(omp simd reduction(+:v))
 
+/* The clones are x86-64 levels: v3 is AVX2 with FMA (the "avx2" target alone has no FMA,
+ * so a * b + c stays two instructions), v4 adds AVX-512 F/BW/CD/DQ/VL. The files built with
+ * -ffp-contract=fast (Makefile) turn a * b + c into one FMA there. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define LC_CLONES_AVX2 __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
 #define LC_CLONES_AVX2 __attribute__((target_clones("avx2", "default")))
+#endif
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-#define LC_CLONES_AVX512 __attribute__((target_clones("avx512f", "avx2", "default")))
+#define LC_CLONES_AVX512 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define LC_CLONES_AVX512
 #endif
