@@ -28,7 +28,7 @@ describe('packed_gemm', function()
   it('equals a plain loop and sgemm on odd shapes, B plain or transposed, adding into C', function()
     luacap.seed(4)
     for _, s in ipairs{{1, 1, 1}, {7, 31, 5}, {8, 32, 16}, {9, 33, 17}, {13, 36, 9}, {24, 64, 40},
-                       {17, 100, 3}, {70, 20, 130}} do
+                       {17, 100, 3}, {70, 20, 130}, {2, 40, 7}, {3, 5, 2}, {10, 33, 8}} do
       local M, N, K = s[1], s[2], s[3]
       for _, tb in ipairs{false, true} do
         local a = luacap.randn(M, K)
