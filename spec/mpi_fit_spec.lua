@@ -24,6 +24,29 @@ local function compare(a, b)
   return worst, math.sqrt(dd / aa)
 end
 
+-- Runs script on 2 ranks ('dist ' .. two_args) and twice as one process ('single ' .. the
+-- other args), each writing its numbers to the file its args name.
+local function run_three(script, two_args, one_args, other_args)
+  local out, ok = H.run(2, script, 'dist ' .. two_args, 60)
+  assert(ok, out)
+  assert(os.execute('luajit ' .. script .. ' single ' .. one_args .. ' >/dev/null 2>&1'))
+  assert(os.execute('luajit ' .. script .. ' single ' .. other_args .. ' >/dev/null 2>&1'))
+end
+
+-- The 2-rank numbers (file two) equal the 1-process ones (file one) to 1e-5, and the
+-- comparison can fail: the run with the other setting (file other, what) is far from them.
+-- Returns the three differences.
+local function assert_agree(one, two, other, min_count, what)
+  local a, b, c = numbers(one), numbers(two), numbers(other)
+  assert.truthy(#a > min_count, #a .. ' numbers')
+  local worst, rel = compare(a, b)
+  assert.truthy(worst <= 1e-5, 'largest difference ' .. worst)
+  assert.truthy(rel <= 1e-5, 'relative norm of the difference ' .. rel)
+  local w2 = compare(a, c)
+  assert.truthy(w2 > 1e-3, what .. ' differs by only ' .. w2)
+  return worst, rel, w2
+end
+
 describe('data-parallel fit on 2 ranks', function()
   if not H.usable() then
     pending('skipped: ' .. H.why_not())
@@ -35,23 +58,14 @@ describe('data-parallel fit on 2 ranks', function()
       local dir = U.tmpdir()
       local one, two, half = dir .. '/one.txt', dir .. '/two.txt', dir .. '/half.txt'
       -- buckets of 0.002 MiB (524 values): several, each started as its layers finish
-      local out, ok = H.run(2, 'spec/mpi/fit_equal.lua', 'dist ' .. two .. ' 32 1 0.002', 60)
-      assert(ok, out)
+      run_three('spec/mpi/fit_equal.lua', two .. ' 32 1 0.002', one, half .. ' 16')
       local nb, early, steps = U.read(two .. '.buckets'):match('(%d+) (%d+) (%d+)')
       nb, early, steps = tonumber(nb), tonumber(early), tonumber(steps)
       assert.equal(20, steps)
       assert.truthy(nb >= 5, nb .. ' buckets')
       assert.equal(nb * steps, early)      -- every bucket of every step started inside backward
-      assert(os.execute('luajit spec/mpi/fit_equal.lua single ' .. one .. ' >/dev/null 2>&1'))
-      assert(os.execute('luajit spec/mpi/fit_equal.lua single ' .. half .. ' 16 >/dev/null 2>&1'))
-      local a, b, c = numbers(one), numbers(two), numbers(half)
-      assert.truthy(#a > 4000)
-      local worst, rel = compare(a, b)
-      assert.truthy(worst <= 1e-5, 'largest difference ' .. worst)
-      assert.truthy(rel <= 1e-5, 'relative norm of the difference ' .. rel)
-      -- the comparison can fail: another batch size (other updates) is far from it
-      local w2 = compare(a, c)
-      assert.truthy(w2 > 1e-3, 'batch 16 differs by only ' .. w2)
+      -- another batch size (other updates) is far from it
+      local worst, rel, w2 = assert_agree(one, two, half, 4000, 'batch 16')
       if os.getenv('LUACAP_MPI_SPEC_VERBOSE') then
         print(string.format('fit: 2 ranks vs 1 process %.3g (norm %.3g); batch 16 vs 32 %.3g', worst, rel, w2))
       end
@@ -62,17 +76,8 @@ describe('data-parallel fit on 2 ranks', function()
      '2 ranks x global batch 16 = 1 process x batch 16 (1e-5)', function()
     local dir = U.tmpdir()
     local one, two, half = dir .. '/one.txt', dir .. '/two.txt', dir .. '/half.txt'
-    local out, ok = H.run(2, 'spec/mpi/sat_equal.lua', 'dist ' .. two, 60)
-    assert(ok, out)
-    assert(os.execute('luajit spec/mpi/sat_equal.lua single ' .. one .. ' >/dev/null 2>&1'))
-    assert(os.execute('luajit spec/mpi/sat_equal.lua single ' .. half .. ' 8 >/dev/null 2>&1'))
-    local a, b, c = numbers(one), numbers(two), numbers(half)
-    assert.truthy(#a > 1000)
-    local worst, rel = compare(a, b)
-    assert.truthy(worst <= 1e-5, 'largest difference ' .. worst)
-    assert.truthy(rel <= 1e-5, 'relative norm of the difference ' .. rel)
-    local w2 = compare(a, c)
-    assert.truthy(w2 > 1e-3, 'batch 8 differs by only ' .. w2)
+    run_three('spec/mpi/sat_equal.lua', two, one, half .. ' 8')
+    local worst, rel, w2 = assert_agree(one, two, half, 1000, 'batch 8')
     if os.getenv('LUACAP_MPI_SPEC_VERBOSE') then
       print(string.format('sat: 2 ranks vs 1 process %.3g (norm %.3g); batch 8 vs 16 %.3g', worst, rel, w2))
     end
@@ -84,18 +89,9 @@ describe('data-parallel fit on 2 ranks', function()
        'the last batch) on 2 ranks = 1 process (1e-5), the logged means the same', function()
       local dir = U.tmpdir()
       local one, two, other = dir .. '/one.txt', dir .. '/two.txt', dir .. '/other.txt'
-      local out, ok = H.run(2, 'spec/mpi/scst_equal.lua', 'dist ' .. kind .. ' ' .. two, 60)
-      assert(ok, out)
-      assert(os.execute('luajit spec/mpi/scst_equal.lua single ' .. kind .. ' ' .. one .. ' >/dev/null 2>&1'))
-      assert(os.execute('luajit spec/mpi/scst_equal.lua single ' .. kind .. ' ' .. other .. ' 18 >/dev/null 2>&1'))
-      local a, b, c = numbers(one), numbers(two), numbers(other)
-      assert.truthy(#a > 1000)
-      local worst, rel = compare(a, b)
-      assert.truthy(worst <= 1e-5, 'largest difference ' .. worst)
-      assert.truthy(rel <= 1e-5, 'relative norm of the difference ' .. rel)
-      -- the comparison can fail: other samples (another sample seed) train other weights
-      local w2 = compare(a, c)
-      assert.truthy(w2 > 1e-3, 'another sample seed differs by only ' .. w2)
+      run_three('spec/mpi/scst_equal.lua', kind .. ' ' .. two, kind .. ' ' .. one, kind .. ' ' .. other .. ' 18')
+      -- other samples (another sample seed) train other weights
+      assert_agree(one, two, other, 1000, 'another sample seed')
       local la, lb = U.read(one .. '.log'), U.read(two .. '.log')
       assert.matches('SCST epoch 2/2: mean reward', la)
       assert.equal(la:gsub('in [%d.]+ s', ''), (lb:gsub('in [%d.]+ s', '')))

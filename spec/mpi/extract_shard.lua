@@ -7,20 +7,13 @@
 -- that what extract returned equals the cache on disk, then writes info (computed, reused,
 -- failed, rebuilt, ids) as JSON to <cache>.info.<rank> and prints "ok rank R". Run by
 -- spec/mpi_features_spec.lua. Not a spec file on its own.
-package.path = 'lua/?.lua;lua/?/init.lua;' .. package.path
-package.cpath = 'lua/?.so;' .. package.cpath
+local common = dofile 'spec/mpi/common.lua'
 local luacap = require 'luacap'
 local util = require 'luacap.util'
 local mode, dir, out, which, count = arg[1], arg[2], arg[3], arg[4], tonumber(arg[5])
-luacap.set_threads(1)
 
-local dist, rank = nil, 0
-if mode == 'dist' then
-  local mpi = require 'luacap.mpi'
-  mpi.init()
-  dist = require('luacap.train.distributed').new(mpi)
-  rank = dist.rank
-end
+local dist = common.dist(mode)
+local rank = dist and dist.rank or 0
 
 -- the same encoder on every rank and in every run: seeded weights
 local function encoder()
@@ -63,4 +56,4 @@ end
 util.write_file(out .. '.info.' .. rank, util.json_exact({computed = info.computed,
   reused = info.reused, failed = info.failed, rebuilt = info.rebuilt, ids = got}))
 print('ok rank ' .. rank)
-if dist then dist.mpi.finalize() end
+common.finish(dist)

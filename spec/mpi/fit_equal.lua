@@ -6,19 +6,11 @@
 -- allreduce bucket size in MiB (fit's default); with dist, rank 0 also writes
 -- "<buckets> <started during backward> <steps>" to arg[2].buckets. Run by
 -- spec/mpi_fit_spec.lua and spec/train/accumulate_spec.lua. Not a spec file on its own.
-package.path = 'lua/?.lua;lua/?/init.lua;' .. package.path
-package.cpath = 'lua/?.so;' .. package.cpath
+local common = dofile 'spec/mpi/common.lua'
 local luacap = require 'luacap'
 local fit = require 'luacap.train.fit'
 local mode, out_path = arg[1], arg[2]
-luacap.set_threads(1)
-
-local dist
-if mode == 'dist' then
-  local mpi = require 'luacap.mpi'
-  mpi.init()
-  dist = require('luacap.train.distributed').new(mpi)
-end
+local dist = common.dist(mode)
 -- a different generator state on every rank before the model is built: rank 0's weights
 -- must reach the others by the broadcast (the shuffles must not depend on it: reseeded)
 luacap.seed(dist and 11 + dist.rank or 11)
@@ -48,19 +40,12 @@ local hist = fit.fit{model = model, inputs = X, train = source(PAIRS, 0), val = 
   verbose = 0, dist = dist}
 
 if not dist or dist.rank == 0 then
-  local f = assert(io.open(out_path, 'w'))
-  for _, p in ipairs(model:parameters()) do
-    for _, v in ipairs(p.value:flat()) do f:write(string.format('%.9g\n', v)) end
-  end
-  for _, key in ipairs({'loss', 'val_loss'}) do
-    for _, v in ipairs(hist[key]) do f:write(string.format('%.9g\n', v)) end
-  end
-  f:close()
+  common.write_numbers(out_path, {model}, {hist.loss, hist.val_loss})
   if dist then
     local b = dist.grad_bucketing
-    f = assert(io.open(out_path .. '.buckets', 'w'))
+    local f = assert(io.open(out_path .. '.buckets', 'w'))
     f:write(string.format('%d %d %d\n', #b.buckets, b.early, b.step))
     f:close()
   end
 end
-if dist then require('luacap.mpi').finalize() end
+common.finish(dist)

@@ -6,19 +6,11 @@
 -- Adam divides by the gradients' size, so on parameters whose gradient is nearly zero
 -- (enc_att's bias) it turns float summation-order noise into visible differences. Run by
 -- spec/mpi_fit_spec.lua and spec/train/accumulate_spec.lua. Not a spec file on its own.
-package.path = 'lua/?.lua;lua/?/init.lua;' .. package.path
-package.cpath = 'lua/?.so;' .. package.cpath
+local common = dofile 'spec/mpi/common.lua'
 local luacap = require 'luacap'
 local fit = require 'luacap.train.fit'
 local mode, out_path = arg[1], arg[2]
-luacap.set_threads(1)
-
-local dist
-if mode == 'dist' then
-  local mpi = require 'luacap.mpi'
-  mpi.init()
-  dist = require('luacap.train.distributed').new(mpi)
-end
+local dist = common.dist(mode)
 local V, T, IMAGES, CAPTIONS = 23, 7, 10, 40
 luacap.seed(3)                                  -- a frozen encoder is the same on every rank
 -- the small CNN runs in every batch but is not trained: ReLU's kinks in its backward turn
@@ -62,12 +54,6 @@ fit.fit{model = model, encoder = enc, inputs = X, train = source, epochs = 1, st
   optimizer = luacap.optim.SGD{lr = 0.1}, verbose = 0, dist = dist}
 
 if not dist or dist.rank == 0 then
-  local f = assert(io.open(out_path, 'w'))
-  for _, m in ipairs({model, enc}) do
-    for _, p in ipairs(m:parameters()) do
-      for _, v in ipairs(p.value:flat()) do f:write(string.format('%.9g\n', v)) end
-    end
-  end
-  f:close()
+  common.write_numbers(out_path, {model, enc})
 end
-if dist then require('luacap.mpi').finalize() end
+common.finish(dist)

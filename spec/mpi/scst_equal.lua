@@ -5,19 +5,11 @@
 -- and the logged lines to arg[3] .. '.log'. arg[1]: 'dist' (under mpirun) or 'single';
 -- arg[2]: 'seed' or 'sat'; arg[4]: the sample seed (17). Run by spec/mpi_fit_spec.lua. Not
 -- a spec file on its own.
-package.path = 'lua/?.lua;lua/?/init.lua;' .. package.path
-package.cpath = 'lua/?.so;' .. package.cpath
+local common = dofile 'spec/mpi/common.lua'
 local luacap = require 'luacap'
 local scst = require 'luacap.train.scst'
 local mode, kind, out_path = arg[1], arg[2], arg[3]
-luacap.set_threads(1)
-
-local dist
-if mode == 'dist' then
-  local mpi = require 'luacap.mpi'
-  mpi.init()
-  dist = require('luacap.train.distributed').new(mpi)
-end
+local dist = common.dist(mode)
 local V, T, N = 10, 5, 9
 -- ids 1 startseq, 2 endseq, 3.. words a, b, c, ...
 local iw = {[1] = 'startseq', [2] = 'endseq'}
@@ -47,13 +39,9 @@ scst.run{model = model, inputs = feats, images = images, references = refs, voca
   optimizer = luacap.optim.SGD{lr = 0.5}, dist = dist, log = function(l) lines[#lines + 1] = l end}
 
 if not dist or dist.rank == 0 then
-  local f = assert(io.open(out_path, 'w'))
-  for _, p in ipairs(model:parameters()) do
-    for _, v in ipairs(p.value:flat()) do f:write(string.format('%.9g\n', v)) end
-  end
-  f:close()
-  f = assert(io.open(out_path .. '.log', 'w'))
+  common.write_numbers(out_path, {model})
+  local f = assert(io.open(out_path .. '.log', 'w'))
   f:write(table.concat(lines, '\n'), '\n')
   f:close()
 end
-if dist then require('luacap.mpi').finalize() end
+common.finish(dist)
