@@ -187,6 +187,20 @@ typedef struct {
   int n;
 } lstm_plan;
 
+/* The rows of step s whose h_prev @ rkernel is computed: those with a non-zero h_prev, or
+ * with all (backward with dh0 wanted) every real row. */
+static int step_rec_rows(const lstm_plan *p, int s, int all) {
+  return all ? p->off[s + 1] - p->off[s] : p->nrec[s];
+}
+
+/* Whether any step's recurrent product of K columns runs on the packed kernel (then the
+ * call packs rkernel once). */
+static int plan_uses_packed(const lstm_plan *p, int T, int K, int all) {
+  for (int s = 0; s < T; s++)
+    if (use_packed(step_rec_rows(p, s, all), K)) return 1;
+  return 0;
+}
+
 static void plan_free(lstm_plan *p) {
   free(p->rows); free(p->off); free(p->nrec);
 }
@@ -275,8 +289,7 @@ int lstm_forward(float *out, float *gates, float *cs, float *hs, float *zx,
   int xr_own = !repeat && (size_t)C > G;   /* zx holds the gathered x when C <= 4H */
   float *hc = calloc(BH + H, sizeof(float));                 /* (B, H), then H zeros */
   float *xr = xr_own ? malloc(n * C * sizeof(float) + 1) : zx;          /* (n, C) */
-  int packed = 0;
-  for (int s = 0; s < T; s++) packed |= use_packed(p.nrec[s], H);
+  int packed = plan_uses_packed(&p, T, H, 0);
   float *pk = packed ? malloc(packed_gemm_size(H, (int)G) * sizeof(float)) : NULL;
   if (!hc || !xr || (packed && !pk)) {
     free(hc); free(pk); if (xr_own) free(xr); plan_free(&p);
@@ -471,8 +484,7 @@ int lstm_backward(float *dx, float *dkernel, float *drkernel, float *dbias, floa
   float *work = calloc(4 * BH + H, sizeof(float));   /* dh, dc, dcarry, dhc; H zeros */
   float *hp = malloc(n * H * sizeof(float) + 1);                        /* (n, H) */
   float *xr = xr_own ? malloc(n * C * sizeof(float) + 1) : dzx;         /* (n, C) */
-  int packed = 0;
-  for (int s = 0; s < T; s++) packed |= use_packed(dh0 ? p.off[s + 1] - p.off[s] : p.nrec[s], (int)G);
+  int packed = plan_uses_packed(&p, T, (int)G, dh0 != NULL);
   float *pk = packed ? malloc(packed_gemm_size((int)G, H) * sizeof(float)) : NULL;  /* rkernel^T */
   if (!work || !hp || !xr || (packed && !pk)) {
     free(work); free(hp); free(pk); if (xr_own) free(xr); plan_free(&p);
@@ -483,7 +495,7 @@ int lstm_backward(float *dx, float *dkernel, float *drkernel, float *dbias, floa
   const float *zeros = work + 4 * BH;
   if (!return_sequences) memcpy(dcarry, dout, BH * sizeof(float));
   for (int s = T - 1; s >= 0; s--) {
-    int t = STEP_T(s), o = p.off[s], na = p.off[s + 1] - o, nr = p.nrec[s];
+    int t = STEP_T(s), o = p.off[s], na = p.off[s + 1] - o;
     const int *rows = p.rows + o;
     const float *c_s = cs + (size_t)s * BH, *c_prev = s ? cs + (size_t)(s - 1) * BH : c0;
     float *dz_s = dz + (size_t)o * G;
@@ -501,7 +513,7 @@ int lstm_backward(float *dx, float *dkernel, float *drkernel, float *dbias, floa
     /* real rows: dh is consumed and replaced by the gradient of h_prev; masked rows keep
      * their pass-through dh. Rows whose h_prev is the zero initial state need it only
      * for dh0. */
-    int nd = dh0 ? na : nr;
+    int nd = step_rec_rows(&p, s, dh0 != NULL);
     for (int k = nd; k < na; k++) memset(dh + (size_t)rows[k] * H, 0, (size_t)H * sizeof(float));
     if (nd > 0) {
       /* z = h_prev @ rkernel + ...  =>  dhc (nd, H) = dz_s (nd, 4H) @ rkernel^T (4H, H) */
