@@ -52,6 +52,7 @@ double lc_rng_uniform(void);                   /* [0, 1) with 53 random bits */
 double lc_rng_normal(void);                    /* N(0, 1), Box-Muller */
 uint64_t lc_rng_below(uint64_t n);             /* uniform integer in [0, n), unbiased */
 void lc_rng_fill_uniform(float *out, size_t n, float lo, float hi);
+void lc_rng_fill_keep(float *mask, size_t n, double p, float keep);  /* u >= p ? keep : 0 */
 void lc_rng_fill_normal(float *out, size_t n, float mean, float std);
 void lc_rng_get_state(uint64_t out[4], int *has_spare, double *spare);
 void lc_rng_set_state(const uint64_t in[4], int has_spare, double spare);

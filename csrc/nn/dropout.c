@@ -9,11 +9,8 @@
 /* out (n) = x * mask; mask (n) is drawn here from luacap's seeded generator:
  * mask[i] = 1/(1-p) where uniform >= p (kept), 0 otherwise. Requires 0 <= p < 1. */
 void dropout_forward(float *out, float *mask, const float *x, size_t n, float p) {
-  float scale = 1.0f / (1.0f - p);
-  for (size_t i = 0; i < n; i++) {
-    mask[i] = lc_rng_uniform() >= (double)p ? scale : 0.0f;
-    out[i] = x[i] * mask[i];
-  }
+  lc_rng_fill_keep(mask, n, (double)p, 1.0f / (1.0f - p));
+  for (size_t i = 0; i < n; i++) out[i] = x[i] * mask[i];
 }
 
 /* Keyed masks, for training that must not depend on how a batch is split (data-parallel

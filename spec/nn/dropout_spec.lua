@@ -44,6 +44,23 @@ describe('nn.Dropout', function()
     assert.are_not.same(a, d:forward(x):flat())
   end)
 
+  it("draws its mask from the generator's stream: value i kept where the i-th uniform >= p", function()
+    local p, n = 0.3, 1000
+    local d = luacap.nn.Dropout(p)
+    luacap.seed(21)
+    local mask = d:forward(luacap.ones(n)):flat()
+    local after = luacap.random()          -- the generator goes on where the mask left it
+    luacap.seed(21)
+    local kept = 0
+    for i = 1, n do
+      local want = luacap.random() >= p and 1 / (1 - p) or 0
+      assert.near(want, mask[i], 1e-6)
+      if want > 0 then kept = kept + 1 end
+    end
+    assert.equal(luacap.random(), after)
+    assert.truthy(kept > 600 and kept < 800, kept .. ' kept')
+  end)
+
   it('uses the forward mask in backward', function()
     luacap.seed(4)
     local d = luacap.nn.Dropout(0.25)
