@@ -5,6 +5,7 @@
 #include "luacap.h"
 
 #include <stdint.h>
+#include <string.h>
 
 /* out (n) = x * mask; mask (n) is drawn here from luacap's seeded generator:
  * mask[i] = 1/(1-p) where uniform >= p (kept), 0 otherwise. Requires 0 <= p < 1. */
@@ -32,6 +33,8 @@ void dropout_forward_keyed(float *out, float *mask, const float *x, size_t B, si
   float scale = 1.0f / (1.0f - p);
   uint32_t threshold = (uint32_t)((double)p * 16777216.0);   /* p * 2^24, 0 .. 2^24-1 */
   uint64_t base = mix64(mix64(mix64(key + 0x9e3779b97f4a7c15ULL) ^ salt) ^ epoch);
+  uint32_t sb;   /* scale's bits: the mask is scale or +0.0f without a branch (random) */
+  memcpy(&sb, &scale, sizeof sb);
   long nb = (long)B;
 #pragma omp parallel for schedule(static) if (B * R > 65536)
   for (long b = 0; b < nb; b++) {
@@ -40,9 +43,10 @@ void dropout_forward_keyed(float *out, float *mask, const float *x, size_t B, si
     const float *xo = x + (size_t)b * R;
     for (size_t j = 0; j < R; j++) {
       uint32_t u = (uint32_t)(mix64(rk + (j + 1) * 0x9e3779b97f4a7c15ULL) >> 40);
-      mo[j] = u >= threshold ? scale : 0.0f;
-      oo[j] = xo[j] * mo[j];
+      uint32_t bits = sb & (0u - (uint32_t)(u >= threshold));
+      memcpy(mo + j, &bits, sizeof bits);
     }
+    for (size_t j = 0; j < R; j++) oo[j] = xo[j] * mo[j];
   }
 }
 
