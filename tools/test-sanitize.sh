@@ -19,6 +19,8 @@
 # os.exit(code) close the Lua state (os.exit(code, true)) as a normal end of script does,
 # so tensors still referenced at exit are collected and only memory nobody can free any
 # more counts as a leak (the example scripts end with os.exit(status)).
+# loadlib loads OpenBLAS at once, so luacap.blas_env chooses its kernel family first, as
+# luacap's init does in a normal run (the same kernels, the same rounding as make test).
 set -u
 cd "$(dirname "$0")/.." || exit 2
 ROOT=$(pwd)
@@ -40,6 +42,7 @@ mkdir -p "$SAN/bin"
 rm -rf "$LOGDIR" && mkdir -p "$LOGDIR"
 INIT="local ffi = require 'ffi'; ffi.cdef 'int unsetenv(const char *)'; ffi.C.unsetenv('LD_PRELOAD');\
  local exit = os.exit; os.exit = function(code) return exit(code, true) end;\
+ dofile('$ROOT/lua/luacap/blas_env.lua').apply_here();\
  package.preload['luacap.core'] = assert(package.loadlib('$SO', 'luaopen_luacap_core'))"
 cat > "$SAN/bin/luajit" <<EOF
 #!/bin/sh

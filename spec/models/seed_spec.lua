@@ -45,7 +45,7 @@ describe('seed model', function()
     for _, p in ipairs(g:parameters()) do wrt[p.name] = p.value end
     assert.is_not_nil(wrt['dec_gru.kernel'])
     local ok, report = gradcheck.module_check(g, {
-      coords = 6, eps = 1e-3, tol = 2e-2, atol = 2e-4, input = feats, input_name = 'feats',
+      coords = 6, eps = 1e-2, tol = 2e-2, atol = 2e-4, input = feats, input_name = 'feats',
       forward = function() return g:forward(feats, ids) end,
       backward = function(R) return g:backward(R) end,
     })
@@ -74,9 +74,13 @@ describe('seed model', function()
     luacap.seed(4)
     local m = tiny(9, 4)
     m:evaluate()               -- dropout off: the function must be deterministic
+    -- relu layers' biases well above 0, so that steps of 1e-2 stay off the kink; smaller
+    -- steps drown in float32 rounding (2e-4 absolute at 1e-3 with OpenBLAS' Prescott kernels)
+    m.dec_dense.bias:fill(0.5)
+    m.img_dense.bias:fill(0.5)
     local feats, ids = luacap.randn(3, 6), prefixes(9, 3, 4)
     local ok, report = gradcheck.module_check(m, {
-      coords = 6, eps = 1e-3, tol = 2e-2, atol = 2e-4, input = feats, input_name = 'feats',
+      coords = 6, eps = 1e-2, tol = 2e-2, atol = 2e-4, input = feats, input_name = 'feats',
       forward = function() return m:forward(feats, ids) end,
       backward = function(R) return m:backward(R) end,
     })
