@@ -73,6 +73,17 @@ local SUITES = {
   {name = 'vgg16', luacap = 'luajit bench/torch/vgg16.lua', torch = PYTHON .. ' bench/torch/vgg16.py'},
 }
 
+-- Without PyTorch every torch row would be n/a after minutes of luacap runs: say so first.
+do
+  local r = os.execute(PYTHON .. " -c 'import torch, torchvision' >/dev/null 2>&1")
+  if not (r == 0 or r == true) then
+    io.stderr:write(string.format('bench-torch: %s cannot import torch and torchvision; `make bench-torch` ' ..
+      'installs them (python3-torch, python3-torchvision from Debian), or run ' ..
+      '`sh tools/deps.sh python3-torch python3-torchvision libopenblas0-openmp`\n', PYTHON))
+    os.exit(2)
+  end
+end
+
 local function median(xs)
   local s = {}
   for k, v in ipairs(xs) do s[k] = v end
