@@ -260,6 +260,18 @@ int lstm_forward(float *out, float *gates, float *cs, float *hs, float *zx,
                  const float *bias, const float *h0, const float *c0,
                  int B, int T, int C, int H, int go_backwards, int return_sequences,
                  int zero_output_for_mask, int repeat);
+/* One lstm_forward call's arguments, for lstm_forward_pair. */
+typedef struct {
+  float *out, *gates, *cs, *hs, *zx;
+  const float *x, *mask, *kernel, *rkernel, *bias, *h0, *c0;
+  int B, T, C, H, go_backwards, return_sequences, zero_output_for_mask, repeat;
+} lstm_forward_args;
+/* lstm_forward(a), and lstm_forward(b) unless b is NULL: two independent calls (a
+ * BiLSTM's directions, which write into different buffers). On a team of exactly two
+ * OpenMP threads each call runs on one thread, with one-thread kernels inside, where one
+ * call on both threads waits at four barriers a step; else one after the other. The
+ * results are those of the two calls. */
+int lstm_forward_pair(const lstm_forward_args *a, const lstm_forward_args *b);
 int lstm_forward_ref(float *out, float *gates, float *cs, float *hs, float *zx,
                      const float *x, const float *mask, const float *kernel,
                      const float *rkernel, const float *bias, const float *h0, const float *c0,

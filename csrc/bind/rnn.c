@@ -72,30 +72,61 @@ static void lstm_check_scratch(lua_State *L, const char *fn, const char *arg, co
 
 /* lstm_forward(out, gates, cs, hs, zx, x, mask|nil, kernel, recurrent_kernel, bias,
  *              h0|nil, c0|nil, go_backwards, return_sequences, zero_output_for_mask,
- *              steps|nil)   steps: x is (B, C), the same input at each of T = steps */
-static int forward_impl(lua_State *L, const char *fn, int ref) {
-  lc_tensor *out = lcb_check(L, 1), *gates = lcb_check(L, 2), *cs = lcb_check(L, 3);
-  lc_tensor *hs = lcb_check(L, 4), *zx = lcb_check(L, 5), *x = lcb_check(L, 6);
-  lc_tensor *mask = lcb_opt(L, 7), *kernel = lcb_check(L, 8), *rkernel = lcb_check(L, 9);
-  lc_tensor *bias = lcb_check(L, 10), *h0 = lcb_opt(L, 11), *c0 = lcb_opt(L, 12);
-  int go_backwards = lua_toboolean(L, 13), return_sequences = lua_toboolean(L, 14);
-  int zero_output = lua_toboolean(L, 15);
-  int64_t steps = opt_steps(L, fn, 16);
+ *              steps|nil)   steps: x is (B, C), the same input at each of T = steps
+ * These 16 arguments, from stack index base on, checked into *a. */
+#define LSTM_FORWARD_NARGS 16
+static void forward_args(lua_State *L, const char *fn, int base, lstm_forward_args *a) {
+  lc_tensor *out = lcb_check(L, base), *gates = lcb_check(L, base + 1);
+  lc_tensor *cs = lcb_check(L, base + 2), *hs = lcb_check(L, base + 3);
+  lc_tensor *zx = lcb_check(L, base + 4), *x = lcb_check(L, base + 5);
+  lc_tensor *mask = lcb_opt(L, base + 6), *kernel = lcb_check(L, base + 7);
+  lc_tensor *rkernel = lcb_check(L, base + 8), *bias = lcb_check(L, base + 9);
+  lc_tensor *h0 = lcb_opt(L, base + 10), *c0 = lcb_opt(L, base + 11);
+  int return_sequences = lua_toboolean(L, base + 13);
+  int64_t steps = opt_steps(L, fn, base + 15);
   lstm_dims d = lstm_check_weights(L, fn, x, kernel, rkernel, bias, steps);
   lstm_check_state(L, fn, &d, mask, h0, c0);
   lstm_check_caches(L, fn, &d, gates, cs, hs);
   lstm_check_out(L, fn, "out", &d, out, return_sequences);
   lstm_check_scratch(L, fn, "zx", &d, zx, steps >= 0);
-  int rc = (ref ? lstm_forward_ref : lstm_forward)(
-      out->data, gates->data, cs->data, hs->data, zx->data, x->data, DATA(mask), kernel->data,
-      rkernel->data, bias->data, DATA(h0), DATA(c0), (int)d.B, (int)d.T, (int)d.C, (int)d.H,
-      go_backwards, return_sequences, zero_output, steps >= 0);
+  *a = (lstm_forward_args){out->data, gates->data, cs->data, hs->data, zx->data, x->data,
+    DATA(mask), kernel->data, rkernel->data, bias->data, DATA(h0), DATA(c0), (int)d.B,
+    (int)d.T, (int)d.C, (int)d.H, lua_toboolean(L, base + 12), return_sequences,
+    lua_toboolean(L, base + 14), steps >= 0};
+}
+
+static int forward_impl(lua_State *L, const char *fn, int ref) {
+  lstm_forward_args a;
+  forward_args(L, fn, 1, &a);
+  int rc = ref ? lstm_forward_ref(a.out, a.gates, a.cs, a.hs, a.zx, a.x, a.mask, a.kernel,
+                                  a.rkernel, a.bias, a.h0, a.c0, a.B, a.T, a.C, a.H,
+                                  a.go_backwards, a.return_sequences, a.zero_output_for_mask,
+                                  a.repeat)
+               : lstm_forward_pair(&a, NULL);
   if (rc != LC_OK) return luaL_error(L, "%s: out of memory", fn);
   return 0;
 }
 
 static int l_lstm_forward(lua_State *L) { return forward_impl(L, "lstm_forward", 0); }
 static int l_lstm_forward_ref(lua_State *L) { return forward_impl(L, "lstm_forward_ref", 1); }
+
+/* lstm_forward_pair(16 arguments of one lstm_forward, then 16 of another): two
+ * independent forwards (a BiLSTM's two directions), run at once on a team of two threads.
+ * They may share inputs, never a buffer they write. */
+static int l_lstm_forward_pair(lua_State *L) {
+  const char *fn = "lstm_forward_pair";
+  lstm_forward_args a, b;
+  forward_args(L, fn, 1, &a);
+  forward_args(L, fn, 1 + LSTM_FORWARD_NARGS, &b);
+  float *wa[5] = {a.out, a.gates, a.cs, a.hs, a.zx}, *wb[5] = {b.out, b.gates, b.cs, b.hs, b.zx};
+  for (int i = 0; i < 5; i++)
+    for (int j = 0; j < 5; j++)
+      if (wa[i] == wb[j])
+        return luaL_error(L, "%s: the two calls write into the same tensor (argument %d of "
+                          "the first, %d of the second)", fn, i + 1, j + 1);
+  if (lstm_forward_pair(&a, &b) != LC_OK) return luaL_error(L, "%s: out of memory", fn);
+  return 0;
+}
 
 /* lstm_backward(dx, dkernel, drecurrent_kernel, dbias, dh0|nil, dc0|nil, dz, dzx, dout,
  *               x, mask|nil, kernel, recurrent_kernel, gates, cs, hs, h0|nil, c0|nil,
@@ -350,6 +381,7 @@ static const luaL_Reg functions[] = {
   {"shift_gather", l_shift_gather}, {"shift_scatter_add", l_shift_scatter_add},
   {"shift_append", l_shift_append},
   {"lstm_forward", l_lstm_forward}, {"lstm_forward_ref", l_lstm_forward_ref},
+  {"lstm_forward_pair", l_lstm_forward_pair},
   {"lstm_backward", l_lstm_backward}, {"lstm_backward_ref", l_lstm_backward_ref},
   {"lstm_step", l_lstm_step}, {"orthogonal", l_orthogonal},
   {"bidir_concat_forward", l_bidir_concat_forward},

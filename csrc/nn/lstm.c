@@ -359,6 +359,32 @@ int lstm_forward(float *out, float *gates, float *cs, float *hs, float *zx,
   return LC_OK;
 }
 
+static int forward_args_call(const lstm_forward_args *a) {
+  return lstm_forward(a->out, a->gates, a->cs, a->hs, a->zx, a->x, a->mask, a->kernel,
+                      a->rkernel, a->bias, a->h0, a->c0, a->B, a->T, a->C, a->H,
+                      a->go_backwards, a->return_sequences, a->zero_output_for_mask, a->repeat);
+}
+
+/* Inside the two-thread region every LC_OMP_FOR_IF is a nested region, which runs on its
+ * one thread (nested parallelism is off), and OpenBLAS' OpenMP build runs single-threaded
+ * inside a parallel region. Forward steps are small products between four barriers; with
+ * a direction on each thread there are none. */
+int lstm_forward_pair(const lstm_forward_args *a, const lstm_forward_args *b) {
+  if (!b) return forward_args_call(a);
+  int rc[2] = {LC_OK, LC_OK};
+#ifdef _OPENMP
+  if (omp_get_max_threads() == 2 && !omp_in_parallel() && omp_get_max_active_levels() <= 1) {
+    const lstm_forward_args *v[2] = {a, b};
+#pragma omp parallel for num_threads(2) schedule(static, 1)
+    for (int k = 0; k < 2; k++) rc[k] = forward_args_call(v[k]);
+    return rc[0] != LC_OK ? rc[0] : rc[1];
+  }
+#endif
+  rc[0] = forward_args_call(a);
+  rc[1] = rc[0] == LC_OK ? forward_args_call(b) : LC_OK;
+  return rc[0] != LC_OK ? rc[0] : rc[1];
+}
+
 /* Plain-loop forward, the reference for specs. Same arguments; zx unused;
  * gates is the full (T, B, 4H) cache here, every (step, row). */
 int lstm_forward_ref(float *out, float *gates, float *cs, float *hs, float *zx,

@@ -352,6 +352,51 @@ describe('nn.LSTM', function()
     close(ref:forward(x), outs[2], 1e-5)
   end)
 
+  it('forward_pair gives each LSTM its own forward (outputs, caches, then backward), at 1 and 2 threads', function()
+    -- 16 rows: the packed recurrent kernel; 2 threads: each LSTM on its own thread
+    local threads = luacap.get_threads()
+    luacap.seed(37)
+    local B, Tn, C, H = 16, 7, 12, 10
+    local mask = luacap.ones(B, Tn)
+    for b = 1, B do for t = 1, (b - 1) % Tn do mask:set(b, t, 0) end end   -- pre-padding
+    local cases = {
+      {x = luacap.randn(B, Tn, C), opts = {return_sequences = true, zero_output_for_mask = true}},
+      {x = luacap.randn(B, C), steps = Tn, opts = {return_sequences = true, go_backwards = true}},
+      {x = luacap.randn(B, Tn, C), opts = {go_backwards = true}},
+    }
+    for _, n in ipairs{1, 2} do
+      luacap.set_threads(n)
+      for _, cs in ipairs(cases) do
+        local la, lb = nn.LSTM(C, H, cs.opts), nn.LSTM(C, H, cs.opts)
+        local ra, rb = nn.LSTM(C, H, cs.opts), nn.LSTM(C, H, cs.opts)
+        copy_weights(ra, la); copy_weights(rb, lb)
+        local xb = cs.steps and luacap.randn(B, C) or luacap.randn(B, Tn, C)
+        local ya, yb = nn.LSTM.forward_pair(la, cs.x, mask, lb, xb, nil, cs.steps)
+        local want_a = cs.steps and ra:forward_repeated(cs.x, cs.steps, mask) or ra:forward(cs.x, mask)
+        local want_b = cs.steps and rb:forward_repeated(xb, cs.steps) or rb:forward(xb)
+        close(want_a, ya, 1e-6); close(want_b, yb, 1e-6)
+        for _, k in ipairs{'gates', 'cs', 'hs'} do close(ra[k], la[k], 1e-6); close(rb[k], lb[k], 1e-6) end
+        local da, db = luacap.randn(ya:shape()), luacap.randn(yb:shape())
+        close(ra:backward(cs.x, da), la:backward(cs.x, da), 1e-5)
+        close(rb:backward(xb, db), lb:backward(xb, db), 1e-5)
+        close(ra.drecurrent_kernel, la.drecurrent_kernel, 1e-5)
+        close(rb.dkernel, lb.dkernel, 1e-5)
+      end
+    end
+    luacap.set_threads(threads)
+  end)
+
+  it('forward_pair refuses two calls that write into the same tensor', function()
+    local l = nn.LSTM(3, 2, {return_sequences = true})
+    local x = luacap.randn(4, 5, 3)
+    l:forward(x)
+    local args = {l.out, l.gates, l.cs, l.hs, l.zx, x, nil, l.kernel, l.recurrent_kernel,
+      l.bias, nil, nil, false, true, false, nil}
+    for i = 1, 16 do args[16 + i] = args[i] end
+    assert.has_error(function() core.lstm_forward_pair(unpack(args, 1, 32)) end,
+      'lstm_forward_pair: the two calls write into the same tensor (argument 1 of the first, 1 of the second)')
+  end)
+
   it('handles a batch whose every step is masked', function()
     for _, rs in ipairs{false, true} do
       compare_fast_ref(3, 4, 2, 2, {return_sequences = rs}, luacap.zeros(3, 4), false)

@@ -47,8 +47,7 @@ end
 -- x (B, T, C), mask (B, T) of 1/0 or nil.
 function Bidirectional:forward(x, mask)
   self.steps, self.prefix, self.no_backward = nil, nil, nil
-  local yf = self.forward_lstm:forward(x, mask)
-  local yb = self.backward_lstm:forward(x, mask)
+  local yf, yb = LSTM.forward_pair(self.forward_lstm, x, mask, self.backward_lstm, x, mask)
   return merge(self, yf, yb, x:size(1), x:size(2))
 end
 
@@ -56,8 +55,7 @@ end
 -- building the (B, steps, C) input; backward(x, dout) then returns dx (B, C).
 function Bidirectional:forward_repeated(x, steps, mask)
   self.steps, self.prefix, self.no_backward = steps, nil, nil
-  local yf = self.forward_lstm:forward_repeated(x, steps, mask)
-  local yb = self.backward_lstm:forward_repeated(x, steps, mask)
+  local yf, yb = LSTM.forward_pair(self.forward_lstm, x, mask, self.backward_lstm, x, mask, steps)
   return merge(self, yf, yb, x:size(1), steps)
 end
 
@@ -76,10 +74,10 @@ function Bidirectional:forward_prefixes(x_r, mask_r, rep, shift)
   core.shift_gather(self.xp, x_r, rep, shift)
   self.pair_mask = T.ensure(self.pair_mask, B, Tn)
   core.shift_gather(self.pair_mask:reshape(B, Tn, 1), mask_r:reshape(R, Tn, 1), rep, shift)
-  local yf_r = self.forward_lstm:forward(x_r, mask_r)
+  local yf_r, yb = LSTM.forward_pair(self.forward_lstm, x_r, mask_r, self.backward_lstm, self.xp,
+    self.pair_mask)
   self.yfp = T.ensure(self.yfp, B, Tn, self.H)
   core.shift_gather(self.yfp, yf_r, rep, shift)
-  local yb = self.backward_lstm:forward(self.xp, self.pair_mask)
   return merge(self, self.yfp, yb, B, Tn)
 end
 

@@ -40,7 +40,20 @@ function LSTM:reset()
   return self
 end
 
-local function run_forward(self, x, Tn, steps, mask, initial_state)
+-- The 16 arguments of core.lstm_forward for x (B, T, C), or x (B, C) repeated over
+-- `steps`, with the module's buffers sized for it.
+local NARGS = 16
+local function forward_args(self, x, mask, steps, initial_state)
+  local Tn
+  if steps then
+    self:check_rows(x, 'x', 2, self.C)
+    assert(type(steps) == 'number' and steps >= 1 and steps % 1 == 0,
+      'LSTM ' .. self.name .. ': steps must be a positive integer, got ' .. tostring(steps))
+    Tn = steps
+  else
+    self:check_rows(x, 'x', 3, self.C)
+    Tn = x:size(2)
+  end
   local B, H = x:size(1), self.H
   self.mask = mask
   self.steps = steps
@@ -60,10 +73,14 @@ local function run_forward(self, x, Tn, steps, mask, initial_state)
     self.zx = T.ensure(self.zx, B, Tn, 4 * H)
   end
   self.ran_ref = self.use_ref
-  local fn = self.use_ref and core.lstm_forward_ref or core.lstm_forward
-  fn(self.out, self.gates, self.cs, self.hs, steps and self.zx1 or self.zx, x, mask,
+  return {self.out, self.gates, self.cs, self.hs, steps and self.zx1 or self.zx, x, mask,
     self.kernel, self.recurrent_kernel, self.bias, self.h0, self.c0, self.go_backwards,
-    self.return_sequences, self.zero_output_for_mask, steps)
+    self.return_sequences, self.zero_output_for_mask, steps}
+end
+
+local function run_forward(self, args)
+  local fn = self.use_ref and core.lstm_forward_ref or core.lstm_forward
+  fn(unpack(args, 1, NARGS))
   return self.out
 end
 
@@ -74,18 +91,28 @@ end
 -- zero_output_for_mask. Masked steps cost nothing (only real (step, row) pairs are
 -- computed). The returned tensor is the module's and is overwritten next call.
 function LSTM:forward(x, mask, initial_state)
-  self:check_rows(x, 'x', 3, self.C)
-  return run_forward(self, x, x:size(2), nil, mask, initial_state)
+  return run_forward(self, forward_args(self, x, mask, nil, initial_state))
 end
 
 -- The same as forward(RepeatVector(steps):forward(x), mask, initial_state) for x (B, C),
 -- without building the (B, steps, C) input: the input projection is computed once per
 -- row. backward(x, dout) after it returns dx (B, C), the gradient summed over the steps.
 function LSTM:forward_repeated(x, steps, mask, initial_state)
-  self:check_rows(x, 'x', 2, self.C)
-  assert(type(steps) == 'number' and steps >= 1 and steps % 1 == 0,
-    'LSTM ' .. self.name .. ': steps must be a positive integer, got ' .. tostring(steps))
-  return run_forward(self, x, steps, steps, mask, initial_state)
+  return run_forward(self, forward_args(self, x, mask, steps, initial_state))
+end
+
+-- Two LSTMs' forwards at once, e.g. a BiLSTM's directions (core.lstm_forward_pair: on two
+-- threads, one each): the same as la:forward(xa, ma) and lb:forward(xb, mb), or
+-- forward_repeated(x, steps, mask) for both when steps is given. Returns both outputs.
+function LSTM.forward_pair(la, xa, ma, lb, xb, mb, steps)
+  if la.use_ref or lb.use_ref then
+    return run_forward(la, forward_args(la, xa, ma, steps)), run_forward(lb, forward_args(lb, xb, mb, steps))
+  end
+  local args = forward_args(la, xa, ma, steps)
+  local b = forward_args(lb, xb, mb, steps)
+  for i = 1, NARGS do args[NARGS + i] = b[i] end
+  core.lstm_forward_pair(unpack(args, 1, 2 * NARGS))
+  return la.out, lb.out
 end
 
 -- dout shaped like forward's output -> dx shaped like x (B, T, C), or (B, C) after
