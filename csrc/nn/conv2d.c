@@ -119,6 +119,9 @@ static size_t chunk_pixels(const lc_conv_geom *g) {
   return P < total ? P : total;
 }
 
+/* The end of the chunk of P pixels that starts at p0, within [.., end). */
+static size_t chunk_end(size_t p0, size_t P, size_t end) { return p0 + P < end ? p0 + P : end; }
+
 /* The per-image path: with at least as many images as threads, each thread takes whole
  * images and walks them in chunks of about IMAGE_CHUNK floats of columns (1 MB, in cache
  * beside the chunk's sgemm, which runs on that thread alone: OpenBLAS' OpenMP build is
@@ -212,14 +215,14 @@ int conv2d_forward(float *out, const float *x, const float *weight, const float 
       float *mine = col;
 #endif
       for (size_t p0 = (size_t)b * OHW; p0 < (size_t)(b + 1) * OHW; p0 += P) {
-        size_t p1 = p0 + P < (size_t)(b + 1) * OHW ? p0 + P : (size_t)(b + 1) * OHW;
+        size_t p1 = chunk_end(p0, P, (size_t)(b + 1) * OHW);
         forward_chunk(out, mine, x, weight, g, p0, p1, relu);
       }
     }
   } else {
     size_t P = chunk_pixels(g);
     for (size_t p0 = 0; p0 < total; p0 += P) {
-      size_t p1 = p0 + P < total ? p0 + P : total;
+      size_t p1 = chunk_end(p0, P, total);
       im2col(col, x, g, p0, p1);
       /* out[p0:p1] (P,OC) = col (P, KH*KW*C) @ weight (KH*KW*C, OC) + out (bias rows) */
       lc_sgemm(0, 0, (int)(p1 - p0), (int)OC, (int)row, 1.0f, col, weight, 1.0f,
@@ -294,7 +297,7 @@ static void backward_by_image(float *dx, float *dweight, float *dbias, const flo
 #endif
     for (long long b = 0; b < (long long)g->B; b++)
       for (size_t p0 = (size_t)b * OHW; p0 < (size_t)(b + 1) * OHW; p0 += P) {
-        size_t p1 = p0 + P < (size_t)(b + 1) * OHW ? p0 + P : (size_t)(b + 1) * OHW;
+        size_t p1 = chunk_end(p0, P, (size_t)(b + 1) * OHW);
         const float *d = masked(dm, dout, relu_out, g, p0, p1);
         backward_chunk(dx, dw, dbias ? db : NULL, d, x, weight, g, p0, p1, col, dcol);
       }
@@ -349,7 +352,7 @@ int conv2d_backward(float *dx, float *dweight, float *dbias, const float *dout,
     float *col = work, *dcol = dx ? col + P * row : NULL;
     float *dm = col + P * row * (dx ? 2 : 1);
     for (size_t p0 = 0; p0 < total; p0 += P) {
-      size_t p1 = p0 + P < total ? p0 + P : total;
+      size_t p1 = chunk_end(p0, P, total);
       const float *d = masked(dm, dout, relu_out, g, p0, p1);
       backward_chunk(dx, dweight, dbias, d, x, weight, g, p0, p1, col, dcol);
     }
