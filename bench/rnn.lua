@@ -28,6 +28,26 @@ for _, sz in ipairs{{32, 35, 1024, 512, 'decoder LSTM'}, {32, 35, 300, 256, 'cap
     .. ' per batch, %.1f GFLOP/s', B, Tn, C, H, what, fwd * 1e3, both * 1e3, flops / both / 1e9))
 end
 
+-- The image BiLSTM's two directions forward (the repeated (B, 512) input, 35 steps, H
+-- 256): one after the other, each on every thread, against LSTM.forward_pair (one per
+-- thread when there are two), interleaved in this process so both see the same machine.
+for _, B in ipairs{32, 256} do
+  local la = luacap.nn.LSTM(512, 256, {return_sequences = true, zero_output_for_mask = true})
+  local lb = luacap.nn.LSTM(512, 256, {return_sequences = true, zero_output_for_mask = true,
+    go_backwards = true})
+  local x = luacap.randn(B, 512)
+  local seq, pair = {}, {}
+  for r = 1, 2 * REPS + 1 do
+    seq[r] = time(function() la:forward_repeated(x, 35); lb:forward_repeated(x, 35) end)
+    pair[r] = time(function() luacap.nn.LSTM.forward_pair(la, x, nil, lb, x, nil, 35) end)
+  end
+  table.sort(seq); table.sort(pair)
+  local m = REPS + 1
+  print(string.format('  BiLSTM forward B=%d T=35 C=512 H=256: directions in turn %.2f ms (%.2f-%.2f), '
+    .. 'forward_pair %.2f ms (%.2f-%.2f): %.2fx', B, seq[m] * 1e3, seq[1] * 1e3, seq[#seq] * 1e3,
+    pair[m] * 1e3, pair[1] * 1e3, pair[#pair] * 1e3, seq[m] / pair[m]))
+end
+
 -- attention at the seed model's sizes: q, v (32, 34, 512)
 do
   local B, Tn, D = 32, 34, 512
