@@ -102,6 +102,14 @@ function M.shared_stream()
   end
 end
 
+-- The model's backward as fit runs it on frozen features: no gradient for the features
+-- (PyTorch computes none for an input that does not require one).
+local function backward(m, dlogits)
+  m.no_input_grad = true
+  m:backward(dlogits)
+  m.no_input_grad = nil
+end
+
 -- Training pairs/s at batch B: exact mode on shuffled random pairs (forward), or shared
 -- mode (forward_shared) on shared_stream's batches. Returns the median step seconds and
 -- the median matrix-product FLOP rate (counted as the exact mode's work).
@@ -125,7 +133,7 @@ function M.train_bench(m, B, reps, shared)
     local t0 = util.now()
     m:zero_grad()
     crit:forward(shared and m:forward_shared(feats, img, ids) or m:forward(feats, ids), y)
-    m:backward(crit:backward())
+    backward(m, crit:backward())
     opt:step(m:parameters())
     local dt = util.now() - t0
     if r > 0 then   -- the first is a warm-up
@@ -205,7 +213,7 @@ function M.epoch(m, B, steps, shared)
     local t0 = util.now()
     m:zero_grad()
     crit:forward(shared and m:forward_shared(feats, img, ids) or m:forward(feats, ids), yt)
-    m:backward(crit:backward())
+    backward(m, crit:backward())
     opt:step(m:parameters())
     if r > 0 then total = total + util.now() - t0 end
   end
@@ -261,7 +269,7 @@ function M.profile(m, B, reps, shared)
     local t0 = util.now()
     m:zero_grad()
     crit:forward(shared and m:forward_shared(feats, img, ids) or m:forward(feats, ids), y)
-    m:backward(crit:backward())
+    backward(m, crit:backward())
     opt:step(m:parameters())
     if r > 0 then total, real = total + util.now() - t0, real + real_steps(ids) end
   end

@@ -234,7 +234,8 @@ function Seed:forward_shared(feats_u, img, ids)
   return self:forward_decoder(self.fe4_pairs)
 end
 
--- dlogits (B, V) -> dfeats (B, F); adds into every parameter gradient.
+-- dlogits (B, V) -> dfeats (B, F); adds into every parameter gradient. With
+-- self.no_input_grad (fit sets it when no encoder trains) dfeats is not computed: nil.
 function Seed:backward(dlogits)
   local dd1 = self.out:backward(self.d1, dlogits)
   self:grads_final(self.out)         -- (data-parallel fit starts their allreduce: Module.lua)
@@ -261,8 +262,9 @@ function Seed:backward(dlogits)
   end
   local dfe2 = self.img_lstm:backward(self.fe2, dfe4)
   self:grads_final(self.img_lstm)
-  local dfe1 = self.img_dense:backward(self.fe1, dfe2)
+  local dfe1 = self.img_dense:backward(self.fe1, dfe2, self.no_input_grad)
   self:grads_final(self.img_dense)
+  if self.no_input_grad then return nil end
   return self.img_drop:backward(self.feats, dfe1)
 end
 

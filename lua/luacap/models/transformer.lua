@@ -130,8 +130,10 @@ function Transformer:backward(dlogits)
   local dp = self.emb_drop:backward(self.p, dh)
   self.embed:backward(self.ids, self.pos:backward(self.e, dp))
   self:grads_final(self.embed)
-  local dfe1 = self.img_dense:backward(self.fe1, self.dmem:reshape(B, c.mem_tokens * D))
+  local dfe1 = self.img_dense:backward(self.fe1, self.dmem:reshape(B, c.mem_tokens * D),
+    self.no_input_grad)
   self:grads_final(self.img_dense)
+  if self.no_input_grad then return nil end   -- fit with frozen features: no dfeats
   return self.img_drop:backward(self.feats, dfe1)
 end
 

@@ -68,8 +68,9 @@ function Dense:forward(x)                 -- x (B, C) -> (B, OC); (B, T, C) -> (
 end
 
 -- Returns dx shaped like x; adds into dkernel and dbias. Uses the output kept by forward,
--- so call it after forward(x) on the same x.
-function Dense:backward(x, dout)
+-- so call it after forward(x) on the same x. With no_dx, dx is not computed (the layer's
+-- input needs no gradient: one product less) and nil is returned.
+function Dense:backward(x, dout, no_dx)
   self:check_trainable()
   local x2, bt = rows(self, x, 'x')
   local N = x2:size(1)
@@ -79,6 +80,11 @@ function Dense:backward(x, dout)
   end
   if not self.out or self.out:size(1) ~= N then
     error(self.__name .. ' ' .. self.name .. ': backward before forward on this batch', 2)
+  end
+  if no_dx then
+    core.dense_backward(nil, self.dkernel, self.dbias, dout:reshape(N, self.OC), self.out,
+      x2, self.kernel, self.relu)
+    return nil
   end
   self.dx = T.ensure_zeroed(self.dx, N, self.C)
   core.dense_backward(self.dx, self.dkernel, self.dbias, dout:reshape(N, self.OC), self.out,

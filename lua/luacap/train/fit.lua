@@ -128,8 +128,10 @@ local function batch_grads(ctx, dist, idx, source, params, K)
       ctx.buckets:begin(loss)
       ctx.model.grad_ready = ctx.grad_ready
     end
+    -- frozen features need no gradient (models that read the flag skip that product)
+    ctx.model.no_input_grad = not ctx.train_encoder
     local dfeats = ctx.model:backward(dlogits, with_penalty)
-    ctx.model.grad_ready = nil
+    ctx.model.grad_ready, ctx.model.no_input_grad = nil, nil
     if ctx.train_encoder then
       if last then last_dfeats = dfeats else backward_encoder(ctx, dfeats) end
     end
