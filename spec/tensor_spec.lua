@@ -23,6 +23,22 @@ describe('tensor', function()
     assert.same({7, 7}, luacap.full(7, {2}):totable())
   end)
 
+  it('zeroes a large tensor in spans on the threads, every element, at 1 and 2 threads', function()
+    local threads = luacap.get_threads()
+    for _, n in ipairs{1, 2} do
+      luacap.set_threads(n)
+      local N = 3 * 65536 * 2 + 12345     -- over the parallel threshold, a partial last span
+      local t = luacap.ones(N)
+      assert.equal(t, t:zero())
+      assert.equal(0, t:norm())
+      local m = luacap.ones(4, 100000)    -- a 2-d tensor through the same path
+      m:zero()
+      assert.equal(0, m:norm())
+      assert.equal(0, m:get(4, 100000))
+    end
+    luacap.set_threads(threads)
+  end)
+
   it('gets and sets elements 1-based', function()
     local t = luacap.zeros(2, 3)
     t:set(2, 3, 9.5)

@@ -387,7 +387,7 @@ static int m_fill(lua_State *L) {
 
 static int m_zero(lua_State *L) {
   lc_tensor *t = lcb_check(L, 1);
-  memset(t->data, 0, lc_numel(t) * sizeof(float));
+  lc_zero(t->data, lc_numel(t));
   lua_settop(L, 1);
   return 1;
 }
