@@ -28,24 +28,35 @@ for _, sz in ipairs{{32, 35, 1024, 512, 'decoder LSTM'}, {32, 35, 300, 256, 'cap
     .. ' per batch, %.1f GFLOP/s', B, Tn, C, H, what, fwd * 1e3, both * 1e3, flops / both / 1e9))
 end
 
--- The image BiLSTM's two directions forward (the repeated (B, 512) input, 35 steps, H
--- 256): one after the other, each on every thread, against LSTM.forward_pair (one per
--- thread when there are two), interleaved in this process so both see the same machine.
+-- The image BiLSTM's two directions (the repeated (B, 512) input, 35 steps, H 256),
+-- forward and backward: one direction after the other, each on every thread, against
+-- LSTM.forward_pair / backward_pair (one direction per thread when there are two),
+-- interleaved in this process so both see the same machine.
 for _, B in ipairs{32, 256} do
   local la = luacap.nn.LSTM(512, 256, {return_sequences = true, zero_output_for_mask = true})
   local lb = luacap.nn.LSTM(512, 256, {return_sequences = true, zero_output_for_mask = true,
     go_backwards = true})
-  local x = luacap.randn(B, 512)
-  local seq, pair = {}, {}
+  local x, da, db = luacap.randn(B, 512), luacap.randn(B, 35, 256), luacap.randn(B, 35, 256)
+  local LSTM = luacap.nn.LSTM
+  local t = {seq = {}, pair = {}, seq_f = {}, pair_f = {}}
   for r = 1, 2 * REPS + 1 do
-    seq[r] = time(function() la:forward_repeated(x, 35); lb:forward_repeated(x, 35) end)
-    pair[r] = time(function() luacap.nn.LSTM.forward_pair(la, x, nil, lb, x, nil, 35) end)
+    t.seq_f[r] = time(function() la:forward_repeated(x, 35); lb:forward_repeated(x, 35) end)
+    t.seq[r] = time(function()
+      la:forward_repeated(x, 35); lb:forward_repeated(x, 35); la:backward(x, da); lb:backward(x, db)
+    end)
+    t.pair_f[r] = time(function() LSTM.forward_pair(la, x, nil, lb, x, nil, 35) end)
+    t.pair[r] = time(function()
+      LSTM.forward_pair(la, x, nil, lb, x, nil, 35); LSTM.backward_pair(la, x, da, lb, x, db)
+    end)
   end
-  table.sort(seq); table.sort(pair)
   local m = REPS + 1
-  print(string.format('  BiLSTM forward B=%d T=35 C=512 H=256: directions in turn %.2f ms (%.2f-%.2f), '
-    .. 'forward_pair %.2f ms (%.2f-%.2f): %.2fx', B, seq[m] * 1e3, seq[1] * 1e3, seq[#seq] * 1e3,
-    pair[m] * 1e3, pair[1] * 1e3, pair[#pair] * 1e3, seq[m] / pair[m]))
+  local function med(k) table.sort(t[k]); return t[k][m] * 1e3, t[k][1] * 1e3, t[k][#t[k]] * 1e3 end
+  for _, part in ipairs{{'forward', '_f'}, {'forward+backward', ''}} do
+    local s1, s2, s3 = med('seq' .. part[2])
+    local p1, p2, p3 = med('pair' .. part[2])
+    print(string.format('  BiLSTM %s B=%d T=35 C=512 H=256: directions in turn %.2f ms (%.2f-%.2f), '
+      .. 'paired %.2f ms (%.2f-%.2f): %.2fx', part[1], B, s1, s2, s3, p1, p2, p3, s1 / p1))
+  end
 end
 
 -- attention at the seed model's sizes: q, v (32, 34, 512)

@@ -285,6 +285,15 @@ int lstm_backward(float *dx, float *dkernel, float *drkernel, float *dbias, floa
                   const float *gates, const float *cs, const float *hs, const float *h0,
                   const float *c0, int B, int T, int C, int H, int go_backwards,
                   int return_sequences, int zero_output_for_mask, int repeat);
+/* One lstm_backward call's arguments, for lstm_backward_pair. */
+typedef struct {
+  float *dx, *dkernel, *drkernel, *dbias, *dh0, *dc0, *dz, *dzx;
+  const float *dout, *x, *mask, *kernel, *rkernel, *gates, *cs, *hs, *h0, *c0;
+  int B, T, C, H, go_backwards, return_sequences, zero_output_for_mask, repeat;
+} lstm_backward_args;
+/* lstm_backward(a), and lstm_backward(b) unless b is NULL, as lstm_forward_pair: each on
+ * its own thread on a team of exactly two. The two write into different buffers. */
+int lstm_backward_pair(const lstm_backward_args *a, const lstm_backward_args *b);
 int lstm_backward_ref(float *dx, float *dkernel, float *drkernel, float *dbias, float *dh0,
                       float *dc0, float *dz, float *dzx, const float *dout, const float *x,
                       const float *mask, const float *kernel, const float *rkernel,

@@ -130,17 +130,21 @@ static int l_lstm_forward_pair(lua_State *L) {
 
 /* lstm_backward(dx, dkernel, drecurrent_kernel, dbias, dh0|nil, dc0|nil, dz, dzx, dout,
  *               x, mask|nil, kernel, recurrent_kernel, gates, cs, hs, h0|nil, c0|nil,
- *               go_backwards, return_sequences, zero_output_for_mask, steps|nil) */
-static int backward_impl(lua_State *L, const char *fn, int ref) {
-  lc_tensor *dx = lcb_check(L, 1), *dkernel = lcb_check(L, 2), *drkernel = lcb_check(L, 3);
-  lc_tensor *dbias = lcb_check(L, 4), *dh0 = lcb_opt(L, 5), *dc0 = lcb_opt(L, 6);
-  lc_tensor *dz = lcb_check(L, 7), *dzx = lcb_check(L, 8), *dout = lcb_check(L, 9);
-  lc_tensor *x = lcb_check(L, 10), *mask = lcb_opt(L, 11), *kernel = lcb_check(L, 12);
-  lc_tensor *rkernel = lcb_check(L, 13), *gates = lcb_check(L, 14), *cs = lcb_check(L, 15);
-  lc_tensor *hs = lcb_check(L, 16), *h0 = lcb_opt(L, 17), *c0 = lcb_opt(L, 18);
-  int go_backwards = lua_toboolean(L, 19), return_sequences = lua_toboolean(L, 20);
-  int zero_output = lua_toboolean(L, 21);
-  int64_t steps = opt_steps(L, fn, 22);
+ *               go_backwards, return_sequences, zero_output_for_mask, steps|nil)
+ * These 22 arguments, from stack index base on, checked into *a. */
+#define LSTM_BACKWARD_NARGS 22
+static void backward_args(lua_State *L, const char *fn, int base, lstm_backward_args *a) {
+  lc_tensor *dx = lcb_check(L, base), *dkernel = lcb_check(L, base + 1);
+  lc_tensor *drkernel = lcb_check(L, base + 2), *dbias = lcb_check(L, base + 3);
+  lc_tensor *dh0 = lcb_opt(L, base + 4), *dc0 = lcb_opt(L, base + 5);
+  lc_tensor *dz = lcb_check(L, base + 6), *dzx = lcb_check(L, base + 7);
+  lc_tensor *dout = lcb_check(L, base + 8), *x = lcb_check(L, base + 9);
+  lc_tensor *mask = lcb_opt(L, base + 10), *kernel = lcb_check(L, base + 11);
+  lc_tensor *rkernel = lcb_check(L, base + 12), *gates = lcb_check(L, base + 13);
+  lc_tensor *cs = lcb_check(L, base + 14), *hs = lcb_check(L, base + 15);
+  lc_tensor *h0 = lcb_opt(L, base + 16), *c0 = lcb_opt(L, base + 17);
+  int return_sequences = lua_toboolean(L, base + 19);
+  int64_t steps = opt_steps(L, fn, base + 21);
   lstm_dims d = lstm_check_weights(L, fn, x, kernel, rkernel, dbias, steps);
   lstm_check_state(L, fn, &d, mask, h0, c0);
   lstm_check_state(L, fn, &d, NULL, dh0, dc0);
@@ -152,17 +156,45 @@ static int backward_impl(lua_State *L, const char *fn, int ref) {
   int64_t wdz[3] = {d.T, d.B, 4 * d.H};
   lcb_expect_shape(L, fn, "dz", dz, 3, wdz, "(T, B, 4H)");
   lstm_check_scratch(L, fn, "dzx", &d, dzx, steps >= 0);
-  int rc = (ref ? lstm_backward_ref : lstm_backward)(
-      dx->data, dkernel->data, drkernel->data, dbias->data, DATA(dh0), DATA(dc0), dz->data,
-      dzx->data, dout->data, x->data, DATA(mask), kernel->data, rkernel->data, gates->data,
-      cs->data, hs->data, DATA(h0), DATA(c0), (int)d.B, (int)d.T, (int)d.C, (int)d.H,
-      go_backwards, return_sequences, zero_output, steps >= 0);
+  *a = (lstm_backward_args){dx->data, dkernel->data, drkernel->data, dbias->data, DATA(dh0),
+    DATA(dc0), dz->data, dzx->data, dout->data, x->data, DATA(mask), kernel->data,
+    rkernel->data, gates->data, cs->data, hs->data, DATA(h0), DATA(c0), (int)d.B, (int)d.T,
+    (int)d.C, (int)d.H, lua_toboolean(L, base + 18), return_sequences,
+    lua_toboolean(L, base + 20), steps >= 0};
+}
+
+static int backward_impl(lua_State *L, const char *fn, int ref) {
+  lstm_backward_args a;
+  backward_args(L, fn, 1, &a);
+  int rc = ref ? lstm_backward_ref(a.dx, a.dkernel, a.drkernel, a.dbias, a.dh0, a.dc0, a.dz,
+                                   a.dzx, a.dout, a.x, a.mask, a.kernel, a.rkernel, a.gates,
+                                   a.cs, a.hs, a.h0, a.c0, a.B, a.T, a.C, a.H, a.go_backwards,
+                                   a.return_sequences, a.zero_output_for_mask, a.repeat)
+               : lstm_backward_pair(&a, NULL);
   if (rc != LC_OK) return luaL_error(L, "%s: out of memory", fn);
   return 0;
 }
 
 static int l_lstm_backward(lua_State *L) { return backward_impl(L, "lstm_backward", 0); }
 static int l_lstm_backward_ref(lua_State *L) { return backward_impl(L, "lstm_backward_ref", 1); }
+
+/* lstm_backward_pair(22 arguments of one lstm_backward, then 22 of another), as
+ * lstm_forward_pair: they may share inputs, never a buffer they write. */
+static int l_lstm_backward_pair(lua_State *L) {
+  const char *fn = "lstm_backward_pair";
+  lstm_backward_args a, b;
+  backward_args(L, fn, 1, &a);
+  backward_args(L, fn, 1 + LSTM_BACKWARD_NARGS, &b);
+  float *wa[8] = {a.dx, a.dkernel, a.drkernel, a.dbias, a.dh0, a.dc0, a.dz, a.dzx};
+  float *wb[8] = {b.dx, b.dkernel, b.drkernel, b.dbias, b.dh0, b.dc0, b.dz, b.dzx};
+  for (int i = 0; i < 8; i++)
+    for (int j = 0; j < 8; j++)
+      if (wa[i] && wa[i] == wb[j])
+        return luaL_error(L, "%s: the two calls write into the same tensor (argument %d of "
+                          "the first, %d of the second)", fn, i + 1, j + 1);
+  if (lstm_backward_pair(&a, &b) != LC_OK) return luaL_error(L, "%s: out of memory", fn);
+  return 0;
+}
 
 /* lstm_step(h, c, gates, x, h_prev|nil, c_prev|nil, kernel, recurrent_kernel, bias) */
 static int l_lstm_step(lua_State *L) {
@@ -381,7 +413,7 @@ static const luaL_Reg functions[] = {
   {"shift_gather", l_shift_gather}, {"shift_scatter_add", l_shift_scatter_add},
   {"shift_append", l_shift_append},
   {"lstm_forward", l_lstm_forward}, {"lstm_forward_ref", l_lstm_forward_ref},
-  {"lstm_forward_pair", l_lstm_forward_pair},
+  {"lstm_forward_pair", l_lstm_forward_pair}, {"lstm_backward_pair", l_lstm_backward_pair},
   {"lstm_backward", l_lstm_backward}, {"lstm_backward_ref", l_lstm_backward_ref},
   {"lstm_step", l_lstm_step}, {"orthogonal", l_orthogonal},
   {"bidir_concat_forward", l_bidir_concat_forward},

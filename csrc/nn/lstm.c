@@ -369,11 +369,19 @@ static int forward_args_call(const lstm_forward_args *a) {
  * one thread (nested parallelism is off), and OpenBLAS' OpenMP build runs single-threaded
  * inside a parallel region. Forward steps are small products between four barriers; with
  * a direction on each thread there are none. */
+#ifdef _OPENMP
+/* Two calls, one per thread: a team of exactly two, not already inside a region, and
+ * nested regions off (so the calls' own loops stay on their thread). */
+static int two_thread_team(void) {
+  return omp_get_max_threads() == 2 && !omp_in_parallel() && omp_get_max_active_levels() <= 1;
+}
+#endif
+
 int lstm_forward_pair(const lstm_forward_args *a, const lstm_forward_args *b) {
   if (!b) return forward_args_call(a);
   int rc[2] = {LC_OK, LC_OK};
 #ifdef _OPENMP
-  if (omp_get_max_threads() == 2 && !omp_in_parallel() && omp_get_max_active_levels() <= 1) {
+  if (two_thread_team()) {
     const lstm_forward_args *v[2] = {a, b};
 #pragma omp parallel for num_threads(2) schedule(static, 1)
     for (int k = 0; k < 2; k++) rc[k] = forward_args_call(v[k]);
@@ -607,6 +615,30 @@ int lstm_backward(float *dx, float *dkernel, float *drkernel, float *dbias, floa
 
 /* Plain-loop backward, the reference for specs: same arguments (gates full (T, B, 4H),
  * as lstm_forward_ref writes it); dz, dzx unused. */
+static int backward_args_call(const lstm_backward_args *a) {
+  return lstm_backward(a->dx, a->dkernel, a->drkernel, a->dbias, a->dh0, a->dc0, a->dz, a->dzx,
+                       a->dout, a->x, a->mask, a->kernel, a->rkernel, a->gates, a->cs, a->hs,
+                       a->h0, a->c0, a->B, a->T, a->C, a->H, a->go_backwards,
+                       a->return_sequences, a->zero_output_for_mask, a->repeat);
+}
+
+/* As lstm_forward_pair. */
+int lstm_backward_pair(const lstm_backward_args *a, const lstm_backward_args *b) {
+  if (!b) return backward_args_call(a);
+  int rc[2] = {LC_OK, LC_OK};
+#ifdef _OPENMP
+  if (two_thread_team()) {
+    const lstm_backward_args *v[2] = {a, b};
+#pragma omp parallel for num_threads(2) schedule(static, 1)
+    for (int k = 0; k < 2; k++) rc[k] = backward_args_call(v[k]);
+    return rc[0] != LC_OK ? rc[0] : rc[1];
+  }
+#endif
+  rc[0] = backward_args_call(a);
+  rc[1] = rc[0] == LC_OK ? backward_args_call(b) : LC_OK;
+  return rc[0] != LC_OK ? rc[0] : rc[1];
+}
+
 int lstm_backward_ref(float *dx, float *dkernel, float *drkernel, float *dbias, float *dh0,
                       float *dc0, float *dz, float *dzx, const float *dout, const float *x,
                       const float *mask, const float *kernel, const float *rkernel,

@@ -352,7 +352,7 @@ describe('nn.LSTM', function()
     close(ref:forward(x), outs[2], 1e-5)
   end)
 
-  it('forward_pair gives each LSTM its own forward (outputs, caches, then backward), at 1 and 2 threads', function()
+  it('forward_pair, backward_pair: each LSTM\'s own outputs, caches and gradients, at 1 and 2 threads', function()
     -- 16 rows: the packed recurrent kernel; 2 threads: each LSTM on its own thread
     local threads = luacap.get_threads()
     luacap.seed(37)
@@ -377,16 +377,18 @@ describe('nn.LSTM', function()
         close(want_a, ya, 1e-6); close(want_b, yb, 1e-6)
         for _, k in ipairs{'gates', 'cs', 'hs'} do close(ra[k], la[k], 1e-6); close(rb[k], lb[k], 1e-6) end
         local da, db = luacap.randn(ya:shape()), luacap.randn(yb:shape())
-        close(ra:backward(cs.x, da), la:backward(cs.x, da), 1e-5)
-        close(rb:backward(xb, db), lb:backward(xb, db), 1e-5)
-        close(ra.drecurrent_kernel, la.drecurrent_kernel, 1e-5)
-        close(rb.dkernel, lb.dkernel, 1e-5)
+        local dxa, dxb = nn.LSTM.backward_pair(la, cs.x, da, lb, xb, db)
+        close(ra:backward(cs.x, da), dxa, 1e-5)
+        close(rb:backward(xb, db), dxb, 1e-5)
+        for _, k in ipairs{'dkernel', 'drecurrent_kernel', 'dbias'} do
+          close(ra[k], la[k], 1e-5); close(rb[k], lb[k], 1e-5)
+        end
       end
     end
     luacap.set_threads(threads)
   end)
 
-  it('forward_pair refuses two calls that write into the same tensor', function()
+  it('forward_pair and backward_pair refuse two calls that write into the same tensor', function()
     local l = nn.LSTM(3, 2, {return_sequences = true})
     local x = luacap.randn(4, 5, 3)
     l:forward(x)
@@ -395,6 +397,19 @@ describe('nn.LSTM', function()
     for i = 1, 16 do args[16 + i] = args[i] end
     assert.has_error(function() core.lstm_forward_pair(unpack(args, 1, 32)) end,
       'lstm_forward_pair: the two calls write into the same tensor (argument 1 of the first, 1 of the second)')
+    local other = nn.LSTM(3, 2, {return_sequences = true})
+    other:forward(x)
+    local dout = luacap.randn(4, 5, 2)
+    local dx = luacap.zeros(4, 5, 3)
+    local b = {dx, l.dkernel, l.drecurrent_kernel, l.dbias, nil, nil, luacap.zeros(5, 4, 8), l.zx, dout,
+      x, nil, l.kernel, l.recurrent_kernel, l.gates, l.cs, l.hs, nil, nil, false, true, false, nil}
+    local c = {luacap.zeros(4, 5, 3), other.dkernel, other.drecurrent_kernel, other.dbias, nil, nil,
+      luacap.zeros(5, 4, 8), luacap.zeros(4, 5, 8), dout, x, nil, other.kernel, other.recurrent_kernel,
+      other.gates, other.cs, other.hs, nil, nil, false, true, false, nil}
+    c[3] = l.drecurrent_kernel   -- the second call's drecurrent_kernel is the first's
+    for i = 1, 22 do b[22 + i] = c[i] end
+    assert.has_error(function() core.lstm_backward_pair(unpack(b, 1, 44)) end,
+      'lstm_backward_pair: the two calls write into the same tensor (argument 3 of the first, 3 of the second)')
   end)
 
   it('handles a batch whose every step is masked', function()

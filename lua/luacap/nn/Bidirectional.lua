@@ -92,8 +92,10 @@ function Bidirectional:backward_prefixes(dout)
   self.dyf_r = T.ensure(self.dyf_r, R, Tn, H):zero()
   core.shift_scatter_add(self.dyf_r, self.dyf, pr.rep, pr.shift)
   self.dxr = T.ensure(self.dxr, R, Tn, self.C)
-  self.dxr:copy(self.forward_lstm:backward(pr.x_r, self.dyf_r))
-  core.shift_scatter_add(self.dxr, self.backward_lstm:backward(self.xp, self.dyb), pr.rep, pr.shift)
+  local dxf, dxb = LSTM.backward_pair(self.forward_lstm, pr.x_r, self.dyf_r, self.backward_lstm,
+    self.xp, self.dyb)
+  self.dxr:copy(dxf)
+  core.shift_scatter_add(self.dxr, dxb, pr.rep, pr.shift)
   return self.dxr
 end
 
@@ -127,8 +129,9 @@ function Bidirectional:backward(x, dout)
     self.dx = T.ensure(self.dx, B, Tn, self.C)
     dx = self.dx
   end
-  dx:copy(self.forward_lstm:backward(x, self.dyf))
-  dx:add(self.backward_lstm:backward(x, self.dyb))
+  local dxf, dxb = LSTM.backward_pair(self.forward_lstm, x, self.dyf, self.backward_lstm, x, self.dyb)
+  dx:copy(dxf)
+  dx:add(dxb)
   return dx
 end
 

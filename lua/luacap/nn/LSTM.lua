@@ -115,12 +115,9 @@ function LSTM.forward_pair(la, xa, ma, lb, xb, mb, steps)
   return la.out, lb.out
 end
 
--- dout shaped like forward's output -> dx shaped like x (B, T, C), or (B, C) after
--- forward_repeated; adds into dkernel, drecurrent_kernel, dbias. Uses the mask and
--- initial state given to the last forward (whose caches it reads, so call it right after
--- forward on the same x). With an initial state, self.dstate = {h = (B, H), c = (B, H)}
--- holds its gradient.
-function LSTM:backward(x, dout)
+-- The 22 arguments of core.lstm_backward after the last forward, and the dx they fill.
+local BNARGS = 22
+local function backward_args(self, x, dout)
   local steps = self.steps
   if steps then
     assert(T.is_tensor(x) and x:dim() == 2 and x:size(2) == self.C, 'LSTM ' .. self.name
@@ -146,12 +143,33 @@ function LSTM:backward(x, dout)
     dh0, dc0 = self.dstate.h, self.dstate.c
   end
   local dx = steps and self.dx1 or self.dx
-  local fn = self.use_ref and core.lstm_backward_ref or core.lstm_backward
-  fn(dx, self.dkernel, self.drecurrent_kernel, self.dbias, dh0, dc0, self.dz,
+  return {dx, self.dkernel, self.drecurrent_kernel, self.dbias, dh0, dc0, self.dz,
     steps and self.zx1 or self.zx, dout, x, self.mask, self.kernel, self.recurrent_kernel,
     self.gates, self.cs, self.hs, self.h0, self.c0, self.go_backwards, self.return_sequences,
-    self.zero_output_for_mask, steps)
+    self.zero_output_for_mask, steps}, dx
+end
+
+-- dout shaped like forward's output -> dx shaped like x (B, T, C), or (B, C) after
+-- forward_repeated; adds into dkernel, drecurrent_kernel, dbias. Uses the mask and
+-- initial state given to the last forward (whose caches it reads, so call it right after
+-- forward on the same x). With an initial state, self.dstate = {h = (B, H), c = (B, H)}
+-- holds its gradient.
+function LSTM:backward(x, dout)
+  local args, dx = backward_args(self, x, dout)
+  local fn = self.use_ref and core.lstm_backward_ref or core.lstm_backward
+  fn(unpack(args, 1, BNARGS))
   return dx
+end
+
+-- Two LSTMs' backwards at once (core.lstm_backward_pair), each after its own forward:
+-- the same as la:backward(xa, da) and lb:backward(xb, db). Returns both dx.
+function LSTM.backward_pair(la, xa, da, lb, xb, db)
+  if la.use_ref or lb.use_ref then return la:backward(xa, da), lb:backward(xb, db) end
+  local args, dxa = backward_args(la, xa, da)
+  local b, dxb = backward_args(lb, xb, db)
+  for i = 1, BNARGS do args[BNARGS + i] = b[i] end
+  core.lstm_backward_pair(unpack(args, 1, 2 * BNARGS))
+  return dxa, dxb
 end
 
 -- One decoding step without a cache: x_t (B, C), state {h =, c =} (B, H) each or nil
