@@ -110,6 +110,17 @@ static int forward_impl(lua_State *L, const char *fn, int ref) {
 static int l_lstm_forward(lua_State *L) { return forward_impl(L, "lstm_forward", 0); }
 static int l_lstm_forward_ref(lua_State *L) { return forward_impl(L, "lstm_forward_ref", 1); }
 
+/* A pair's two calls write into different tensors: wa, wb (n each) are the tensors each
+ * call writes, in argument order (NULL: an optional one not given). */
+static void check_disjoint_writes(lua_State *L, const char *fn, float *const *wa,
+                                  float *const *wb, int n) {
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < n; j++)
+      if (wa[i] && wa[i] == wb[j])
+        luaL_error(L, "%s: the two calls write into the same tensor (argument %d of the first, "
+                   "%d of the second)", fn, i + 1, j + 1);
+}
+
 /* lstm_forward_pair(16 arguments of one lstm_forward, then 16 of another): two
  * independent forwards (a BiLSTM's two directions), run at once on a team of two threads.
  * They may share inputs, never a buffer they write. */
@@ -119,11 +130,7 @@ static int l_lstm_forward_pair(lua_State *L) {
   forward_args(L, fn, 1, &a);
   forward_args(L, fn, 1 + LSTM_FORWARD_NARGS, &b);
   float *wa[5] = {a.out, a.gates, a.cs, a.hs, a.zx}, *wb[5] = {b.out, b.gates, b.cs, b.hs, b.zx};
-  for (int i = 0; i < 5; i++)
-    for (int j = 0; j < 5; j++)
-      if (wa[i] == wb[j])
-        return luaL_error(L, "%s: the two calls write into the same tensor (argument %d of "
-                          "the first, %d of the second)", fn, i + 1, j + 1);
+  check_disjoint_writes(L, fn, wa, wb, 5);
   if (lstm_forward_pair(&a, &b) != LC_OK) return luaL_error(L, "%s: out of memory", fn);
   return 0;
 }
@@ -187,11 +194,7 @@ static int l_lstm_backward_pair(lua_State *L) {
   backward_args(L, fn, 1 + LSTM_BACKWARD_NARGS, &b);
   float *wa[8] = {a.dx, a.dkernel, a.drkernel, a.dbias, a.dh0, a.dc0, a.dz, a.dzx};
   float *wb[8] = {b.dx, b.dkernel, b.drkernel, b.dbias, b.dh0, b.dc0, b.dz, b.dzx};
-  for (int i = 0; i < 8; i++)
-    for (int j = 0; j < 8; j++)
-      if (wa[i] && wa[i] == wb[j])
-        return luaL_error(L, "%s: the two calls write into the same tensor (argument %d of "
-                          "the first, %d of the second)", fn, i + 1, j + 1);
+  check_disjoint_writes(L, fn, wa, wb, 8);
   if (lstm_backward_pair(&a, &b) != LC_OK) return luaL_error(L, "%s: out of memory", fn);
   return 0;
 }

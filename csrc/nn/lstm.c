@@ -359,7 +359,8 @@ int lstm_forward(float *out, float *gates, float *cs, float *hs, float *zx,
   return LC_OK;
 }
 
-static int forward_args_call(const lstm_forward_args *a) {
+static int forward_args_call(const void *args) {
+  const lstm_forward_args *a = args;
   return lstm_forward(a->out, a->gates, a->cs, a->hs, a->zx, a->x, a->mask, a->kernel,
                       a->rkernel, a->bias, a->h0, a->c0, a->B, a->T, a->C, a->H,
                       a->go_backwards, a->return_sequences, a->zero_output_for_mask, a->repeat);
@@ -377,20 +378,26 @@ static int two_thread_team(void) {
 }
 #endif
 
-int lstm_forward_pair(const lstm_forward_args *a, const lstm_forward_args *b) {
-  if (!b) return forward_args_call(a);
+/* call(a), and call(b) unless b is NULL: at once on a two-thread team, else in turn;
+ * the first error. */
+static int run_pair(int (*call)(const void *), const void *a, const void *b) {
+  if (!b) return call(a);
   int rc[2] = {LC_OK, LC_OK};
 #ifdef _OPENMP
   if (two_thread_team()) {
-    const lstm_forward_args *v[2] = {a, b};
+    const void *v[2] = {a, b};
 #pragma omp parallel for num_threads(2) schedule(static, 1)
-    for (int k = 0; k < 2; k++) rc[k] = forward_args_call(v[k]);
+    for (int k = 0; k < 2; k++) rc[k] = call(v[k]);
     return rc[0] != LC_OK ? rc[0] : rc[1];
   }
 #endif
-  rc[0] = forward_args_call(a);
-  rc[1] = rc[0] == LC_OK ? forward_args_call(b) : LC_OK;
+  rc[0] = call(a);
+  rc[1] = rc[0] == LC_OK ? call(b) : LC_OK;
   return rc[0] != LC_OK ? rc[0] : rc[1];
+}
+
+int lstm_forward_pair(const lstm_forward_args *a, const lstm_forward_args *b) {
+  return run_pair(forward_args_call, a, b);
 }
 
 /* Plain-loop forward, the reference for specs. Same arguments; zx unused;
@@ -613,32 +620,20 @@ int lstm_backward(float *dx, float *dkernel, float *drkernel, float *dbias, floa
   return LC_OK;
 }
 
-/* Plain-loop backward, the reference for specs: same arguments (gates full (T, B, 4H),
- * as lstm_forward_ref writes it); dz, dzx unused. */
-static int backward_args_call(const lstm_backward_args *a) {
+static int backward_args_call(const void *args) {
+  const lstm_backward_args *a = args;
   return lstm_backward(a->dx, a->dkernel, a->drkernel, a->dbias, a->dh0, a->dc0, a->dz, a->dzx,
                        a->dout, a->x, a->mask, a->kernel, a->rkernel, a->gates, a->cs, a->hs,
                        a->h0, a->c0, a->B, a->T, a->C, a->H, a->go_backwards,
                        a->return_sequences, a->zero_output_for_mask, a->repeat);
 }
 
-/* As lstm_forward_pair. */
 int lstm_backward_pair(const lstm_backward_args *a, const lstm_backward_args *b) {
-  if (!b) return backward_args_call(a);
-  int rc[2] = {LC_OK, LC_OK};
-#ifdef _OPENMP
-  if (two_thread_team()) {
-    const lstm_backward_args *v[2] = {a, b};
-#pragma omp parallel for num_threads(2) schedule(static, 1)
-    for (int k = 0; k < 2; k++) rc[k] = backward_args_call(v[k]);
-    return rc[0] != LC_OK ? rc[0] : rc[1];
-  }
-#endif
-  rc[0] = backward_args_call(a);
-  rc[1] = rc[0] == LC_OK ? backward_args_call(b) : LC_OK;
-  return rc[0] != LC_OK ? rc[0] : rc[1];
+  return run_pair(backward_args_call, a, b);
 }
 
+/* Plain-loop backward, the reference for specs: same arguments (gates full (T, B, 4H),
+ * as lstm_forward_ref writes it); dz, dzx unused. */
 int lstm_backward_ref(float *dx, float *dkernel, float *drkernel, float *dbias, float *dh0,
                       float *dc0, float *dz, float *dzx, const float *dout, const float *x,
                       const float *mask, const float *kernel, const float *rkernel,

@@ -81,14 +81,10 @@ function Dense:backward(x, dout, no_dx)
   if not self.out or self.out:size(1) ~= N then
     error(self.__name .. ' ' .. self.name .. ': backward before forward on this batch', 2)
   end
-  if no_dx then
-    core.dense_backward(nil, self.dkernel, self.dbias, dout:reshape(N, self.OC), self.out,
-      x2, self.kernel, self.relu)
-    return nil
-  end
-  self.dx = T.ensure_zeroed(self.dx, N, self.C)
-  core.dense_backward(self.dx, self.dkernel, self.dbias, dout:reshape(N, self.OC), self.out,
-    x2, self.kernel, self.relu)
+  if not no_dx then self.dx = T.ensure_zeroed(self.dx, N, self.C) end
+  core.dense_backward(not no_dx and self.dx or nil, self.dkernel, self.dbias,
+    dout:reshape(N, self.OC), self.out, x2, self.kernel, self.relu)
+  if no_dx then return nil end
   if bt then return self.dx:reshape(bt[1], bt[2], self.C) end
   return self.dx
 end

@@ -78,6 +78,12 @@ local function forward_args(self, x, mask, steps, initial_state)
     self.return_sequences, self.zero_output_for_mask, steps}
 end
 
+-- Two calls' argument lists of n each (nil holes included) as one list of 2n values.
+local function two_calls(a, b, n)
+  for i = 1, n do a[n + i] = b[i] end
+  return unpack(a, 1, 2 * n)
+end
+
 local function run_forward(self, args)
   local fn = self.use_ref and core.lstm_forward_ref or core.lstm_forward
   fn(unpack(args, 1, NARGS))
@@ -108,10 +114,7 @@ function LSTM.forward_pair(la, xa, ma, lb, xb, mb, steps)
   if la.use_ref or lb.use_ref then
     return run_forward(la, forward_args(la, xa, ma, steps)), run_forward(lb, forward_args(lb, xb, mb, steps))
   end
-  local args = forward_args(la, xa, ma, steps)
-  local b = forward_args(lb, xb, mb, steps)
-  for i = 1, NARGS do args[NARGS + i] = b[i] end
-  core.lstm_forward_pair(unpack(args, 1, 2 * NARGS))
+  core.lstm_forward_pair(two_calls(forward_args(la, xa, ma, steps), forward_args(lb, xb, mb, steps), NARGS))
   return la.out, lb.out
 end
 
@@ -165,10 +168,9 @@ end
 -- the same as la:backward(xa, da) and lb:backward(xb, db). Returns both dx.
 function LSTM.backward_pair(la, xa, da, lb, xb, db)
   if la.use_ref or lb.use_ref then return la:backward(xa, da), lb:backward(xb, db) end
-  local args, dxa = backward_args(la, xa, da)
+  local a, dxa = backward_args(la, xa, da)
   local b, dxb = backward_args(lb, xb, db)
-  for i = 1, BNARGS do args[BNARGS + i] = b[i] end
-  core.lstm_backward_pair(unpack(args, 1, 2 * BNARGS))
+  core.lstm_backward_pair(two_calls(a, b, BNARGS))
   return dxa, dxb
 end
 
