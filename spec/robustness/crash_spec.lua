@@ -142,9 +142,11 @@ describe('a training run', function()
     local pid = assert(tonumber(util.read_file(W .. '/pid')))
     assert.is_true(sh('kill -INT ' .. pid))
     waited = 0
-    while not util.read_file(W .. '/rc') and waited < 1200 do os.execute('sleep 0.05'); waited = waited + 1 end
+    -- `echo $? >rc` creates the file before it writes the code: wait for the digits
+    local function rc() return (util.read_file(W .. '/rc') or ''):match('%d+') end
+    while not rc() and waited < 1200 do os.execute('sleep 0.05'); waited = waited + 1 end
     local log = util.read_file(out .. '.log')
-    assert.equal('130', (util.read_file(W .. '/rc') or ''):match('%d+'), log)
+    assert.equal('130', rc(), log)
     assert.matches('interrupted %(Ctrl%-C%) during epoch %d+: that epoch is abandoned', log)
     assert.matches('To resume: %S*luajit examples/train.lua .* %-%-resume\n', log)
     local p = io.popen('luajit tools/kill-check.lua readable ' .. out)
