@@ -91,7 +91,7 @@ $(BUILD)/nn/adam.o: ALL_CFLAGS += -fno-math-errno -ftree-vectorize -fvect-cost-m
 # rate where the same two ports do both (Intel's AVX-512 cores: the recurrent kernel went
 # from 70 to 110-134 GFLOP/s on one thread, docs/performance.md). Each sum still runs in one
 # order on one thread: the same bits at any thread count.
-FMA_OBJ = $(addprefix $(BUILD)/nn/,packed_gemm.o winograd.o lstm.o additive_attention.o)
+FMA_OBJ = $(addprefix $(BUILD)/nn/,packed_gemm.o winograd.o lstm.o additive_attention.o attention.o)
 $(FMA_OBJ): ALL_CFLAGS += -ffp-contract=fast
 
 # -z nodelete: LuaJIT unloads C modules when its state closes; OpenMP's idle worker threads

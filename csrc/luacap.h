@@ -249,6 +249,7 @@ void maxpool2d_backward(float *dx, const float *dout, const float *x, const lc_c
  *   x (B, T, C), or (B, C) with repeat (the same input at every step, as after a
  *   RepeatVector)  mask (B, T) 1/0 or NULL  kernel (C, 4H)  rkernel (H, 4H)  bias (4H)
  *   h0, c0 (B, H) or NULL   out (B, T, H) when return_sequences (processing order), else (B, H)
+ *   forward (both) with kernel NULL: x is the input projection x @ kernel, C = 4H
  *   caches by processing step: gates (T, B, 4H) post-activation, cs, hs (T, B, H)
  *   zx (B, T, 4H) forward scratch; dz (T, B, 4H), dzx (B, T, 4H) backward scratch
  *   (zx, dzx (B, 4H) with repeat)
@@ -327,6 +328,12 @@ void attention_forward(float *ctx, float *weights, const float *q, const float *
                        const float *qmask, int B, int Tq, int Tv, int D);
 void attention_forward_ref(float *ctx, float *weights, const float *q, const float *v,
                            const float *qmask, int B, int Tq, int Tv, int D);
+/* Decoding: attention_weights writes attention_forward's weights alone;
+ * attention_context_acc: out (B, Tq, N) += weights @ p for p (B, Tv, N), real rows only. */
+void attention_weights(float *weights, const float *q, const float *v, const float *qmask,
+                       int B, int Tq, int Tv, int D);
+void attention_context_acc(float *out, const float *weights, const float *p,
+                           const float *qmask, int B, int Tq, int Tv, int N);
 void attention_backward(float *dq, float *dv, float *dscores, const float *dctx,
                         const float *q, const float *v, const float *weights,
                         const float *qmask, int B, int Tq, int Tv, int D);
@@ -341,10 +348,12 @@ void shift_gather(float *out, const float *src, const int *rep, const int *shift
                   int B, int T, int W);
 void shift_scatter_add(float *dsrc, const float *dout, const int *rep, const int *shift,
                        int B, int T, int W);
-/* out[b, t] = src[rep[b], t + 1] for t < T - 1, out[b, T - 1] = last[b] (B, W): a prefix
- * one token longer than its parent (decoding). */
+/* Decoding: a prefix one token longer than its parent. out (B, T, W), src (R, Ts, W) with
+ * Ts = T - 1 (grows) or T (slides): out[b, t] = src[rep[b], t + Ts - T + 1] for t < T - 1,
+ * out[b, T - 1] = last[b] (B, W). reverse_steps_add: out[b, t] = a[b, t] + src[b, T - 1 - t]. */
 void shift_append(float *out, const float *src, const int *rep, const float *last,
-                  int B, int T, int W);
+                  int B, int T, int Ts, int W);
+void reverse_steps_add(float *out, const float *a, const float *src, int B, int T, int W);
 
 /* additive_attention.c: Show-Attend-Tell's soft attention step (see the file's header).
  *   encp (B, L, A) = a W_e + b_e   hp (B, A) = h_{t-1} W_h   w (A)   feats a (B, L, D)

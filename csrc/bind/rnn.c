@@ -9,7 +9,8 @@ typedef struct {
   int64_t B, T, C, H;
 } lstm_dims;
 
-/* steps < 0: x is (B, T, C); else x is (B, C), repeated over T = steps. */
+/* steps < 0: x is (B, T, C); else x is (B, C), repeated over T = steps. kernel NULL
+ * (forward only): x is the input projection, C = 4H with H from rkernel (H, 4H). */
 static lstm_dims lstm_check_weights(lua_State *L, const char *fn, const lc_tensor *x,
                                     const lc_tensor *kernel, const lc_tensor *rkernel,
                                     const lc_tensor *bias, int64_t steps) {
@@ -22,7 +23,19 @@ static lstm_dims lstm_check_weights(lua_State *L, const char *fn, const lc_tenso
     lcb_expect_shape(L, fn, "x", x, 3, wx, "(B, T, C)");
     d.B = x->shape[0]; d.T = x->shape[1]; d.C = x->shape[2];
   }
-  d.H = lcb_expect_gate_kernels(L, fn, kernel, rkernel, d.C, 4);
+  if (kernel) {
+    d.H = lcb_expect_gate_kernels(L, fn, kernel, rkernel, d.C, 4);
+  } else {
+    int64_t wr[2] = {-1, -1};
+    lcb_expect_shape(L, fn, "recurrent_kernel", rkernel, 2, wr, "(H, 4H)");
+    d.H = rkernel->shape[0];
+    if (rkernel->shape[1] != 4 * d.H || d.H == 0)
+      luaL_error(L, "%s: recurrent_kernel is (%d, %d), expected (H, 4H)", fn,
+                 (int)rkernel->shape[0], (int)rkernel->shape[1]);
+    if (d.C != 4 * d.H)
+      luaL_error(L, "%s: without a kernel x is the input projection, last dim 4H = %d, got %d",
+                 fn, (int)(4 * d.H), (int)d.C);
+  }
   int64_t wb[1] = {4 * d.H};
   lcb_expect_shape(L, fn, "bias", bias, 1, wb, "(4H)");
   return d;
@@ -70,16 +83,17 @@ static void lstm_check_scratch(lua_State *L, const char *fn, const char *arg, co
   else lcb_expect_shape(L, fn, arg, z, 3, w3, "(B, T, 4H)");
 }
 
-/* lstm_forward(out, gates, cs, hs, zx, x, mask|nil, kernel, recurrent_kernel, bias,
+/* lstm_forward(out, gates, cs, hs, zx, x, mask|nil, kernel|nil, recurrent_kernel, bias,
  *              h0|nil, c0|nil, go_backwards, return_sequences, zero_output_for_mask,
- *              steps|nil)   steps: x is (B, C), the same input at each of T = steps
+ *              steps|nil)   steps: x is (B, C), the same input at each of T = steps;
+ *              kernel nil: x is already x @ kernel (last dim 4H)
  * These 16 arguments, from stack index base on, checked into *a. */
 #define LSTM_FORWARD_NARGS 16
 static void forward_args(lua_State *L, const char *fn, int base, lstm_forward_args *a) {
   lc_tensor *out = lcb_check(L, base), *gates = lcb_check(L, base + 1);
   lc_tensor *cs = lcb_check(L, base + 2), *hs = lcb_check(L, base + 3);
   lc_tensor *zx = lcb_check(L, base + 4), *x = lcb_check(L, base + 5);
-  lc_tensor *mask = lcb_opt(L, base + 6), *kernel = lcb_check(L, base + 7);
+  lc_tensor *mask = lcb_opt(L, base + 6), *kernel = lcb_opt(L, base + 7);
   lc_tensor *rkernel = lcb_check(L, base + 8), *bias = lcb_check(L, base + 9);
   lc_tensor *h0 = lcb_opt(L, base + 10), *c0 = lcb_opt(L, base + 11);
   int return_sequences = lua_toboolean(L, base + 13);
@@ -90,7 +104,7 @@ static void forward_args(lua_State *L, const char *fn, int base, lstm_forward_ar
   lstm_check_out(L, fn, "out", &d, out, return_sequences);
   lstm_check_scratch(L, fn, "zx", &d, zx, steps >= 0);
   *a = (lstm_forward_args){out->data, gates->data, cs->data, hs->data, zx->data, x->data,
-    DATA(mask), kernel->data, rkernel->data, bias->data, DATA(h0), DATA(c0), (int)d.B,
+    DATA(mask), DATA(kernel), rkernel->data, bias->data, DATA(h0), DATA(c0), (int)d.B,
     (int)d.T, (int)d.C, (int)d.H, lua_toboolean(L, base + 12), return_sequences,
     lua_toboolean(L, base + 14), steps >= 0};
 }
@@ -317,6 +331,38 @@ static int l_attention_forward_ref(lua_State *L) {
   return attention_forward_impl(L, "attention_forward_ref", 1);
 }
 
+/* attention_weights(weights (B, Tq, Tv), q (B, Tq, D), v (B, Tv, D)[, qmask]) */
+static int l_attention_weights(lua_State *L) {
+  const char *fn = "attention_weights";
+  lc_tensor *w = lcb_check(L, 1), *q = lcb_check(L, 2), *v = lcb_check(L, 3);
+  lc_tensor *qm = lcb_opt(L, 4);
+  int64_t d[4];
+  attention_dims(L, fn, q, v, "weights", w, d);
+  attention_check_qmask(L, fn, qm, d);
+  attention_weights(w->data, q->data, v->data, qm ? qm->data : NULL, (int)d[0], (int)d[1],
+                    (int)d[2], (int)d[3]);
+  return 0;
+}
+
+/* attention_context_acc(out (B, Tq, N), weights (B, Tq, Tv), p (B, Tv, N)[, qmask]):
+ * out += weights @ p on the real query rows. */
+static int l_attention_context_acc(lua_State *L) {
+  const char *fn = "attention_context_acc";
+  lc_tensor *out = lcb_check(L, 1), *w = lcb_check(L, 2), *p = lcb_check(L, 3);
+  lc_tensor *qm = lcb_opt(L, 4);
+  int64_t ww[3] = {-1, -1, -1};
+  lcb_expect_shape(L, fn, "weights", w, 3, ww, "(B, Tq, Tv)");
+  int64_t wp[3] = {w->shape[0], w->shape[2], -1};
+  lcb_expect_shape(L, fn, "p", p, 3, wp, "(B, Tv, N)");
+  int64_t wo[3] = {w->shape[0], w->shape[1], p->shape[2]};
+  lcb_expect_shape(L, fn, "out", out, 3, wo, "(B, Tq, N)");
+  int64_t d[2] = {w->shape[0], w->shape[1]};
+  attention_check_qmask(L, fn, qm, d);
+  attention_context_acc(out->data, w->data, p->data, qm ? qm->data : NULL, (int)w->shape[0],
+                        (int)w->shape[1], (int)w->shape[2], (int)p->shape[2]);
+  return 0;
+}
+
 /* attention_backward(dq, dv, dscores, dctx, q, v, weights[, qmask]) */
 static int attention_backward_impl(lua_State *L, const char *fn, int ref) {
   lc_tensor *dq = lcb_check(L, 1), *dv = lcb_check(L, 2), *ds = lcb_check(L, 3);
@@ -385,14 +431,15 @@ static int shift_impl(lua_State *L, int scatter) {
 static int l_shift_gather(lua_State *L) { return shift_impl(L, 0); }
 static int l_shift_scatter_add(lua_State *L) { return shift_impl(L, 1); }
 
-/* shift_append(out (B, T, W), src (R, T, W), rep, last (B, W)); rep a Lua array of 1-based
- * rows of src. */
+/* shift_append(out (B, T, W), src (R, Ts, W), rep, last (B, W)), Ts = T or T - 1; rep a
+ * Lua array of 1-based rows of src. */
 static int l_shift_append(lua_State *L) {
   const char *fn = "shift_append";
   lc_tensor *out = lcb_check(L, 1), *src = lcb_check(L, 2), *last = lcb_check(L, 4);
-  if (out->ndim != 3 || src->ndim != 3 || out->shape[1] != src->shape[1]
+  if (out->ndim != 3 || src->ndim != 3 || out->shape[1] < 1
+      || (src->shape[1] != out->shape[1] && src->shape[1] != out->shape[1] - 1)
       || out->shape[2] != src->shape[2])
-    return luaL_error(L, "%s: expected out (B, T, W) and src (R, T, W)", fn);
+    return luaL_error(L, "%s: expected out (B, T, W) and src (R, T, W) or (R, T - 1, W)", fn);
   int64_t wl[2] = {out->shape[0], out->shape[2]};
   lcb_expect_shape(L, fn, "last", last, 2, wl, "(B, W)");
   int n = (int)out->shape[0];
@@ -408,13 +455,28 @@ static int l_shift_append(lua_State *L) {
                         (int)src->shape[0]);
     rs[i - 1] = (int)r - 1;
   }
-  shift_append(out->data, src->data, rs, last->data, n, (int)out->shape[1], (int)out->shape[2]);
+  shift_append(out->data, src->data, rs, last->data, n, (int)out->shape[1], (int)src->shape[1],
+               (int)out->shape[2]);
+  return 0;
+}
+
+/* reverse_steps_add(out, a, src), all (B, T, W): out[b, t] = a[b, t] + src[b, T - 1 - t]. */
+static int l_reverse_steps_add(lua_State *L) {
+  const char *fn = "reverse_steps_add";
+  lc_tensor *out = lcb_check(L, 1), *a = lcb_check(L, 2), *src = lcb_check(L, 3);
+  int64_t w[3] = {-1, -1, -1};
+  lcb_expect_shape(L, fn, "out", out, 3, w, "(B, T, W)");
+  lcb_expect_same(L, fn, "a", a, "out", out);
+  lcb_expect_same(L, fn, "src", src, "out", out);
+  reverse_steps_add(out->data, a->data, src->data, (int)out->shape[0], (int)out->shape[1],
+                    (int)out->shape[2]);
   return 0;
 }
 
 static const luaL_Reg functions[] = {
   {"shift_gather", l_shift_gather}, {"shift_scatter_add", l_shift_scatter_add},
-  {"shift_append", l_shift_append},
+  {"shift_append", l_shift_append}, {"reverse_steps_add", l_reverse_steps_add},
+  {"attention_context_acc", l_attention_context_acc}, {"attention_weights", l_attention_weights},
   {"lstm_forward", l_lstm_forward}, {"lstm_forward_ref", l_lstm_forward_ref},
   {"lstm_forward_pair", l_lstm_forward_pair}, {"lstm_backward_pair", l_lstm_backward_pair},
   {"lstm_backward", l_lstm_backward}, {"lstm_backward_ref", l_lstm_backward_ref},

@@ -11,6 +11,8 @@
  *   output, whose input projection is then computed once per row, not once per step)
  *   mask (B, T) of 1/0 floats, or NULL (all real)
  *   kernel (C, 4H)   rkernel (H, 4H)   bias (4H)   h0, c0 (B, H), or NULL (zeros)
+ *   forward with kernel NULL: x is already the input projection x @ kernel, so C = 4H
+ *   (decoding builds it from cached parts; no backward follows such a forward)
  * The processing step s reads time t = s, or t = T-1-s with go_backwards (Keras reverses
  * inputs and mask). Caches are time-major and indexed by s:
  *   gates (T, B, 4H) post-activation i, f, g, o   cs, hs (T, B, H) the state after step s
@@ -286,7 +288,7 @@ int lstm_forward(float *out, float *gates, float *cs, float *hs, float *zx,
   lstm_plan p;
   if (plan_build(&p, mask, h0 != NULL, B, T, go_backwards) != LC_OK) return LC_ENOMEM;
   size_t n = (size_t)p.n;
-  int xr_own = !repeat && (size_t)C > G;   /* zx holds the gathered x when C <= 4H */
+  int xr_own = !repeat && kernel && (size_t)C > G;   /* zx holds the gathered x when C <= 4H */
   float *hc = calloc(BH + H, sizeof(float));                 /* (B, H), then H zeros */
   float *xr = xr_own ? malloc(n * C * sizeof(float) + 1) : zx;          /* (n, C) */
   int packed = plan_uses_packed(&p, T, H, 0);
@@ -300,10 +302,13 @@ int lstm_forward(float *out, float *gates, float *cs, float *hs, float *zx,
   if (n > 0) {
     if (repeat) {
       /* zx (B, 4H) = x (B, C) @ kernel (C, 4H): one projection serves every step */
-      lc_sgemm(0, 0, B, (int)G, C, 1.0f, x, kernel, 0.0f, zx);
+      const float *z = x;
+      if (kernel) { lc_sgemm(0, 0, B, (int)G, C, 1.0f, x, kernel, 0.0f, zx); z = zx; }
       LC_OMP_FOR_IF(n * G)
       for (long long k = 0; k < (long long)n; k++)
-        memcpy(gates + k * G, zx + (size_t)p.rows[k] * G, G * sizeof(float));
+        memcpy(gates + k * G, z + (size_t)p.rows[k] * G, G * sizeof(float));
+    } else if (!kernel) {
+      gather_steps(gates, x, &p, B, T, (int)G, go_backwards);   /* x is the projection */
     } else {
       gather_steps(xr, x, &p, B, T, C, go_backwards);
       /* gates (n, 4H) = xr (n, C) @ kernel (C, 4H): the real pairs' input projections */
@@ -422,7 +427,10 @@ int lstm_forward_ref(float *out, float *gates, float *cs, float *hs, float *zx,
       for (size_t j = 0; j < G; j++) {
         /* z_j = sum_c x_c kernel[c, j] + sum_k h_k rkernel[k, j] + bias_j */
         double z = bias[j];
-        for (int c = 0; c < C; c++) z += (double)x_bt[c] * kernel[(size_t)c * G + j];
+        if (kernel)
+          for (int c = 0; c < C; c++) z += (double)x_bt[c] * kernel[(size_t)c * G + j];
+        else
+          z += x_bt[j];   /* x is the projection */
         if (h_prev)
           for (int k = 0; k < H; k++) z += (double)h_prev[k] * rkernel[(size_t)k * G + j];
         gates_bs[j] = (float)z;

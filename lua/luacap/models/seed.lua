@@ -6,6 +6,7 @@ local nn = require 'luacap.nn'
 local Module = require 'luacap.nn.Module'
 local luacap_core = require 'luacap.core'
 local tensor = require 'luacap.tensor'
+local seed_decode = require 'luacap.models.seed_decode'
 
 local Seed = Module:extend('SeedCaptioner')
 
@@ -82,90 +83,21 @@ function Seed:forward_image(feats)
 end
 
 -- Caption branch, attention and decoder: image sequence (B, T, 2U), ids (B, T) -> logits (B, V).
--- yf (B, T, U) or nil: the caption BiLSTM's forward-direction output when already known
--- (decode_step; evaluation only, no backward then).
-function Seed:forward_caption(fe4, ids, yf)
+function Seed:forward_caption(fe4, ids)
   self.shared = false
   self.se1 = self.embed:forward(ids)
   self.mask = self.embed.mask
   self.se2 = self.cap_drop:forward(self.se1)
-  if yf then self.se3 = self.cap_lstm:forward_known_forward(self.se2, self.mask, yf)
-  else self.se3 = self.cap_lstm:forward(self.se2, self.mask) end
+  self.se3 = self.cap_lstm:forward(self.se2, self.mask)
   return self:forward_decoder(fe4)
 end
 
--- The step-wise decoding interface (eval/decode.lua), native: the adapter's state (image
--- rows, prefixes, window) plus the caption's forward-LSTM states. A prefix one real token
--- longer than the last step's keeps its forward states: one LSTM step computes the new
--- token's (its pre-padded output moves one step left, csrc/nn/shift.c's shift_append),
--- and only the backward direction, attention and decoder run over the prefix. Once a
--- prefix outgrows the window (truncation changes its first token) or a padding id is fed,
--- the step recomputes everything. Logits as forward_caption on the pre-padded prefixes.
-function Seed:decode_start(feats)
-  local rows = self:forward_image(feats):clone()
-  local B, Tn, H = rows:size(1), self.cfg.max_len, self.cfg.units
-  local st = {rows = rows, prefixes = {}, window = Tn, h = tensor.zeros(B, H), c = tensor.zeros(B, H),
-    yf = tensor.zeros(B, Tn, H), ok = true}
-  for b = 1, B do st.prefixes[b] = {} end
-  return st
-end
-
-function Seed:decode_step(st, ids)
-  local B, Tn = #st.prefixes, st.window
-  if type(ids) ~= 'table' or #ids ~= B then
-    error(string.format('decode_step: expected a Lua array of %d ids, got %s', B,
-      type(ids) == 'table' and #ids .. ' ids' or type(ids)), 2)
-  end
-  local extend = st.ok and not self.is_training
-  for b = 1, B do
-    local p = st.prefixes[b]
-    p[#p + 1] = ids[b]
-    if #p > Tn or ids[b] == 0 then extend = false end
-  end
-  local idt = require('luacap.eval.decode').prefix_ids(st.prefixes, Tn)
-  local fl = self.cap_lstm.forward_lstm
-  if not extend then
-    local logits = self:forward_caption(st.rows, idt)
-    st.yf:copy(fl.out)            -- keep the states for the next step
-    st.h:copy(fl.hs:narrow(Tn, 1):reshape(B, self.cfg.units))
-    st.c:copy(fl.cs:narrow(Tn, 1):reshape(B, self.cfg.units))
-    st.ok = true
-    return logits
-  end
-  -- one forward-LSTM step on the new tokens' embeddings (dropout is off in evaluation)
-  st.x = tensor.ensure(st.x, B, self.cfg.embed_dim)
-  luacap_core.embedding_forward(st.x, luacap_core.from_flat(ids, {B}), self.embed.weight)
-  st.h2, st.c2 = tensor.ensure(st.h2, B, self.cfg.units), tensor.ensure(st.c2, B, self.cfg.units)
-  st.gates = tensor.ensure(st.gates, B, 4 * self.cfg.units)
-  luacap_core.lstm_step(st.h2, st.c2, st.gates, st.x, st.h, st.c, fl.kernel, fl.recurrent_kernel, fl.bias)
-  st.yf2 = tensor.ensure(st.yf2, B, Tn, self.cfg.units)
-  st.ident = st.ident and #st.ident == B and st.ident or nil
-  if not st.ident then st.ident = {}; for b = 1, B do st.ident[b] = b end end
-  luacap_core.shift_append(st.yf2, st.yf, st.ident, st.h2)
-  st.h, st.h2, st.c, st.c2, st.yf, st.yf2 = st.h2, st.h, st.c2, st.c, st.yf2, st.yf
-  return self:forward_caption(st.rows, idt, st.yf)
-end
-
-function Seed:decode_select(st, rows)
-  local B, n = #st.prefixes, #rows
-  local prefixes = {}
-  for k, r in ipairs(rows) do
-    if type(r) ~= 'number' or r < 1 or r > B or r % 1 ~= 0 then
-      error(string.format('decode_select: row %d is %s, expected 1..%d', k, tostring(r), B), 2)
-    end
-    prefixes[k] = {unpack(st.prefixes[r])}
-  end
-  st.prefixes = prefixes
-  if n == 0 then return end
-  for _, key in ipairs{'rows', 'yf', 'h', 'c'} do
-    local shape = st[key]:shape()
-    shape[1] = n
-    local new = tensor.zeros(unpack(shape))
-    luacap_core.gather(new, st[key], rows)
-    st[key] = new
-  end
-  st.h2, st.c2, st.yf2, st.x, st.gates = nil, nil, nil, nil, nil
-end
+-- The step-wise decoding interface (eval/decode.lua), native and incremental: a prefix
+-- one token longer keeps what did not change (models/seed_decode.lua). The logits are
+-- forward_caption's on the pre-padded prefixes.
+function Seed:decode_start(feats) return seed_decode.start(self, feats) end
+function Seed:decode_step(st, ids) return seed_decode.step(self, st, ids) end
+function Seed:decode_select(st, rows) return seed_decode.select(self, st, rows) end
 
 -- Attention, concatenation and decoder on self.se3 (B, T, 2U), self.mask, fe4 (B, T, 2U).
 function Seed:forward_decoder(fe4)

@@ -46,7 +46,7 @@ end
 
 -- x (B, T, C), mask (B, T) of 1/0 or nil.
 function Bidirectional:forward(x, mask)
-  self.steps, self.prefix, self.no_backward = nil, nil, nil
+  self.steps, self.prefix = nil, nil
   local yf, yb = LSTM.forward_pair(self.forward_lstm, x, mask, self.backward_lstm, x, mask)
   return merge(self, yf, yb, x:size(1), x:size(2))
 end
@@ -54,7 +54,7 @@ end
 -- x (B, C) repeated over `steps` (Keras' RepeatVector(steps) then this layer), without
 -- building the (B, steps, C) input; backward(x, dout) then returns dx (B, C).
 function Bidirectional:forward_repeated(x, steps, mask)
-  self.steps, self.prefix, self.no_backward = steps, nil, nil
+  self.steps, self.prefix = steps, nil
   local yf, yb = LSTM.forward_pair(self.forward_lstm, x, mask, self.backward_lstm, x, mask, steps)
   return merge(self, yf, yb, x:size(1), steps)
 end
@@ -69,7 +69,7 @@ end
 function Bidirectional:forward_prefixes(x_r, mask_r, rep, shift)
   assert(self.return_sequences, 'Bidirectional ' .. self.name .. ': forward_prefixes needs return_sequences')
   local B, Tn, R = #rep, x_r:size(2), x_r:size(1)
-  self.steps, self.prefix, self.no_backward = nil, {x_r = x_r, rep = rep, shift = shift}, nil
+  self.steps, self.prefix = nil, {x_r = x_r, rep = rep, shift = shift}
   self.xp = T.ensure(self.xp, B, Tn, self.C)
   core.shift_gather(self.xp, x_r, rep, shift)
   self.pair_mask = T.ensure(self.pair_mask, B, Tn)
@@ -99,18 +99,8 @@ function Bidirectional:backward_prefixes(dout)
   return self.dxr
 end
 
--- Decoding (no backward after it): forward(x, mask) when the forward direction's output
--- yf (B, T, H) is already known (a caption's forward states do not change as it grows).
-function Bidirectional:forward_known_forward(x, mask, yf)
-  assert(self.return_sequences, 'Bidirectional ' .. self.name .. ': needs return_sequences')
-  self.steps, self.prefix, self.no_backward = nil, nil, true
-  local yb = self.backward_lstm:forward(x, mask)
-  return merge(self, yf, yb, x:size(1), x:size(2))
-end
-
 -- dout shaped like the output -> dx shaped like x; adds into both directions' gradients.
 function Bidirectional:backward(x, dout)
-  assert(not self.no_backward, 'Bidirectional ' .. self.name .. ': no backward after forward_known_forward')
   local B, H = x:size(1), self.H
   local Tn = self.steps or x:size(2)
   if self.return_sequences then

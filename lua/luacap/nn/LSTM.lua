@@ -43,9 +43,12 @@ end
 -- The 16 arguments of core.lstm_forward for x (B, T, C), or x (B, C) repeated over
 -- `steps`, with the module's buffers sized for it.
 local NARGS = 16
-local function forward_args(self, x, mask, steps, initial_state)
+local function forward_args(self, x, mask, steps, initial_state, projected)
   local Tn
-  if steps then
+  if projected then
+    self:check_rows(x, 'x', 3, 4 * self.H)
+    Tn = x:size(2)
+  elseif steps then
     self:check_rows(x, 'x', 2, self.C)
     assert(type(steps) == 'number' and steps >= 1 and steps % 1 == 0,
       'LSTM ' .. self.name .. ': steps must be a positive integer, got ' .. tostring(steps))
@@ -59,22 +62,27 @@ local function forward_args(self, x, mask, steps, initial_state)
   self.steps = steps
   self.h0 = initial_state and initial_state.h or nil
   self.c0 = initial_state and initial_state.c or nil
+  -- every element of these is written by each forward, so a smaller call may take a view
+  -- of a larger one's buffers (see reserve)
+  local ensure = T.ensure_capacity
   if self.return_sequences then
-    self.out = T.ensure(self.out, B, Tn, H)
+    self.out = ensure(self.out, B, Tn, H)
   else
-    self.out = T.ensure(self.out, B, H)
+    self.out = ensure(self.out, B, H)
   end
-  self.gates = T.ensure(self.gates, Tn, B, 4 * H)   -- post-activation (fast path: compact)
-  self.cs = T.ensure(self.cs, Tn, B, H)
-  self.hs = T.ensure(self.hs, Tn, B, H)
+  self.gates = ensure(self.gates, Tn, B, 4 * H)     -- post-activation (fast path: compact)
+  self.cs = ensure(self.cs, Tn, B, H)
+  self.hs = ensure(self.hs, Tn, B, H)
   if steps then                                     -- forward: x @ kernel; backward: dz
-    self.zx1 = T.ensure(self.zx1, B, 4 * H)
+    self.zx1 = ensure(self.zx1, B, 4 * H)
   else
-    self.zx = T.ensure(self.zx, B, Tn, 4 * H)
+    self.zx = ensure(self.zx, B, Tn, 4 * H)
   end
   self.ran_ref = self.use_ref
+  self.projected = projected
   return {self.out, self.gates, self.cs, self.hs, steps and self.zx1 or self.zx, x, mask,
-    self.kernel, self.recurrent_kernel, self.bias, self.h0, self.c0, self.go_backwards,
+    not projected and self.kernel or nil, self.recurrent_kernel, self.bias, self.h0, self.c0,
+    self.go_backwards,
     self.return_sequences, self.zero_output_for_mask, steps}
 end
 
@@ -107,6 +115,22 @@ function LSTM:forward_repeated(x, steps, mask, initial_state)
   return run_forward(self, forward_args(self, x, mask, steps, initial_state))
 end
 
+-- Sizes the forward buffers for up to B rows and Tn steps, so that later forwards within
+-- that take views of them instead of fresh memory (decoding's prefix grows a step a call).
+function LSTM:reserve(B, Tn)
+  local H = self.H
+  self.out = self.return_sequences and T.zeros(B, Tn, H) or T.zeros(B, H)
+  self.gates, self.zx = T.zeros(Tn, B, 4 * H), T.zeros(B, Tn, 4 * H)
+  self.cs, self.hs = T.zeros(Tn, B, H), T.zeros(Tn, B, H)
+end
+
+-- The same as forward(x, mask, initial_state) given zx = x @ kernel (B, T, 4H) instead of
+-- x (the bias is still added here): decoding assembles zx from parts it keeps between
+-- steps. No backward may follow (the layer holds no x).
+function LSTM:forward_projected(zx, mask, initial_state)
+  return run_forward(self, forward_args(self, zx, mask, nil, initial_state, true))
+end
+
 -- Two LSTMs' forwards at once, e.g. a BiLSTM's directions (core.lstm_forward_pair: on two
 -- threads, one each): the same as la:forward(xa, ma) and lb:forward(xb, mb), or
 -- forward_repeated(x, steps, mask) for both when steps is given. Returns both outputs.
@@ -121,6 +145,7 @@ end
 -- The 22 arguments of core.lstm_backward after the last forward, and the dx they fill.
 local BNARGS = 22
 local function backward_args(self, x, dout)
+  assert(not self.projected, 'LSTM ' .. self.name .. ': no backward after forward_projected')
   local steps = self.steps
   if steps then
     assert(T.is_tensor(x) and x:dim() == 2 and x:size(2) == self.C, 'LSTM ' .. self.name

@@ -1,0 +1,225 @@
+-- Incremental decoding for the seed model (models/seed.lua's decode_start / decode_step /
+-- decode_select, the interface of eval/decode.lua). Evaluation only: no backward.
+--
+-- Every prefix of a state has the same length L (a step appends one id to every row,
+-- decode_select copies rows), so a step works on the last L steps alone: padded steps
+-- change no logit (the masked LSTMs skip them, attention skips their query rows), and the
+-- logits are forward_caption's on the pre-padded window. What does not change as a prefix
+-- grows is kept for its L steps, and a step adds the new token's part:
+--   yf (B, L, U), h, c   the caption BiLSTM's forward states (one LSTM step a token)
+--   zb (B, L, 4U)        x @ Kb: the backward LSTM's projection of the embedded tokens
+--   zf (B, L, 4D)        yf @ Wf: the decoder's projection of the forward states
+--   p (B, Ti, 4D)        img @ Wc, once per image: the decoder's projection of the
+--                        attention context, (A @ img) @ Wc, is then A @ p
+-- where the decoder kernel is split by rows as its input [ctx (2U), yf (U), yb (U)] into
+-- [Wc; Wf; Wb]. A step then runs the backward LSTM over the L steps, the attention
+-- weights A, and the decoder LSTM on zf + A @ p + yb @ Wb (its bias added inside). That
+-- is about half the products of recomputing the caption branch and the decoder's input
+-- projection (bench/seed.lua's decode lines). A prefix longer than the window (truncation
+-- changes its first tokens) or a padding id recomputes the kept parts from the ids; in
+-- training mode (dropout on) a step is forward_caption on the whole window.
+local core = require 'luacap.core'
+local tensor = require 'luacap.tensor'
+
+local M = {}
+
+-- The (B, L, W) view of the state's scratch buffer `key` ((B, window, W) storage).
+local function scratch(st, key, L, W)
+  local B, buf = #st.prefixes, st.scratch[key]
+  if not buf or buf:size(1) ~= B or buf:size(3) ~= W then
+    buf = tensor.zeros(B, st.window, W)
+    st.scratch[key] = buf
+  end
+  return buf:recast(B, L, W)
+end
+
+-- A kept sequence: cur (B, L, W), a view of one of two (B, window, W) buffers; spare is
+-- the other, which the next step's appended sequence goes into.
+local function kept(B, window, W)
+  return {base = tensor.zeros(B, window, W), spare = tensor.zeros(B, window, W), W = W}
+end
+
+local function set_length(k, B, L)
+  k.cur = k.base:recast(B, L, k.W)
+  return k.cur
+end
+
+-- k.cur (B, L - 1, W) followed by last (B, W), as the new k.cur (B, L, W).
+local function append(st, k, last)
+  local B, L = k.cur:size(1), k.cur:size(2) + 1
+  local new = k.spare:recast(B, L, k.W)
+  core.shift_append(new, k.cur, st.ident, last)
+  k.base, k.spare, k.cur = k.spare, k.base, new
+end
+
+local function identity(n)
+  local t = {}
+  for b = 1, n do t[b] = b end
+  return t
+end
+
+-- The decoder kernel's rows for [ctx; yf; yb] (views), or nil for a GRU decoder.
+local function decoder_parts(model)
+  if model.cfg.decoder ~= 'lstm' then return nil end
+  local U, K = model.cfg.units, model.dec_lstm.kernel
+  return K:narrow(1, 2 * U), K:narrow(2 * U + 1, U), K:narrow(3 * U + 1, U)
+end
+
+-- Buffers for B rows: the kept sequences, the LSTMs' own, and p = rows @ Wc.
+local function size_for(model, st, B)
+  local c, Tn = model.cfg, st.window
+  local U = c.units
+  st.keep = {yf = kept(B, Tn, U), zb = kept(B, Tn, 4 * U), mask = kept(B, Tn, 1)}
+  model.cap_lstm.backward_lstm:reserve(B, Tn)
+  st.ident, st.scratch = identity(B), {}
+  local Wc = decoder_parts(model)
+  if Wc then
+    st.keep.zf = kept(B, Tn, 4 * c.dec_units)
+    model.dec_lstm:reserve(B, Tn)
+  end
+end
+
+function M.start(model, feats)
+  local rows = model:forward_image(feats):clone()
+  local B, Ti, D2 = rows:size(1), rows:size(2), rows:size(3)
+  local st = {rows = rows, prefixes = {}, window = model.cfg.max_len, L = 0, ok = false}
+  for b = 1, B do st.prefixes[b] = {} end
+  size_for(model, st, B)
+  local Wc = decoder_parts(model)
+  if Wc then
+    st.p = tensor.zeros(B, Ti, Wc:size(2))
+    core.sgemm(st.p:reshape(B * Ti, Wc:size(2)), rows:reshape(B * Ti, D2), Wc)
+  end
+  return st
+end
+
+-- The kept parts of an L-step window from the pre-padded ids (B, L): the embedded tokens,
+-- the forward LSTM over them, the projections.
+local function recompute(model, st, ids, L)
+  local B, U = ids:size(1), model.cfg.units
+  local fl, bl = model.cap_lstm.forward_lstm, model.cap_lstm.backward_lstm
+  local x = model.embed:forward(ids)                                     -- (B, L, E)
+  local mask = model.embed.mask
+  local yf = fl:forward(x, mask)
+  set_length(st.keep.yf, B, L):copy(yf)
+  set_length(st.keep.mask, B, L):copy(mask:reshape(B, L, 1))
+  st.h = tensor.ensure(st.h, B, U):copy(fl.hs:narrow(L, 1):reshape(B, U))
+  st.c = tensor.ensure(st.c, B, U):copy(fl.cs:narrow(L, 1):reshape(B, U))
+  local E = x:size(3)
+  core.sgemm(set_length(st.keep.zb, B, L):reshape(B * L, 4 * U), x:reshape(B * L, E), bl.kernel)
+  local _, Wf = decoder_parts(model)
+  if Wf then
+    local zf = set_length(st.keep.zf, B, L)
+    core.sgemm(zf:reshape(B * L, zf:size(3)), st.keep.yf.cur:reshape(B * L, U), Wf)
+  end
+end
+
+-- The new tokens ids (B) at the end of every row: one forward-LSTM step, each kept part
+-- one step longer.
+local function extend(model, st, ids)
+  local B, c = #ids, model.cfg
+  local U = c.units
+  local fl, bl = model.cap_lstm.forward_lstm, model.cap_lstm.backward_lstm
+  st.x = tensor.ensure(st.x, B, c.embed_dim)
+  core.embedding_forward(st.x, core.from_flat(ids, {B}), model.embed.weight)
+  st.h2, st.c2 = tensor.ensure(st.h2, B, U), tensor.ensure(st.c2, B, U)
+  st.gates = tensor.ensure(st.gates, B, 4 * U)
+  core.lstm_step(st.h2, st.c2, st.gates, st.x, st.h, st.c, fl.kernel, fl.recurrent_kernel, fl.bias)
+  st.h, st.h2, st.c, st.c2 = st.h2, st.h, st.c2, st.c
+  append(st, st.keep.yf, st.h)
+  st.ones = tensor.ensure(st.ones, B, 1)
+  append(st, st.keep.mask, st.ones:fill(1))
+  st.zb_new = tensor.ensure(st.zb_new, B, 4 * U)
+  core.sgemm(st.zb_new, st.x, bl.kernel)
+  append(st, st.keep.zb, st.zb_new)
+  local _, Wf = decoder_parts(model)
+  if Wf then
+    st.zf_new = tensor.ensure(st.zf_new, B, Wf:size(2))
+    core.sgemm(st.zf_new, st.h, Wf)
+    append(st, st.keep.zf, st.zf_new)
+  end
+end
+
+-- Logits (B, V) of the kept L-step window.
+local function logits(model, st, L)
+  local B, U = #st.prefixes, model.cfg.units
+  local bl = model.cap_lstm.backward_lstm
+  local mask = st.keep.mask.cur:reshape(B, L)
+  local yb = bl:forward_projected(st.keep.zb.cur, mask)                  -- processing order
+  local se3 = scratch(st, 'se3', L, 2 * U)
+  core.bidir_concat_forward(se3, st.keep.yf.cur, yb, true)
+  local weights = scratch(st, 'weights', L, st.rows:size(2))
+  local h
+  local _, _, Wb = decoder_parts(model)
+  if Wb then
+    core.attention_weights(weights, se3, st.rows, mask)
+    local G = Wb:size(2)
+    local z, y = scratch(st, 'z', L, G), scratch(st, 'y', L, G)
+    core.sgemm(y:reshape(B * L, G), yb:reshape(B * L, U), Wb)
+    core.reverse_steps_add(z, st.keep.zf.cur, y)      -- zf + yb @ Wb, yb in input order
+    core.attention_context_acc(z, weights, st.p, mask)
+    h = model.dec_lstm:forward_projected(z, mask)
+  else
+    local ctx = scratch(st, 'ctx', L, 2 * U)
+    core.attention_forward(ctx, weights, se3, st.rows, mask)
+    h = model.dec_lstm:forward(model.concat:forward({ctx, se3}), mask)
+  end
+  return model.out:forward(model.dec_dense:forward(model.dec_drop:forward(h)))
+end
+
+function M.step(model, st, ids)
+  local B, Tn = #st.prefixes, st.window
+  if type(ids) ~= 'table' or #ids ~= B then
+    error(string.format('decode_step: expected a Lua array of %d ids, got %s', B,
+      type(ids) == 'table' and #ids .. ' ids' or type(ids)), 3)
+  end
+  local grows, L = st.ok, 0
+  for b = 1, B do
+    local p = st.prefixes[b]
+    p[#p + 1] = ids[b]
+    if #p > Tn or ids[b] == 0 then grows = false end
+    L = math.max(L, math.min(#p, Tn))
+  end
+  local prefix_ids = require('luacap.eval.decode').prefix_ids
+  if model.is_training then
+    st.ok = false
+    return model:forward_caption(st.rows, prefix_ids(st.prefixes, Tn))
+  end
+  if grows and L == st.L + 1 then extend(model, st, ids)
+  else recompute(model, st, prefix_ids(st.prefixes, L), L) end
+  st.L, st.ok = L, true
+  return logits(model, st, L)
+end
+
+function M.select(model, st, rows)
+  local B, n = #st.prefixes, #rows
+  local prefixes = {}
+  for k, r in ipairs(rows) do
+    if type(r) ~= 'number' or r < 1 or r > B or r % 1 ~= 0 then
+      error(string.format('decode_select: row %d is %s, expected 1..%d', k, tostring(r), B), 3)
+    end
+    prefixes[k] = {unpack(st.prefixes[r])}
+  end
+  st.prefixes = prefixes
+  if n == 0 then return end
+  local function gathered(t)
+    local shape = t:shape()
+    shape[1] = n
+    local new = tensor.zeros(unpack(shape))
+    core.gather(new, t, rows)
+    return new
+  end
+  st.rows = gathered(st.rows)
+  if st.p then st.p = gathered(st.p) end
+  local old, L = st.keep, st.L
+  size_for(model, st, n)
+  if L > 0 and st.ok then
+    for key, k in pairs(st.keep) do core.gather(set_length(k, n, L), old[key].cur, rows) end
+    st.h, st.c = gathered(st.h), gathered(st.c)
+  else
+    st.ok = false
+  end
+  st.h2, st.c2, st.x, st.gates = nil, nil, nil, nil
+end
+
+return M
