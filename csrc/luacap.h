@@ -43,6 +43,9 @@ size_t lc_numel(const lc_tensor *t);
 size_t lc_shape_numel(int ndim, const int64_t *shape);
 /* x (n) = 0; on all threads when n is large (zeroing 15 M gradients each step). */
 void lc_zero(float *x, size_t n);
+/* out (outer, inner) = 1-based index of the first maximum of x (outer, len, inner) along
+ * len; NaN never wins, a NaN first element does (as a loop of '>' tests gives). */
+void lc_argmax(float *out, const float *x, size_t outer, size_t len, size_t inner);
 
 /* ---------------------------------------------------------------- rng.c */
 /* The one seedable generator (xoshiro256**, seeded by splitmix64). Same seed,
@@ -73,6 +76,7 @@ const char *lc_blas_core(void);                /* OpenBLAS' kernel family, e.g. 
  * at every step): packed_gemm_size(K, N) floats; pack from b (K, N), or with trans from
  * b (N, K) for B = b^T. */
 size_t packed_gemm_size(int K, int N);
+int packed_gemm_panel_width(void);   /* NR: pk holds ceil(N / NR) panels of (K, NR) */
 void packed_gemm_pack(float *pk, const float *b, int K, int N, int trans);
 void packed_gemm_acc(float *c, const float *a, const float *pk, int M, int N, int K);
 
@@ -173,6 +177,9 @@ void dense_forward(float *out, const float *x, const float *kernel, const float 
                    int N, int C, int OC, int relu);
 void dense_forward_ref(float *out, const float *x, const float *kernel, const float *bias,
                        int N, int C, int OC, int relu);
+/* dense_forward with pk the kernel packed by packed_gemm_pack(pk, kernel, C, OC, 0). */
+void dense_forward_packed(float *out, const float *x, const float *pk, const float *bias,
+                          int N, int C, int OC, int relu);
 /* Adds into dx (N, C) (NULL: skipped), dkernel (C, OC), dbias (OC) (NULL: skipped).
  * dpre (N, OC): scratch, needed only when relu != 0; out (N, OC) is forward's output. */
 void dense_backward(float *dx, float *dkernel, float *dbias, float *dpre,

@@ -58,6 +58,28 @@ describe('tensor', function()
     assert.near(math.sqrt(1 + 49 + 9 + 81 + 4 + 81), t:norm(), 1e-5)
   end)
 
+  it('argmax: NaN never wins unless first, and a large tensor (on the threads) as a plain loop', function()
+    local nan = 0 / 0
+    assert.same({3, 1, 2}, luacap.tensor{{1, nan, 5, 2}, {nan, 9, 9, 9}, {-1, 0, nan, 0}}:argmax(2):totable())
+    luacap.seed(5)
+    local x = luacap.randn(40, 8485)             -- past the threads' threshold
+    local flat, got = x:flat(), x:argmax(2):flat()
+    for r = 1, 40 do
+      local best = 1
+      for k = 2, 8485 do if flat[(r - 1) * 8485 + k] > flat[(r - 1) * 8485 + best] then best = k end end
+      assert.equal(best, got[r])
+    end
+    local y = luacap.randn(3, 1000, 100)         -- along a middle dim: inner = 100
+    local yf, yg = y:flat(), y:argmax(2):flat()
+    for o = 1, 3 do for i = 1, 100 do
+      local best = 1
+      for k = 2, 1000 do
+        if yf[((o - 1) * 1000 + k - 1) * 100 + i] > yf[((o - 1) * 1000 + best - 1) * 100 + i] then best = k end
+      end
+      assert.equal(best, yg[(o - 1) * 100 + i])
+    end end
+  end)
+
   it('adds, multiplies and scales in place', function()
     local a = luacap.tensor{1, 2, 3}
     a:add(luacap.tensor{10, 20, 30}, 0.5)           -- 1+5, 2+10, 3+15

@@ -19,19 +19,28 @@ static void dense_kx(lua_State *L, const char *fn, const lc_tensor *k, const lc_
   *N = x->shape[0];
 }
 
-/* dense_forward(out (N,OC), x (N,C), kernel (C,OC), bias (OC) or nil, relu);
- * dense_forward_ref: the same arguments, plain loops (ref = 1). */
+/* dense_forward(out (N,OC), x (N,C), kernel (C,OC), bias (OC) or nil, relu[, packed]);
+ * packed: pack_panels(kernel), the same kernel packed once for many calls.
+ * dense_forward_ref: the same arguments but packed, plain loops (ref = 1). */
 static int dense_forward_either(lua_State *L, const char *fn, int ref) {
   lc_tensor *out = lcb_check(L, 1), *x = lcb_check(L, 2), *k = lcb_check(L, 3);
   lc_tensor *b = lcb_opt(L, 4);
   int relu = check_flag(L, 5);
+  lc_tensor *pk = ref ? NULL : lcb_opt(L, 6);
   int64_t N, C, OC;
   dense_kx(L, fn, k, x, &N, &C, &OC);
   int64_t wo[2] = {N, OC}, wb[1] = {OC};
   lcb_expect_shape(L, fn, "out", out, 2, wo, "(N, OC)");
   if (b) lcb_expect_shape(L, fn, "bias", b, 1, wb, "(OC)");
-  (ref ? dense_forward_ref : dense_forward)(out->data, x->data, k->data, b ? b->data : NULL,
-                                            (int)N, (int)C, (int)OC, relu);
+  if (pk && (pk->ndim != 3 || pk->shape[1] != C
+             || lc_numel(pk) != packed_gemm_size((int)C, (int)OC)))
+    return luaL_error(L, "%s: packed is not pack_panels of a (%d, %d) kernel", fn, (int)C, (int)OC);
+  if (pk)
+    dense_forward_packed(out->data, x->data, pk->data, b ? b->data : NULL, (int)N, (int)C,
+                         (int)OC, relu);
+  else
+    (ref ? dense_forward_ref : dense_forward)(out->data, x->data, k->data, b ? b->data : NULL,
+                                              (int)N, (int)C, (int)OC, relu);
   return 0;
 }
 

@@ -191,6 +191,22 @@ static int l_packed_gemm(lua_State *L) {
   return 0;
 }
 
+/* pack_panels(B (K, N)) -> (ceil(N / NR), K, NR): B in nn/packed_gemm.c's column panels
+ * of NR = packed_gemm_panel_width() columns,
+ * for a product many calls share (dense_forward's packed argument). */
+static int l_pack_panels(lua_State *L) {
+  lc_tensor *b = lcb_check(L, 1);
+  int64_t wb[2] = {-1, -1};
+  lcb_expect_shape(L, "pack_panels", "B", b, 2, wb, "(K, N)");
+  int64_t K = b->shape[0], N = b->shape[1];
+  if (K == 0 || N == 0) return luaL_error(L, "pack_panels: B is empty");
+  int64_t nr = packed_gemm_panel_width();
+  int64_t shape[3] = {(N + nr - 1) / nr, K, nr};
+  lc_tensor *pk = lcb_push(L, 3, shape);
+  packed_gemm_pack(pk->data, b->data, (int)K, (int)N, 0);
+  return 1;
+}
+
 /* Checks rows (a Lua array at idx) against n rows and returns its length. */
 static int check_rows(lua_State *L, int idx, const char *fn, int64_t nrows) {
   luaL_checktype(L, idx, LUA_TTABLE);
@@ -508,14 +524,7 @@ static int m_argmax(lua_State *L) {
   for (int i = 0; i < t->ndim; i++)
     if (i != d) shape[nd++] = t->shape[i];
   lc_tensor *r = lcb_push(L, nd, shape);
-  for (size_t o = 0; o < outer; o++)
-    for (size_t in = 0; in < inner; in++) {
-      const float *x = t->data + o * len * inner + in;
-      size_t best = 0;
-      for (size_t k = 1; k < len; k++)
-        if (x[k * inner] > x[best * inner]) best = k;
-      r->data[o * inner + in] = (float)(best + 1);
-    }
+  lc_argmax(r->data, t->data, outer, len, inner);
   return 1;
 }
 
@@ -687,7 +696,7 @@ static const luaL_Reg methods[] = {
 static const luaL_Reg functions[] = {
   {"zeros", t_empty}, {"full", t_full}, {"from_flat", t_from_flat}, {"rand", t_rand},
   {"randn", t_randn}, {"arange", t_arange}, {"seed", l_seed}, {"random", l_random},
-  {"gather", l_gather}, {"scatter_add", l_scatter_add}, {"rng_state", l_rng_state}, {"set_rng_state", l_set_rng_state}, {"set_threads", l_set_threads}, {"get_threads", l_get_threads}, {"blas_core", l_blas_core}, {"sgemm", l_sgemm}, {"packed_gemm", l_packed_gemm},
+  {"gather", l_gather}, {"scatter_add", l_scatter_add}, {"rng_state", l_rng_state}, {"set_rng_state", l_set_rng_state}, {"set_threads", l_set_threads}, {"get_threads", l_get_threads}, {"blas_core", l_blas_core}, {"sgemm", l_sgemm}, {"packed_gemm", l_packed_gemm}, {"pack_panels", l_pack_panels},
   {NULL, NULL}
 };
 

@@ -14,17 +14,32 @@
 #define PAR_MIN_WORK 32768
 #include "parallel.h"
 
-/* out (N, OC) = act(x (N, C) @ kernel (C, OC) + bias (OC)); act is relu when relu != 0. */
-void dense_forward(float *out, const float *x, const float *kernel, const float *bias,
-                   int N, int C, int OC, int relu) {
+/* out (N, OC) = bias in every row, or zeros. */
+static void bias_rows(float *out, const float *bias, int N, int OC) {
   LC_OMP_FOR_IF((size_t)N * OC)
   for (long long n = 0; n < (long long)N; n++) {
     float *out_n = out + n * (size_t)OC;
     if (bias) memcpy(out_n, bias, (size_t)OC * sizeof(float));
     else memset(out_n, 0, (size_t)OC * sizeof(float));
   }
+}
+
+/* out (N, OC) = act(x (N, C) @ kernel (C, OC) + bias (OC)); act is relu when relu != 0. */
+void dense_forward(float *out, const float *x, const float *kernel, const float *bias,
+                   int N, int C, int OC, int relu) {
+  bias_rows(out, bias, N, OC);
   /* out (N,OC) = x (N,C) @ kernel (C,OC) + out (the bias rows) */
   lc_sgemm(0, 0, N, OC, C, 1.0f, x, kernel, 1.0f, out);
+  if (relu) relu_forward(out, out, (size_t)N * (size_t)OC);
+}
+
+/* The same with the kernel packed by packed_gemm_pack(pk, kernel, C, OC, 0), for a kernel
+ * that many calls share (decoding's output layer: OpenBLAS would pack its (512, 8485)
+ * kernel again at each of the 35 steps). */
+void dense_forward_packed(float *out, const float *x, const float *pk, const float *bias,
+                          int N, int C, int OC, int relu) {
+  bias_rows(out, bias, N, OC);
+  packed_gemm_acc(out, x, pk, N, OC, C);
   if (relu) relu_forward(out, out, (size_t)N * (size_t)OC);
 }
 

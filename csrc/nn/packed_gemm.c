@@ -24,6 +24,8 @@
 
 typedef float v16 __attribute__((vector_size(64), aligned(4)));
 
+int packed_gemm_panel_width(void) { return NR; }
+
 size_t packed_gemm_size(int K, int N) {
   return (size_t)((N + NR - 1) / NR) * NR * (size_t)K;
 }

@@ -128,6 +128,27 @@ describe('seed model, incremental decoding', function()
     end)
   end
 
+  it('with 9 rows (the output layers on packed kernels) as forward_caption', function()
+    luacap.seed(65)
+    local V, T = 40, 4
+    local m = mid(V, T)
+    for _, p in ipairs(m:parameters()) do p.value:scale(2) end
+    m:evaluate()
+    local feats = luacap.randn(9, 7)
+    local st = m:decode_start(feats)
+    assert.is_truthy(st.out_pk)
+    local rows, prefixes = m:forward_image(feats):clone(), {}
+    for b = 1, 9 do prefixes[b] = {} end
+    for step = 1, 5 do
+      local ids = {}
+      for b = 1, 9 do ids[b] = (b * step) % (V - 1) + 1; prefixes[b][step] = ids[b] end
+      local got = m:decode_step(st, ids):clone()
+      local want = m:forward_caption(rows, decode.prefix_ids(prefixes, T))
+      local ok, err = pcall(close, want, got, 1e-5)
+      assert(ok, 'step ' .. step .. ': ' .. tostring(err))
+    end
+  end)
+
   it('in training mode a step is forward_caption on the whole window (dropout on)', function()
     local V, T = 11, 5
     luacap.seed(64)

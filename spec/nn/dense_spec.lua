@@ -1,5 +1,6 @@
 -- Specs for luacap.nn.Dense and the dense_forward/backward kernels: hand-computed values,
--- finite differences, accumulation, sgemm against the plain-loop reference, errors.
+-- finite differences, accumulation, sgemm against the plain-loop reference, the packed
+-- kernel against sgemm, errors.
 local luacap = require 'luacap'
 local gradcheck = require 'helpers.gradcheck'
 local core = luacap.core
@@ -85,6 +86,24 @@ describe('nn.Dense', function()
         close(ref, fast, 1e-4)
       end
     end
+  end)
+
+  it('forward with a packed kernel equals forward, for any row count; a wrong pack is refused', function()
+    luacap.seed(14)
+    for _, dims in ipairs{{1, 5, 3}, {3, 7, 33}, {13, 9, 70}, {20, 64, 96}} do
+      local N, C, OC = dims[1], dims[2], dims[3]
+      for _, relu in ipairs{false, true} do
+        local d = luacap.nn.Dense(C, OC, {activation = relu and 'relu' or nil})
+        d.bias:copy(luacap.randn(OC))
+        local x = luacap.randn(N, C)
+        local want = d:forward(x):clone()
+        close(want, d:forward(x, d:packed_kernel()), 1e-5)
+      end
+    end
+    local d = luacap.nn.Dense(4, 40)
+    local other = luacap.nn.Dense(5, 40)
+    assert.has_error(function() d:forward(luacap.randn(2, 4), other:packed_kernel()) end,
+      'dense_forward: packed is not pack_panels of a (4, 40) kernel')
   end)
 
   it('passes gradient checks for x, kernel and bias, with and without relu', function()

@@ -23,6 +23,10 @@ local tensor = require 'luacap.tensor'
 
 local M = {}
 
+-- From this many rows the output layers run on kernels packed at decode_start (fewer go
+-- through sgemv, which reads the kernel once and packs nothing).
+local PACK_MIN_ROWS = 8
+
 -- The (B, L, W) view of the state's scratch buffer `key` ((B, window, W) storage).
 local function scratch(st, key, L, W)
   local B, buf = #st.prefixes, st.scratch[key]
@@ -85,6 +89,9 @@ function M.start(model, feats)
   local st = {rows = rows, prefixes = {}, window = model.cfg.max_len, L = 0, ok = false}
   for b = 1, B do st.prefixes[b] = {} end
   size_for(model, st, B)
+  if B >= PACK_MIN_ROWS then   -- the two Dense kernels packed once for every step
+    st.dense_pk, st.out_pk = model.dec_dense:packed_kernel(), model.out:packed_kernel()
+  end
   local Wc = decoder_parts(model)
   if Wc then
     st.p = tensor.zeros(B, Ti, Wc:size(2))
@@ -164,7 +171,8 @@ local function logits(model, st, L)
     core.attention_forward(ctx, weights, se3, st.rows, mask)
     h = model.dec_lstm:forward(model.concat:forward({ctx, se3}), mask)
   end
-  return model.out:forward(model.dec_dense:forward(model.dec_drop:forward(h)))
+  local d = model.dec_dense:forward(model.dec_drop:forward(h), st.dense_pk)
+  return model.out:forward(d, st.out_pk)
 end
 
 function M.step(model, st, ids)

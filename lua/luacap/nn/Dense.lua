@@ -59,12 +59,21 @@ local function rows(self, x, what)
   return x:reshape(x:size(1) * x:size(2), self.C), {x:size(1), x:size(2)}
 end
 
-function Dense:forward(x)                 -- x (B, C) -> (B, OC); (B, T, C) -> (B, T, OC)
+-- x (B, C) -> (B, OC); (B, T, C) -> (B, T, OC). packed (optional): packed_kernel()'s
+-- result, the same kernel packed once for many calls on unchanged weights.
+function Dense:forward(x, packed)
   local x2, bt = rows(self, x, 'x')
   self.out = T.ensure(self.out, x2:size(1), self.OC)
-  core.dense_forward(self.out, x2, self.kernel, self.bias, self.relu)
+  core.dense_forward(self.out, x2, self.kernel, self.bias, self.relu, packed)
   if bt then return self.out:reshape(bt[1], bt[2], self.OC) end
   return self.out
+end
+
+-- The kernel in csrc/nn/packed_gemm.c's panels (a new tensor the caller owns), for
+-- forward(x, packed): decoding's 35 steps on one set of weights pack it once instead of
+-- OpenBLAS packing it in every call. Stale once the weights change.
+function Dense:packed_kernel()
+  return core.pack_panels(self.kernel)
 end
 
 -- Returns dx shaped like x; adds into dkernel and dbias. Uses the output kept by forward,
