@@ -104,12 +104,13 @@ describe('seed model, incremental decoding', function()
       local st = m:decode_start(feats)
       local rows = ref:forward_image(feats):clone()
       local prefixes = {{}, {}, {}, {}}
-      -- a select before the first step; step 4 feeds a padding id to row 1; steps 6 and
-      -- on outgrow the window of 5; selects drop, duplicate and reorder rows
-      local script = {{1, 2, 3, 4}, {4, 5, 6, 7}, {7, 8, 9, 10}, {0, 3, 4, 5}, {5, 6, 7, 8},
-        {8, 1, 2, 3}, {9, 10, 1, 2}, {3, 4, 5, 6}}
-      local selects = {[1] = {4, 3, 2, 1}, [3] = {2, 3, 3, 1}, [7] = {4, 4, 1, 2}}
-      for step, ids in ipairs(script) do
+      -- a select before the first step; step 4 feeds a padding id to the first row; steps
+      -- 6 and on outgrow the window of 5; selects drop, duplicate and reorder rows, and
+      -- change their count (4, 6, 2, 5: the buffers grow, are reused, grow again)
+      local firsts = {1, 4, 7, 0, 5, 8, 9, 3}
+      local selects = {[1] = {4, 3, 2, 1}, [3] = {2, 3, 3, 1, 4, 4}, [5] = {6, 1},
+        [7] = {2, 2, 1, 1, 2}}
+      for step, first in ipairs(firsts) do
         local sel = selects[step]
         if sel then
           m:decode_select(st, sel)
@@ -119,7 +120,9 @@ describe('seed model, incremental decoding', function()
           for k, r in ipairs(sel) do np[k] = {unpack(prefixes[r])} end
           rows, prefixes = r2, np
         end
-        for b = 1, 4 do prefixes[b][#prefixes[b] + 1] = ids[b] end
+        local ids = {first}
+        for b = 2, #prefixes do ids[b] = (first + b) % (V - 1) + 1 end
+        for b = 1, #prefixes do prefixes[b][#prefixes[b] + 1] = ids[b] end
         local got = m:decode_step(st, ids):clone()
         local want = ref:forward_caption(rows, decode.prefix_ids(prefixes, T))
         local ok, err = pcall(close, want, got, 1e-5)

@@ -27,20 +27,28 @@ local M = {}
 -- through sgemv, which reads the kernel once and packs nothing).
 local PACK_MIN_ROWS = 8
 
--- The (B, L, W) view of the state's scratch buffer `key` ((B, window, W) storage).
+-- buf when its storage holds (n, window, W) floats, else a new (n, window, W) tensor:
+-- beam search selects rows at every step, and the buffers keep their storage.
+local function room(buf, n, window, W)
+  if buf and buf:recast(n, window, W) then return buf end
+  return tensor.zeros(n, window, W)
+end
+
+-- The (B, L, W) view of the state's scratch buffer `key`.
 local function scratch(st, key, L, W)
-  local B, buf = #st.prefixes, st.scratch[key]
-  if not buf or buf:size(1) ~= B or buf:size(3) ~= W then
-    buf = tensor.zeros(B, st.window, W)
-    st.scratch[key] = buf
-  end
+  local B = #st.prefixes
+  local buf = room(st.scratch[key], B, st.window, W)
+  st.scratch[key] = buf
   return buf:recast(B, L, W)
 end
 
--- A kept sequence: cur (B, L, W), a view of one of two (B, window, W) buffers; spare is
--- the other, which the next step's appended sequence goes into.
-local function kept(B, window, W)
-  return {base = tensor.zeros(B, window, W), spare = tensor.zeros(B, window, W), W = W}
+-- A kept sequence: cur (B, L, W), a view of one of two buffers (base); spare is the
+-- other, which the next step's appended sequence goes into. kept(k, B, window, W) makes
+-- both hold B rows (k nil: a new one).
+local function kept(k, B, window, W)
+  k = k or {W = W}
+  k.base, k.spare = room(k.base, B, window, W), room(k.spare, B, window, W)
+  return k
 end
 
 local function set_length(k, B, L)
@@ -56,6 +64,14 @@ local function append(st, k, last)
   k.base, k.spare, k.cur = k.spare, k.base, new
 end
 
+-- k.cur's rows (a Lua array of n rows) as the new k.cur (n, L, W).
+local function select_kept(k, rows, n, L, window)
+  local dst = room(k.spare, n, window, k.W)
+  core.gather(dst:recast(n, L, k.W), k.cur, rows)
+  k.spare, k.base = room(k.base, n, window, k.W), dst
+  k.cur = dst:recast(n, L, k.W)
+end
+
 local function identity(n)
   local t = {}
   for b = 1, n do t[b] = b end
@@ -69,24 +85,25 @@ local function decoder_parts(model)
   return K:narrow(1, 2 * U), K:narrow(2 * U + 1, U), K:narrow(3 * U + 1, U)
 end
 
--- Buffers for B rows: the kept sequences, the LSTMs' own, and p = rows @ Wc.
+-- Buffers for B rows: the kept sequences and the LSTMs' own (their contents are not kept).
 local function size_for(model, st, B)
   local c, Tn = model.cfg, st.window
   local U = c.units
-  st.keep = {yf = kept(B, Tn, U), zb = kept(B, Tn, 4 * U), mask = kept(B, Tn, 1)}
-  model.cap_lstm.backward_lstm:reserve(B, Tn)
-  st.ident, st.scratch = identity(B), {}
-  local Wc = decoder_parts(model)
-  if Wc then
-    st.keep.zf = kept(B, Tn, 4 * c.dec_units)
-    model.dec_lstm:reserve(B, Tn)
+  local widths = {yf = U, zb = 4 * U, mask = 1, zf = decoder_parts(model) and 4 * c.dec_units}
+  for key, W in pairs(widths) do st.keep[key] = kept(st.keep[key], B, Tn, W) end
+  if B > st.reserved then
+    model.cap_lstm.backward_lstm:reserve(B, Tn)
+    if widths.zf then model.dec_lstm:reserve(B, Tn) end
+    st.reserved = B
   end
+  st.ident = identity(B)
 end
 
 function M.start(model, feats)
   local rows = model:forward_image(feats):clone()
   local B, Ti, D2 = rows:size(1), rows:size(2), rows:size(3)
-  local st = {rows = rows, prefixes = {}, window = model.cfg.max_len, L = 0, ok = false}
+  local st = {rows = rows, prefixes = {}, window = model.cfg.max_len, L = 0, ok = false,
+    keep = {}, scratch = {}, spares = {}, reserved = 0}
   for b = 1, B do st.prefixes[b] = {} end
   size_for(model, st, B)
   if B >= PACK_MIN_ROWS then   -- the two Dense kernels packed once for every step
@@ -210,23 +227,26 @@ function M.select(model, st, rows)
   end
   st.prefixes = prefixes
   if n == 0 then return end
-  local function gathered(t)
+  -- st[key]'s rows as st[key], into the spare tensor of its last select when that holds them
+  local function select_rows(key)
+    local t = st[key]
     local shape = t:shape()
     shape[1] = n
-    local new = tensor.zeros(unpack(shape))
-    core.gather(new, t, rows)
-    return new
+    local dst = st.spares[key] and st.spares[key]:recast(unpack(shape)) or tensor.zeros(unpack(shape))
+    core.gather(dst, t, rows)
+    st.spares[key], st[key] = t, dst
   end
-  st.rows = gathered(st.rows)
-  if st.p then st.p = gathered(st.p) end
-  local old, L = st.keep, st.L
-  size_for(model, st, n)
+  select_rows('rows')
+  if st.p then select_rows('p') end
+  local L = st.L
   if L > 0 and st.ok then
-    for key, k in pairs(st.keep) do core.gather(set_length(k, n, L), old[key].cur, rows) end
-    st.h, st.c = gathered(st.h), gathered(st.c)
+    for _, k in pairs(st.keep) do select_kept(k, rows, n, L, st.window) end
+    select_rows('h')
+    select_rows('c')
   else
     st.ok = false
   end
+  size_for(model, st, n)
   st.h2, st.c2, st.x, st.gates = nil, nil, nil, nil
 end
 
