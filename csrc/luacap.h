@@ -79,6 +79,10 @@ size_t packed_gemm_size(int K, int N);
 int packed_gemm_panel_width(void);   /* NR: pk holds ceil(N / NR) panels of (K, NR) */
 void packed_gemm_pack(float *pk, const float *b, int K, int N, int trans);
 void packed_gemm_acc(float *c, const float *a, const float *pk, int M, int N, int K);
+/* c_i (M, N) += a_i (M, K) @ B_i, i < batch: c (batch, M, N), a (batch, M, K), pk the B_i
+ * packed one after the other (packed_gemm_size(K, N) floats each). */
+void packed_gemm_acc_batch(float *c, const float *a, const float *pk, int batch, int M, int N,
+                           int K);
 
 /* ---------------------------------------------------------------- image/ */
 /* Image codecs (jpeg.c, png.c), resize.c, preprocess.c. A decoded image is
@@ -335,12 +339,10 @@ void attention_forward(float *ctx, float *weights, const float *q, const float *
                        const float *qmask, int B, int Tq, int Tv, int D);
 void attention_forward_ref(float *ctx, float *weights, const float *q, const float *v,
                            const float *qmask, int B, int Tq, int Tv, int D);
-/* Decoding: attention_weights writes attention_forward's weights alone;
- * attention_context_acc: out (B, Tq, N) += weights @ p for p (B, Tv, N), real rows only. */
+/* Decoding: attention_forward's weights alone (the decoder reads the context through
+ * the image's projected values, packed_gemm_acc_batch). */
 void attention_weights(float *weights, const float *q, const float *v, const float *qmask,
                        int B, int Tq, int Tv, int D);
-void attention_context_acc(float *out, const float *weights, const float *p,
-                           const float *qmask, int B, int Tq, int Tv, int N);
 void attention_backward(float *dq, float *dv, float *dscores, const float *dctx,
                         const float *q, const float *v, const float *weights,
                         const float *qmask, int B, int Tq, int Tv, int D);

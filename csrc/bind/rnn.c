@@ -344,25 +344,6 @@ static int l_attention_weights(lua_State *L) {
   return 0;
 }
 
-/* attention_context_acc(out (B, Tq, N), weights (B, Tq, Tv), p (B, Tv, N)[, qmask]):
- * out += weights @ p on the real query rows. */
-static int l_attention_context_acc(lua_State *L) {
-  const char *fn = "attention_context_acc";
-  lc_tensor *out = lcb_check(L, 1), *w = lcb_check(L, 2), *p = lcb_check(L, 3);
-  lc_tensor *qm = lcb_opt(L, 4);
-  int64_t ww[3] = {-1, -1, -1};
-  lcb_expect_shape(L, fn, "weights", w, 3, ww, "(B, Tq, Tv)");
-  int64_t wp[3] = {w->shape[0], w->shape[2], -1};
-  lcb_expect_shape(L, fn, "p", p, 3, wp, "(B, Tv, N)");
-  int64_t wo[3] = {w->shape[0], w->shape[1], p->shape[2]};
-  lcb_expect_shape(L, fn, "out", out, 3, wo, "(B, Tq, N)");
-  int64_t d[2] = {w->shape[0], w->shape[1]};
-  attention_check_qmask(L, fn, qm, d);
-  attention_context_acc(out->data, w->data, p->data, qm ? qm->data : NULL, (int)w->shape[0],
-                        (int)w->shape[1], (int)w->shape[2], (int)p->shape[2]);
-  return 0;
-}
-
 /* attention_backward(dq, dv, dscores, dctx, q, v, weights[, qmask]) */
 static int attention_backward_impl(lua_State *L, const char *fn, int ref) {
   lc_tensor *dq = lcb_check(L, 1), *dv = lcb_check(L, 2), *ds = lcb_check(L, 3);
@@ -476,7 +457,7 @@ static int l_reverse_steps_add(lua_State *L) {
 static const luaL_Reg functions[] = {
   {"shift_gather", l_shift_gather}, {"shift_scatter_add", l_shift_scatter_add},
   {"shift_append", l_shift_append}, {"reverse_steps_add", l_reverse_steps_add},
-  {"attention_context_acc", l_attention_context_acc}, {"attention_weights", l_attention_weights},
+  {"attention_weights", l_attention_weights},
   {"lstm_forward", l_lstm_forward}, {"lstm_forward_ref", l_lstm_forward_ref},
   {"lstm_forward_pair", l_lstm_forward_pair}, {"lstm_backward_pair", l_lstm_backward_pair},
   {"lstm_backward", l_lstm_backward}, {"lstm_backward_ref", l_lstm_backward_ref},

@@ -192,19 +192,40 @@ static int l_packed_gemm(lua_State *L) {
 }
 
 /* pack_panels(B (K, N)) -> (ceil(N / NR), K, NR): B in nn/packed_gemm.c's column panels
- * of NR = packed_gemm_panel_width() columns,
- * for a product many calls share (dense_forward's packed argument). */
+ * of NR = packed_gemm_panel_width() columns, for a product many calls share
+ * (dense_forward's packed argument); B (n, K, N) -> (n, ceil(N / NR), K, NR), each of the
+ * n matrices packed (packed_gemm_batch). */
 static int l_pack_panels(lua_State *L) {
   lc_tensor *b = lcb_check(L, 1);
-  int64_t wb[2] = {-1, -1};
-  lcb_expect_shape(L, "pack_panels", "B", b, 2, wb, "(K, N)");
-  int64_t K = b->shape[0], N = b->shape[1];
-  if (K == 0 || N == 0) return luaL_error(L, "pack_panels: B is empty");
+  if (b->ndim != 2 && b->ndim != 3)
+    return luaL_error(L, "pack_panels: B must be (K, N) or (n, K, N), got %d dims", b->ndim);
+  int batched = b->ndim == 3;
+  int64_t n = batched ? b->shape[0] : 1, K = b->shape[batched], N = b->shape[batched + 1];
+  if (n == 0 || K == 0 || N == 0) return luaL_error(L, "pack_panels: B is empty");
   int64_t nr = packed_gemm_panel_width();
-  int64_t shape[3] = {(N + nr - 1) / nr, K, nr};
-  lc_tensor *pk = lcb_push(L, 3, shape);
-  packed_gemm_pack(pk->data, b->data, (int)K, (int)N, 0);
+  int64_t shape[4] = {n, (N + nr - 1) / nr, K, nr};
+  lc_tensor *pk = lcb_push(L, batched ? 4 : 3, batched ? shape : shape + 1);
+  size_t size = packed_gemm_size((int)K, (int)N);
+  for (int64_t i = 0; i < n; i++)
+    packed_gemm_pack(pk->data + (size_t)i * size, b->data + (size_t)i * K * N, (int)K, (int)N, 0);
   return 1;
+}
+
+/* packed_gemm_batch(C (n, M, N), A (n, M, K), P): C_i += A_i @ B_i for P = pack_panels(B)
+ * of B (n, K, N). */
+static int l_packed_gemm_batch(lua_State *L) {
+  const char *fn = "packed_gemm_batch";
+  lc_tensor *c = lcb_check(L, 1), *a = lcb_check(L, 2), *pk = lcb_check(L, 3);
+  int64_t wa[3] = {-1, -1, -1};
+  lcb_expect_shape(L, fn, "A", a, 3, wa, "(n, M, K)");
+  int64_t n = a->shape[0], M = a->shape[1], K = a->shape[2];
+  int64_t wc[3] = {n, M, -1};
+  lcb_expect_shape(L, fn, "C", c, 3, wc, "(n, M, N)");
+  int64_t N = c->shape[2], nr = packed_gemm_panel_width();
+  int64_t wp[4] = {n, (N + nr - 1) / nr, K, nr};
+  lcb_expect_shape(L, fn, "P", pk, 4, wp, "pack_panels of (n, K, N)");
+  packed_gemm_acc_batch(c->data, a->data, pk->data, (int)n, (int)M, (int)N, (int)K);
+  return 0;
 }
 
 /* Checks rows (a Lua array at idx) against n rows and returns its length. */
@@ -696,7 +717,7 @@ static const luaL_Reg methods[] = {
 static const luaL_Reg functions[] = {
   {"zeros", t_empty}, {"full", t_full}, {"from_flat", t_from_flat}, {"rand", t_rand},
   {"randn", t_randn}, {"arange", t_arange}, {"seed", l_seed}, {"random", l_random},
-  {"gather", l_gather}, {"scatter_add", l_scatter_add}, {"rng_state", l_rng_state}, {"set_rng_state", l_set_rng_state}, {"set_threads", l_set_threads}, {"get_threads", l_get_threads}, {"blas_core", l_blas_core}, {"sgemm", l_sgemm}, {"packed_gemm", l_packed_gemm}, {"pack_panels", l_pack_panels},
+  {"gather", l_gather}, {"scatter_add", l_scatter_add}, {"rng_state", l_rng_state}, {"set_rng_state", l_set_rng_state}, {"set_threads", l_set_threads}, {"get_threads", l_get_threads}, {"blas_core", l_blas_core}, {"sgemm", l_sgemm}, {"packed_gemm", l_packed_gemm}, {"pack_panels", l_pack_panels}, {"packed_gemm_batch", l_packed_gemm_batch},
   {NULL, NULL}
 };
 

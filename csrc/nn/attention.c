@@ -83,9 +83,9 @@ void attention_forward(float *ctx, float *weights, const float *q, const float *
 
 /* ------------------------------------------------------------------ decoding */
 
-/* Rows of the decoding kernels run in blocks of four: each v_j or p_j read serves four
- * query rows. The blocks' functions are built for AVX2+FMA and AVX-512 too; decoding is
- * their only user, so training's results do not depend on the machine's vector width. */
+/* Decoding's weights run in blocks of four query rows: each v_j read serves four rows.
+ * The block's function is built for AVX2+FMA and AVX-512 too; decoding is its only user,
+ * so training's results do not depend on the machine's vector width. */
 #define ROW_BLOCK 4
 
 /* Runs body for the real query rows of batch row b, ROW_BLOCK at a time: rows[0..n) are
@@ -121,7 +121,7 @@ static void weights_block(float *const *w, const float *const *q, int n, const f
 }
 
 /* weights (B, Tq, Tv) = softmax(q v^T) as attention_forward's, without the context:
- * decoding, whose decoder reads the context only through attention_context_acc. */
+ * decoding, whose decoder reads the context only as weights @ (v @ W) (seed_decode.lua). */
 void attention_weights(float *weights, const float *q, const float *v, const float *qmask,
                        int B, int Tq, int Tv, int D) {
 #pragma omp parallel for schedule(dynamic, 1) if ((size_t)B * Tq * Tv * D >= PAR_MIN_WORK)
@@ -136,61 +136,6 @@ void attention_weights(float *weights, const float *q, const float *v, const flo
         qr[r] = q + ((size_t)b * Tq + rows[r]) * D;
       }
       weights_block(w, qr, n, v + (size_t)b * Tv * D, Tv, D);
-    });
-  }
-}
-
-typedef float v16f __attribute__((vector_size(64)));
-
-/* out_r (N) += sum_j w_r[j] p_j for the n <= ROW_BLOCK = 4 rows r, 32 columns at a time:
- * eight accumulators in registers, one load of p_j for the four rows. A block of fewer
- * rows repeats its first row's pointers in the unused slots and stores only its own. */
-LC_CLONES_AVX512
-static void context_block_acc(float *const *out, const float *const *w, int n,
-                              const float *p, int Tv, int N) {
-  float *o0 = out[0], *o1 = out[1], *o2 = out[2], *o3 = out[3];
-  const float *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3];
-  int k = 0;
-  for (; k + 32 <= N; k += 32) {
-    v16f a0, b0, a1, b1, a2, b2, a3, b3;
-    memcpy(&a0, o0 + k, 64); memcpy(&b0, o0 + k + 16, 64);
-    memcpy(&a1, o1 + k, 64); memcpy(&b1, o1 + k + 16, 64);
-    memcpy(&a2, o2 + k, 64); memcpy(&b2, o2 + k + 16, 64);
-    memcpy(&a3, o3 + k, 64); memcpy(&b3, o3 + k + 16, 64);
-    for (int j = 0; j < Tv; j++) {
-      const float *p_j = p + (size_t)j * N + k;
-      v16f x, y;
-      memcpy(&x, p_j, 64); memcpy(&y, p_j + 16, 64);
-      a0 += w0[j] * x; b0 += w0[j] * y; a1 += w1[j] * x; b1 += w1[j] * y;
-      a2 += w2[j] * x; b2 += w2[j] * y; a3 += w3[j] * x; b3 += w3[j] * y;
-    }
-    memcpy(o0 + k, &a0, 64); memcpy(o0 + k + 16, &b0, 64);
-    if (n > 1) { memcpy(o1 + k, &a1, 64); memcpy(o1 + k + 16, &b1, 64); }
-    if (n > 2) { memcpy(o2 + k, &a2, 64); memcpy(o2 + k + 16, &b2, 64); }
-    if (n > 3) { memcpy(o3 + k, &a3, 64); memcpy(o3 + k + 16, &b3, 64); }
-  }
-  for (int r = 0; r < n; r++)
-    for (int c = k; c < N; c++)
-      for (int j = 0; j < Tv; j++) out[r][c] += w[r][j] * p[(size_t)j * N + c];
-}
-
-/* out (B, Tq, N) += weights @ p: the context over another value sequence p (B, Tv, N),
- * for the real query rows (others untouched). Decoding projects the context through the
- * decoder's kernel as weights @ (v @ W), whose (Tv, N) factor is computed once per image,
- * instead of (weights @ v) @ W at every step. */
-void attention_context_acc(float *out, const float *weights, const float *p,
-                           const float *qmask, int B, int Tq, int Tv, int N) {
-#pragma omp parallel for schedule(dynamic, 1) if ((size_t)B * Tq * Tv * N >= PAR_MIN_WORK)
-  for (int b = 0; b < B; b++) {
-    FOR_REAL_ROW_BLOCKS(b, {
-      float *o[ROW_BLOCK];
-      const float *w[ROW_BLOCK];
-      for (int r = 0; r < ROW_BLOCK; r++) {
-        size_t bi = (size_t)b * Tq + rows[r < n ? r : 0];
-        o[r] = out + bi * N;
-        w[r] = weights + bi * Tv;
-      }
-      context_block_acc(o, w, n, p + (size_t)b * Tv * N, Tv, N);
     });
   }
 }

@@ -307,8 +307,16 @@ int lstm_forward(float *out, float *gates, float *cs, float *hs, float *zx,
       LC_OMP_FOR_IF(n * G)
       for (long long k = 0; k < (long long)n; k++)
         memcpy(gates + k * G, z + (size_t)p.rows[k] * G, G * sizeof(float));
-    } else if (!kernel) {
-      gather_steps(gates, x, &p, B, T, (int)G, go_backwards);   /* x is the projection */
+    } else if (!kernel) {   /* x is the projection: gathered with the bias added, one pass */
+      LC_OMP_FOR_IF(n * G)
+      for (int s = 0; s < T; s++) {
+        int t = STEP_T(s);
+        for (int k = p.off[s]; k < p.off[s + 1]; k++) {
+          float *g_k = gates + (size_t)k * G;
+          const float *x_k = x + ((size_t)p.rows[k] * T + t) * G;
+          for (size_t j = 0; j < G; j++) g_k[j] = x_k[j] + bias[j];
+        }
+      }
     } else {
       gather_steps(xr, x, &p, B, T, C, go_backwards);
       /* gates (n, 4H) = xr (n, C) @ kernel (C, 4H): the real pairs' input projections */
@@ -319,10 +327,12 @@ int lstm_forward(float *out, float *gates, float *cs, float *hs, float *zx,
         lc_sgemm(0, 0, (int)n, (int)G, C, 1.0f, xr, kernel, 0.0f, gates);
       }
     }
-    LC_OMP_FOR_IF(n * G)
-    for (long long k = 0; k < (long long)n; k++) {
-      float *g_k = gates + k * G;
-      for (size_t j = 0; j < G; j++) g_k[j] += bias[j];
+    if (kernel || repeat) {
+      LC_OMP_FOR_IF(n * G)
+      for (long long k = 0; k < (long long)n; k++) {
+        float *g_k = gates + k * G;
+        for (size_t j = 0; j < G; j++) g_k[j] += bias[j];
+      }
     }
   }
   for (int s = 0; s < T; s++) {
@@ -754,9 +764,11 @@ int orthogonal_init(float *out, int N, int M) {
 }
 
 /* Bidirectional merge by concatenation: out (B, T, 2H) = [fwd (B, T, H), bwd (B, T, H)],
- * bwd read at T-1-t when reverse (a go_backwards output back in input order). */
+ * bwd read at T-1-t when reverse (a go_backwards output back in input order). Batch rows
+ * on the threads (copies only: the same bits). */
 void bidir_concat_forward(float *out, const float *fwd, const float *bwd, int B, int T, int H,
                           int reverse) {
+  LC_OMP_FOR_IF((size_t)B * T * H)
   for (int b = 0; b < B; b++)
     for (int t = 0; t < T; t++) {
       int tb = reverse ? T - 1 - t : t;
@@ -769,6 +781,7 @@ void bidir_concat_forward(float *out, const float *fwd, const float *bwd, int B,
 /* writes dfwd, dbwd (B, T, H) from dout (B, T, 2H): the split, re-reversed for bwd. */
 void bidir_concat_backward(float *dfwd, float *dbwd, const float *dout, int B, int T, int H,
                            int reverse) {
+  LC_OMP_FOR_IF((size_t)B * T * H)
   for (int b = 0; b < B; b++)
     for (int t = 0; t < T; t++) {
       int tb = reverse ? T - 1 - t : t;

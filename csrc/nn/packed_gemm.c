@@ -104,20 +104,40 @@ static void kernel_1(float *c, const float *a, const float *panel, int K, int nc
   for (int j = 0; j < nc; j++) c[j] += t[j];
 }
 
+/* c (M, N) += a (M, K) @ the panel's columns p*NR .. (nc of them) */
+static void panel_acc(float *c, const float *a, const float *pk, int M, int N, int K, int p) {
+  const float *panel = pk + (size_t)p * K * NR;
+  int nc = N - p * NR < NR ? N - p * NR : NR;
+  float *cp = c + (size_t)p * NR;
+  int m = 0;
+  for (; m + MR <= M; m += MR)
+    kernel_8(cp + (size_t)m * N, N, a + (size_t)m * K, K, panel, K, nc, MR);
+  if (M - m >= 3) kernel_8(cp + (size_t)m * N, N, a + (size_t)m * K, K, panel, K, nc, M - m);
+  else
+    for (; m < M; m++) kernel_1(cp + (size_t)m * N, a + (size_t)m * K, panel, K, nc);
+}
+
 /* c (M, N) += a (M, K) @ B, B packed by packed_gemm_pack; the panels on the threads. */
 void packed_gemm_acc(float *c, const float *a, const float *pk, int M, int N, int K) {
   if (M <= 0 || N <= 0 || K <= 0) return;
   int np = (N + NR - 1) / NR;
   LC_OMP_FOR_IF((size_t)M * N * K)
-  for (int p = 0; p < np; p++) {
-    const float *panel = pk + (size_t)p * K * NR;
-    int nc = N - p * NR < NR ? N - p * NR : NR;
-    float *cp = c + (size_t)p * NR;
-    int m = 0;
-    for (; m + MR <= M; m += MR)
-      kernel_8(cp + (size_t)m * N, N, a + (size_t)m * K, K, panel, K, nc, MR);
-    if (M - m >= 3) kernel_8(cp + (size_t)m * N, N, a + (size_t)m * K, K, panel, K, nc, M - m);
-    else
-      for (; m < M; m++) kernel_1(cp + (size_t)m * N, a + (size_t)m * K, panel, K, nc);
+  for (int p = 0; p < np; p++) panel_acc(c, a, pk, M, N, K, p);
+}
+
+/* c_i (M, N) += a_i (M, K) @ B_i for i < batch: c (batch, M, N), a (batch, M, K), and pk
+ * the batch's B_i each packed by packed_gemm_pack, packed_gemm_size(K, N) floats apart.
+ * (batch, panel) pairs on the threads: decoding's attention context through each image's
+ * own projected values, A_i (L, 35) @ P_i (35, 4D). */
+void packed_gemm_acc_batch(float *c, const float *a, const float *pk, int batch, int M, int N,
+                           int K) {
+  if (batch <= 0 || M <= 0 || N <= 0 || K <= 0) return;
+  int np = (N + NR - 1) / NR;
+  long long pairs = (long long)batch * np;
+  size_t size = packed_gemm_size(K, N);
+  LC_OMP_FOR_IF((size_t)batch * M * N * K)
+  for (long long q = 0; q < pairs; q++) {
+    int i = (int)(q / np), p = (int)(q % np);
+    panel_acc(c + (size_t)i * M * N, a + (size_t)i * M * K, pk + (size_t)i * size, M, N, K, p);
   }
 }

@@ -2,7 +2,8 @@
 -- panels once, the LSTM recurrences' product): against sgemm and against a plain triple
 -- loop in doubles on odd shapes (rows around the 8-row block, columns around the 32-column
 -- panel, K from 1), B given as (K, N) or transposed (N, K), accumulating into C; and the
--- same bits at 1 and 2 threads (each element's sum runs over k in order on one thread).
+-- same bits at 1 and 2 threads (each element's sum runs over k in order on one thread);
+-- the batched product on matrices packed by pack_panels.
 local luacap = require 'luacap'
 local core = luacap.core
 
@@ -74,6 +75,31 @@ describe('packed_gemm', function()
     luacap.set_threads(before)
     local f1, f2 = c1:flat(), c2:flat()
     for i = 1, #f1 do if f1[i] ~= f2[i] then error('element ' .. i .. ' differs') end end
+  end)
+
+  it('packed_gemm_batch: each C_i += A_i @ B_i on B packed by pack_panels (n, K, N)', function()
+    luacap.seed(8)
+    for _, s in ipairs{{3, 5, 40, 35}, {2, 9, 33, 4}, {4, 1, 7, 3}} do
+      local n, M, N, K = s[1], s[2], s[3], s[4]
+      local a, b, c0 = luacap.randn(n, M, K), luacap.randn(n, K, N), luacap.randn(n, M, N)
+      local c = c0:clone()
+      local pk = core.pack_panels(b)
+      assert.same({n, math.ceil(N / 32), K, 32}, pk:shape())
+      core.packed_gemm_batch(c, a, pk)
+      local got = c:flat()
+      for i = 1, n do
+        local want = plain(c0:narrow(i, 1):reshape(M, N), a:narrow(i, 1):reshape(M, K),
+          b:narrow(i, 1):reshape(K, N), false)
+        for j = 1, M * N do
+          local g = got[(i - 1) * M * N + j]
+          assert(math.abs(g - want[j]) <= 1e-4 * math.max(1, math.abs(want[j])),
+            ('matrix %d element %d: %.7g vs %.7g'):format(i, j, g, want[j]))
+        end
+      end
+    end
+    assert.has_error(function()
+      core.packed_gemm_batch(luacap.zeros(2, 3, 40), luacap.zeros(2, 3, 5), core.pack_panels(luacap.zeros(2, 4, 40)))
+    end, 'packed_gemm_batch: P has shape (2, 2, 4, 32), expected (2, 2, 5, 32) = pack_panels of (n, K, N)')
   end)
 
   it('names a shape mismatch', function()

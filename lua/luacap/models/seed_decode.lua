@@ -9,8 +9,8 @@
 --   yf (B, L, U), h, c   the caption BiLSTM's forward states (one LSTM step a token)
 --   zb (B, L, 4U)        x @ Kb: the backward LSTM's projection of the embedded tokens
 --   zf (B, L, 4D)        yf @ Wf: the decoder's projection of the forward states
---   p (B, Ti, 4D)        img @ Wc, once per image: the decoder's projection of the
---                        attention context, (A @ img) @ Wc, is then A @ p
+--   p (B, Ti, 4D)        img @ Wc, once per image (in packed panels): the decoder's
+--                        projection of the attention context, (A @ img) @ Wc, is A @ p
 -- where the decoder kernel is split by rows as its input [ctx (2U), yf (U), yb (U)] into
 -- [Wc; Wf; Wb]. A step then runs the backward LSTM over the L steps, the attention
 -- weights A, and the decoder LSTM on zf + A @ p + yb @ Wb (its bias added inside). That
@@ -110,9 +110,10 @@ function M.start(model, feats)
     st.dense_pk, st.out_pk = model.dec_dense:packed_kernel(), model.out:packed_kernel()
   end
   local Wc = decoder_parts(model)
-  if Wc then
-    st.p = tensor.zeros(B, Ti, Wc:size(2))
-    core.sgemm(st.p:reshape(B * Ti, Wc:size(2)), rows:reshape(B * Ti, D2), Wc)
+  if Wc then   -- p = rows @ Wc, each image's (Ti, 4D) in packed panels
+    local p = tensor.zeros(B, Ti, Wc:size(2))
+    core.sgemm(p:reshape(B * Ti, Wc:size(2)), rows:reshape(B * Ti, D2), Wc)
+    st.p = core.pack_panels(p)
   end
   return st
 end
@@ -181,7 +182,7 @@ local function logits(model, st, L)
     local z, y = scratch(st, 'z', L, G), scratch(st, 'y', L, G)
     core.sgemm(y:reshape(B * L, G), yb:reshape(B * L, U), Wb)
     core.reverse_steps_add(z, st.keep.zf.cur, y)      -- zf + yb @ Wb, yb in input order
-    core.attention_context_acc(z, weights, st.p, mask)
+    core.packed_gemm_batch(z, weights, st.p)        -- + A @ p (masked rows: A is 0)
     h = model.dec_lstm:forward_projected(z, mask)
   else
     local ctx = scratch(st, 'ctx', L, 2 * U)
