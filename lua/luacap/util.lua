@@ -46,6 +46,13 @@ function M.words(s)
   return out
 end
 
+-- identity(n) -> {1, 2, ..., n}: the row list that keeps every row in order.
+function M.identity(n)
+  local t = {}
+  for i = 1, n do t[i] = i end
+  return t
+end
+
 -- Wall-clock seconds (monotonic), for rates and ETAs.
 function M.now()
   if ffi_ok then

@@ -2,6 +2,7 @@
 -- Bidirectional:forward_prefixes, csrc/nn/shift.c) and of the attention query mask the
 -- model passes: with dropout off the shared mode gives the exact mode's logits, loss and
 -- every gradient; the shift kernels against plain loops and their adjoint identity.
+-- (Decoding's use of them: spec/models/seed_decode_spec.lua.)
 local luacap = require 'luacap'
 local Seed = require 'luacap.models.seed'
 local close = require('helpers.util').close
@@ -173,36 +174,5 @@ describe('seed model, shared work', function()
     for e = 1, 3 do assert.near(le[e], ls[e], 1e-5) end
     assert.equal(3 * #pair_tokens, ne)   -- exact: one image branch row per pair
     assert.is_true(ns < ne / 2, ('shared: %d image rows for %d pairs'):format(ns, ne))
-  end)
-
-  it('decode_start/step/select: forward_caption\'s logits on the prefixes, across selects, '
-    .. 'truncation and padding ids', function()
-    local decode = require 'luacap.eval.decode'
-    luacap.seed(46)
-    local V, T = 9, 4
-    local m = tiny(V, T)
-    m:evaluate()
-    local ref = tiny(V, T)
-    ref:evaluate()
-    for i, p in ipairs(m:parameters()) do ref:parameters()[i].value:copy(p.value) end
-    local feats = luacap.randn(3, 6)
-    local st = m:decode_start(feats)
-    local rows = ref:forward_image(feats):clone()
-    local prefixes = {{}, {}, {}}
-    -- step 5 and on outgrow the window of 4; step 3 feeds a padding id to row 2
-    local script = {{1, 2, 3}, {4, 5, 6}, {7, 0, 8}, {2, 3, 4}, {5, 6, 7}, {8, 1, 2}}
-    for step, ids in ipairs(script) do
-      if step == 3 then   -- beam-like select: drop row 1, duplicate row 3
-        m:decode_select(st, {2, 3, 3})
-        local r2 = luacap.zeros(3, rows:size(2), rows:size(3))
-        luacap.core.gather(r2, rows, {2, 3, 3})
-        rows, prefixes = r2, {{unpack(prefixes[2])}, {unpack(prefixes[3])}, {unpack(prefixes[3])}}
-      end
-      for b = 1, 3 do prefixes[b][#prefixes[b] + 1] = ids[b] end
-      local got = m:decode_step(st, ids):clone()
-      local want = ref:forward_caption(rows, decode.prefix_ids(prefixes, T))
-      local ok, err = pcall(close, want, got, 1e-5)
-      assert(ok, 'step ' .. step .. ': ' .. tostring(err))
-    end
   end)
 end)

@@ -72,11 +72,7 @@ local function select_kept(k, rows, n, L, window)
   k.cur = dst:recast(n, L, k.W)
 end
 
-local function identity(n)
-  local t = {}
-  for b = 1, n do t[b] = b end
-  return t
-end
+local identity = require('luacap.util').identity
 
 -- The decoder kernel's rows for [ctx; yf; yb] (views), or nil for a GRU decoder.
 local function decoder_parts(model)

@@ -149,11 +149,7 @@ local function batch_grads(ctx, dist, idx, source, params, K)
   return ctx.buckets:finish()
 end
 
-local function identity(n)
-  local t = {}
-  for i = 1, n do t[i] = i end
-  return t
-end
+local identity = require('luacap.util').identity
 
 -- Fisher-Yates with luacap's seeded generator (the same seed gives the same order).
 local shuffle = require('luacap.data.pairs').shuffle
