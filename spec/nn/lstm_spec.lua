@@ -388,6 +388,35 @@ describe('nn.LSTM', function()
     luacap.set_threads(threads)
   end)
 
+  it('after a larger call (or reserve) a smaller one reuses the buffers: results as a fresh layer\'s', function()
+    -- stale values in the reused buffers must never show: a fit's last, smaller batch,
+    -- and decoding's prefix growing inside reserved buffers
+    luacap.seed(38)
+    local C, H = 6, 9
+    for _, opts in ipairs{{return_sequences = true, zero_output_for_mask = true, go_backwards = true},
+                          {return_sequences = false}} do
+      for _, ref in ipairs{false, true} do
+        for _, reserve in ipairs{false, true} do
+          local l, fresh = nn.LSTM(C, H, opts), nn.LSTM(C, H, opts)
+          copy_weights(fresh, l)
+          l.use_ref, fresh.use_ref = ref, ref
+          if reserve then l:reserve(16, 9) end
+          -- a larger call leaves other values in every buffer
+          l:forward(luacap.randn(reserve and 16 or 12, reserve and 9 or 8, C):scale(3))
+          local x = luacap.randn(5, 4, C)
+          local mask = luacap.tensor{{0, 0, 1, 1}, {1, 1, 1, 1}, {0, 1, 1, 1}, {1, 0, 1, 0}, {0, 0, 0, 1}}
+          local y = l:forward(x, mask)
+          close(fresh:forward(x, mask), y, 0)
+          -- the fast path's gates cache is a compact block: only the reference's is whole
+          for _, k in ipairs(ref and {'gates', 'cs', 'hs'} or {'cs', 'hs'}) do close(fresh[k], l[k], 0) end
+          local dout = luacap.randn(y:shape())
+          close(fresh:backward(x, dout), l:backward(x, dout), 0)
+          for _, k in ipairs{'dkernel', 'drecurrent_kernel', 'dbias'} do close(fresh[k], l[k], 0) end
+        end
+      end
+    end
+  end)
+
   it('forward_pair and backward_pair refuse two calls that write into the same tensor', function()
     local l = nn.LSTM(3, 2, {return_sequences = true})
     local x = luacap.randn(4, 5, 3)
