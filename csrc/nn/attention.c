@@ -88,21 +88,6 @@ void attention_forward(float *ctx, float *weights, const float *q, const float *
  * so training's results do not depend on the machine's vector width. */
 #define ROW_BLOCK 4
 
-/* Runs body for the real query rows of batch row b, ROW_BLOCK at a time: rows[0..n) are
- * a block's row numbers. */
-#define FOR_REAL_ROW_BLOCKS(b, body)                                   \
-  do {                                                                 \
-    int rows_[ROW_BLOCK], n_ = 0;                                      \
-    for (int i_ = 0; i_ <= Tq; i_++) {                                 \
-      if (i_ < Tq && QREAL(b, i_)) rows_[n_++] = i_;                   \
-      if (n_ == ROW_BLOCK || (i_ == Tq && n_ > 0)) {                   \
-        const int *rows = rows_, n = n_;                               \
-        body;                                                          \
-        n_ = 0;                                                        \
-      }                                                                \
-    }                                                                  \
-  } while (0)
-
 /* w_r (Tv) = softmax_j(q_r . v_j) for the n <= ROW_BLOCK rows r. */
 LC_CLONES_AVX512
 static void weights_block(float *const *w, const float *const *q, int n, const float *v,
@@ -126,17 +111,17 @@ void attention_weights(float *weights, const float *q, const float *v, const flo
                        int B, int Tq, int Tv, int D) {
 #pragma omp parallel for schedule(dynamic, 1) if ((size_t)B * Tq * Tv * D >= PAR_MIN_WORK)
   for (int b = 0; b < B; b++) {
-    for (int i = 0; i < Tq; i++)
-      if (!QREAL(b, i)) memset(weights + ((size_t)b * Tq + i) * Tv, 0, (size_t)Tv * sizeof(float));
-    FOR_REAL_ROW_BLOCKS(b, {
-      float *w[ROW_BLOCK];
-      const float *qr[ROW_BLOCK];
-      for (int r = 0; r < n; r++) {
-        w[r] = weights + ((size_t)b * Tq + rows[r]) * Tv;
-        qr[r] = q + ((size_t)b * Tq + rows[r]) * D;
-      }
-      weights_block(w, qr, n, v + (size_t)b * Tv * D, Tv, D);
-    });
+    float *w[ROW_BLOCK];
+    const float *qr[ROW_BLOCK];
+    int n = 0;
+    for (int i = 0; i < Tq; i++) {   /* the real rows, ROW_BLOCK at a time */
+      float *w_bi = weights + ((size_t)b * Tq + i) * Tv;
+      if (!QREAL(b, i)) { memset(w_bi, 0, (size_t)Tv * sizeof(float)); continue; }
+      w[n] = w_bi;
+      qr[n++] = q + ((size_t)b * Tq + i) * D;
+      if (n == ROW_BLOCK) { weights_block(w, qr, n, v + (size_t)b * Tv * D, Tv, D); n = 0; }
+    }
+    if (n > 0) weights_block(w, qr, n, v + (size_t)b * Tv * D, Tv, D);
   }
 }
 
