@@ -61,24 +61,31 @@ static inline void axpy_d(float *restrict y, float alpha, const float *restrict 
   for (int d = 0; d < D; d++) y[d] += alpha * x[d];
 }
 
+/* Batch row b of attention_forward. The per-row functions of the fast pair are built for
+ * AVX2+FMA and AVX-512 too (LC_CLONES_AVX512): each row's sums run in one order on one
+ * thread, so the results do not depend on the thread count. */
+LC_CLONES_AVX512
+static void forward_row(float *ctx, float *weights, const float *q, const float *v,
+                        const float *qmask, int b, int Tq, int Tv, int D) {
+  const float *v_b = v + (size_t)b * Tv * D;
+  for (int i = 0; i < Tq; i++) {
+    const float *q_bi = q + ((size_t)b * Tq + i) * D;
+    float *w_bi = weights + ((size_t)b * Tq + i) * Tv, *ctx_bi = ctx + ((size_t)b * Tq + i) * D;
+    memset(ctx_bi, 0, (size_t)D * sizeof(float));
+    if (!QREAL(b, i)) { memset(w_bi, 0, (size_t)Tv * sizeof(float)); continue; }
+    /* scores_i (Tv) = v_b (Tv, D) @ q_i (D) */
+    for (int j = 0; j < Tv; j++) w_bi[j] = dot_d(q_bi, v_b + (size_t)j * D, D);
+    softmax_rows(w_bi, 1, Tv);
+    /* ctx_i (D) = sum_j w_ij v_j */
+    for (int j = 0; j < Tv; j++) axpy_d(ctx_bi, w_bi[j], v_b + (size_t)j * D, D);
+  }
+}
+
 /* writes ctx (B, Tq, D) and weights (B, Tq, Tv), kept for backward. */
 void attention_forward(float *ctx, float *weights, const float *q, const float *v,
                        const float *qmask, int B, int Tq, int Tv, int D) {
 #pragma omp parallel for schedule(dynamic, 1) if ((size_t)B * Tq * Tv * D >= PAR_MIN_WORK)
-  for (int b = 0; b < B; b++) {
-    const float *v_b = v + (size_t)b * Tv * D;
-    for (int i = 0; i < Tq; i++) {
-      const float *q_bi = q + ((size_t)b * Tq + i) * D;
-      float *w_bi = weights + ((size_t)b * Tq + i) * Tv, *ctx_bi = ctx + ((size_t)b * Tq + i) * D;
-      memset(ctx_bi, 0, (size_t)D * sizeof(float));
-      if (!QREAL(b, i)) { memset(w_bi, 0, (size_t)Tv * sizeof(float)); continue; }
-      /* scores_i (Tv) = v_b (Tv, D) @ q_i (D) */
-      for (int j = 0; j < Tv; j++) w_bi[j] = dot_d(q_bi, v_b + (size_t)j * D, D);
-      softmax_rows(w_bi, 1, Tv);
-      /* ctx_i (D) = sum_j w_ij v_j */
-      for (int j = 0; j < Tv; j++) axpy_d(ctx_bi, w_bi[j], v_b + (size_t)j * D, D);
-    }
-  }
+  for (int b = 0; b < B; b++) forward_row(ctx, weights, q, v, qmask, b, Tq, Tv, D);
 }
 
 /* ------------------------------------------------------------------ decoding */
@@ -155,6 +162,36 @@ void attention_forward_ref(float *ctx, float *weights, const float *q, const flo
 
 /* ------------------------------------------------------------------ backward */
 
+/* Batch row b of attention_backward (clones as forward_row's). */
+LC_CLONES_AVX512
+static void backward_row(float *dq, float *dv, float *dscores, const float *dctx,
+                         const float *q, const float *v, const float *weights,
+                         const float *qmask, int b, int Tq, int Tv, int D) {
+  const float *v_b = v + (size_t)b * Tv * D;
+  float *dv_b = dv + (size_t)b * Tv * D;
+  memset(dv_b, 0, (size_t)Tv * D * sizeof(float));
+  for (int i = 0; i < Tq; i++) {
+    const float *w_bi = weights + ((size_t)b * Tq + i) * Tv;
+    const float *dctx_bi = dctx + ((size_t)b * Tq + i) * D, *q_bi = q + ((size_t)b * Tq + i) * D;
+    float *ds_bi = dscores + ((size_t)b * Tq + i) * Tv, *dq_bi = dq + ((size_t)b * Tq + i) * D;
+    memset(dq_bi, 0, (size_t)D * sizeof(float));
+    if (!QREAL(b, i)) { memset(ds_bi, 0, (size_t)Tv * sizeof(float)); continue; }
+    for (int j = 0; j < Tv; j++) {
+      const float *v_bj = v_b + (size_t)j * D;
+      /* ctx_i = sum_j w_ij v_j  =>  dw_ij = dctx_i . v_j;  dv_j += w_ij dctx_i */
+      ds_bi[j] = dot_d(dctx_bi, v_bj, D);
+      axpy_d(dv_b + (size_t)j * D, w_bi[j], dctx_bi, D);
+    }
+    /* w = softmax(s)  =>  ds = w * (dw - rowsum(dw * w)) */
+    softmax_rows_backward(ds_bi, w_bi, 1, Tv);
+    for (int j = 0; j < Tv; j++) {
+      /* s_ij = q_i . v_j  =>  dq_i += ds_ij v_j;  dv_j += ds_ij q_i */
+      axpy_d(dq_bi, ds_bi[j], v_b + (size_t)j * D, D);
+      axpy_d(dv_b + (size_t)j * D, ds_bi[j], q_bi, D);
+    }
+  }
+}
+
 /* writes dq (B, Tq, D), dv (B, Tv, D) from dctx (B, Tq, D), the inputs and the forward's
  * weights (B, Tq, Tv) (and its qmask: masked rows have zero weights, so they add nothing
  * and their dq is 0); dscores (B, Tq, Tv) is scratch. */
@@ -162,31 +199,8 @@ void attention_backward(float *dq, float *dv, float *dscores, const float *dctx,
                         const float *q, const float *v, const float *weights,
                         const float *qmask, int B, int Tq, int Tv, int D) {
 #pragma omp parallel for schedule(dynamic, 1) if ((size_t)B * Tq * Tv * D >= PAR_MIN_WORK)
-  for (int b = 0; b < B; b++) {
-    const float *v_b = v + (size_t)b * Tv * D;
-    float *dv_b = dv + (size_t)b * Tv * D;
-    memset(dv_b, 0, (size_t)Tv * D * sizeof(float));
-    for (int i = 0; i < Tq; i++) {
-      const float *w_bi = weights + ((size_t)b * Tq + i) * Tv;
-      const float *dctx_bi = dctx + ((size_t)b * Tq + i) * D, *q_bi = q + ((size_t)b * Tq + i) * D;
-      float *ds_bi = dscores + ((size_t)b * Tq + i) * Tv, *dq_bi = dq + ((size_t)b * Tq + i) * D;
-      memset(dq_bi, 0, (size_t)D * sizeof(float));
-      if (!QREAL(b, i)) { memset(ds_bi, 0, (size_t)Tv * sizeof(float)); continue; }
-      for (int j = 0; j < Tv; j++) {
-        const float *v_bj = v_b + (size_t)j * D;
-        /* ctx_i = sum_j w_ij v_j  =>  dw_ij = dctx_i . v_j;  dv_j += w_ij dctx_i */
-        ds_bi[j] = dot_d(dctx_bi, v_bj, D);
-        axpy_d(dv_b + (size_t)j * D, w_bi[j], dctx_bi, D);
-      }
-      /* w = softmax(s)  =>  ds = w * (dw - rowsum(dw * w)) */
-      softmax_rows_backward(ds_bi, w_bi, 1, Tv);
-      for (int j = 0; j < Tv; j++) {
-        /* s_ij = q_i . v_j  =>  dq_i += ds_ij v_j;  dv_j += ds_ij q_i */
-        axpy_d(dq_bi, ds_bi[j], v_b + (size_t)j * D, D);
-        axpy_d(dv_b + (size_t)j * D, ds_bi[j], q_bi, D);
-      }
-    }
-  }
+  for (int b = 0; b < B; b++)
+    backward_row(dq, dv, dscores, dctx, q, v, weights, qmask, b, Tq, Tv, D);
 }
 
 /* Plain-loop reference of attention_backward (same arguments). */
