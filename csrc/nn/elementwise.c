@@ -6,6 +6,11 @@
 
 #include <string.h>
 
+/* The concatenation's row copies run on all threads from PAR_MIN_WORK floats (copies
+ * only: the same bits at any thread count). */
+#define PAR_MIN_WORK 65536
+#include "parallel.h"
+
 /* out (B, T, C) = x (B, C) copied into every one of T steps. */
 void repeat_forward(float *out, const float *x, int B, int T, int C) {
   for (int b = 0; b < B; b++) {
@@ -31,6 +36,7 @@ void repeat_backward(float *dx, const float *dout, int B, int T, int C) {
 
 /* out (N, CT), columns [off, off+C) = x (N, C): one part of a last-axis concatenation. */
 void concat_forward(float *out, const float *x, int N, int C, int CT, int off) {
+  LC_OMP_FOR_IF((size_t)N * C)
   for (int i = 0; i < N; i++)
     memcpy(out + (size_t)i * CT + off, x + (size_t)i * C, (size_t)C * sizeof(float));
 }
@@ -39,6 +45,7 @@ void concat_forward(float *out, const float *x, int N, int C, int CT, int off) {
  *   forward:  out[i, off + c] = x[i, c]
  *   backward: dx[i, c] = dout[i, off + c] */
 void concat_backward(float *dx, const float *dout, int N, int C, int CT, int off) {
+  LC_OMP_FOR_IF((size_t)N * C)
   for (int i = 0; i < N; i++)
     memcpy(dx + (size_t)i * C, dout + (size_t)i * CT + off, (size_t)C * sizeof(float));
 }
