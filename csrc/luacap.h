@@ -43,6 +43,8 @@ size_t lc_numel(const lc_tensor *t);
 size_t lc_shape_numel(int ndim, const int64_t *shape);
 /* x (n) = 0; on all threads when n is large (zeroing 15 M gradients each step). */
 void lc_zero(float *x, size_t n);
+/* y (n) += a * x (n); on all threads when n is large. */
+void lc_axpy(float *y, float a, const float *x, size_t n);
 /* out (outer, inner) = 1-based index of the first maximum of x (outer, len, inner) along
  * len; NaN never wins, a NaN first element does (as a loop of '>' tests gives). */
 void lc_argmax(float *out, const float *x, size_t outer, size_t len, size_t inner);

@@ -39,6 +39,24 @@ void lc_zero(float *x, size_t n) {
   }
 }
 
+/* y (n) += a * x (n), in spans on the threads as lc_zero's (each element on one thread:
+ * the same bits at any thread count). Backward's sums of two gradients (the seed model's
+ * attention query and concatenation, a BiLSTM's two directions). */
+void lc_axpy(float *y, float a, const float *x, size_t n) {
+  if (n < ZERO_PAR_MIN) {
+    for (size_t i = 0; i < n; i++) y[i] += a * x[i];
+    return;
+  }
+  long long spans = (long long)((n + ZERO_SPAN - 1) / ZERO_SPAN);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+  for (long long s = 0; s < spans; s++) {
+    size_t i0 = (size_t)s * ZERO_SPAN, i1 = n - i0 < ZERO_SPAN ? n : i0 + ZERO_SPAN;
+    for (size_t i = i0; i < i1; i++) y[i] += a * x[i];
+  }
+}
+
 /* The best value stays in a register and the branch is rarely taken: the former loop's
  * reload of x[best] made greedy decoding's argmax over (64, 8485) logits cost 2 ms. */
 void lc_argmax(float *out, const float *x, size_t outer, size_t len, size_t inner) {

@@ -559,8 +559,7 @@ static int m_add(lua_State *L) {
   } else {
     lc_tensor *s = lcb_check(L, 2);
     lcb_expect_same(L, "add", "self", t, "other", s);
-    float a = (float)luaL_optnumber(L, 3, 1.0);
-    for (size_t i = 0; i < n; i++) t->data[i] += a * s->data[i];
+    lc_axpy(t->data, (float)luaL_optnumber(L, 3, 1.0), s->data, n);
   }
   lua_settop(L, 1);
   return 1;

@@ -178,8 +178,9 @@ function Seed:backward(dlogits)
   self:grads_final(self.dec_lstm)
   local dcat = self.concat:backward({self.ctx, self.se3}, ddec_in)
   local dattn = self.attn:backward({self.se3, self.fe4_in}, dcat[1])
-  -- se3 feeds both the attention query and the concatenation: gradients add
-  local dse3 = dattn[1]:clone():add(dcat[2])
+  -- se3 feeds both the attention query and the concatenation: gradients add (into the
+  -- attention's dq buffer, which its next backward overwrites)
+  local dse3 = dattn[1]:add(dcat[2])
   local dse2 = self.shared and self.cap_lstm:backward_prefixes(dse3)
     or self.cap_lstm:backward(self.se2, dse3)
   self:grads_final(self.cap_lstm)
