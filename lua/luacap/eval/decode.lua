@@ -54,6 +54,33 @@ local function prefix_ids(prefixes, max_len)
 end
 M.prefix_ids = prefix_ids
 
+-- The interface's argument checks, shared by the adapter and native implementations
+-- (models/seed_decode.lua). level: where the error points, counted from the caller.
+-- append_ids adds ids (a Lua array, one per row) to the prefixes.
+function M.append_ids(prefixes, ids, level)
+  local B = #prefixes
+  if type(ids) ~= 'table' or #ids ~= B then
+    error(string.format('decode_step: expected a Lua array of %d ids, got %s', B,
+      type(ids) == 'table' and #ids .. ' ids' or type(ids)), level + 1)
+  end
+  for b = 1, B do
+    local p = prefixes[b]
+    p[#p + 1] = ids[b]
+  end
+end
+
+-- selected_prefixes -> copies of the prefixes of rows (1-based row numbers), in order.
+function M.selected_prefixes(prefixes, rows, level)
+  local B, out = #prefixes, {}
+  for k, r in ipairs(rows) do
+    if type(r) ~= 'number' or r < 1 or r > B or r % 1 ~= 0 then
+      error(string.format('decode_select: row %d is %s, expected 1..%d', k, tostring(r), B), level + 1)
+    end
+    out[k] = {unpack(prefixes[r])}
+  end
+  return out
+end
+
 -- The adapter ------------------------------------------------------------------------
 -- state = {rows = (B, ...) image-branch output (a copy), prefixes = {B id lists}, window}
 local adapter = {}
@@ -66,27 +93,12 @@ function adapter.start(model, feats)
 end
 
 function adapter.step(model, state, ids)
-  local B = #state.prefixes
-  if type(ids) ~= 'table' or #ids ~= B then
-    error(string.format('decode_step: expected a Lua array of %d ids, got %s', B,
-      type(ids) == 'table' and #ids .. ' ids' or type(ids)), 3)
-  end
-  for b = 1, B do
-    local p = state.prefixes[b]
-    p[#p + 1] = ids[b]
-  end
+  M.append_ids(state.prefixes, ids, 3)
   return model:forward_caption(state.rows, prefix_ids(state.prefixes, state.window))
 end
 
 function adapter.select(_, state, rows)
-  local B = #state.prefixes
-  local prefixes = {}
-  for k, r in ipairs(rows) do
-    if type(r) ~= 'number' or r < 1 or r > B or r % 1 ~= 0 then
-      error(string.format('decode_select: row %d is %s, expected 1..%d', k, tostring(r), B), 3)
-    end
-    prefixes[k] = {unpack(state.prefixes[r])}
-  end
+  local prefixes = M.selected_prefixes(state.prefixes, rows, 3)
   if #rows > 0 then
     local shape = state.rows:shape()
     shape[1] = #rows

@@ -190,19 +190,16 @@ local function logits(model, st, L)
 end
 
 function M.step(model, st, ids)
+  local decode = require 'luacap.eval.decode'
   local B, Tn = #st.prefixes, st.window
-  if type(ids) ~= 'table' or #ids ~= B then
-    error(string.format('decode_step: expected a Lua array of %d ids, got %s', B,
-      type(ids) == 'table' and #ids .. ' ids' or type(ids)), 3)
-  end
+  decode.append_ids(st.prefixes, ids, 3)
   local grows, L = st.ok, 0
   for b = 1, B do
-    local p = st.prefixes[b]
-    p[#p + 1] = ids[b]
-    if #p > Tn or ids[b] == 0 then grows = false end
-    L = math.max(L, math.min(#p, Tn))
+    local n = #st.prefixes[b]
+    if n > Tn or ids[b] == 0 then grows = false end
+    L = math.max(L, math.min(n, Tn))
   end
-  local prefix_ids = require('luacap.eval.decode').prefix_ids
+  local prefix_ids = decode.prefix_ids
   if model.is_training then
     st.ok = false
     return model:forward_caption(st.rows, prefix_ids(st.prefixes, Tn))
@@ -214,15 +211,8 @@ function M.step(model, st, ids)
 end
 
 function M.select(model, st, rows)
-  local B, n = #st.prefixes, #rows
-  local prefixes = {}
-  for k, r in ipairs(rows) do
-    if type(r) ~= 'number' or r < 1 or r > B or r % 1 ~= 0 then
-      error(string.format('decode_select: row %d is %s, expected 1..%d', k, tostring(r), B), 3)
-    end
-    prefixes[k] = {unpack(st.prefixes[r])}
-  end
-  st.prefixes = prefixes
+  local n = #rows
+  st.prefixes = require('luacap.eval.decode').selected_prefixes(st.prefixes, rows, 3)
   if n == 0 then return end
   -- st[key]'s rows as st[key], into the spare tensor of its last select when that holds them
   local function select_rows(key)
