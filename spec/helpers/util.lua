@@ -113,6 +113,28 @@ function M.prefixes(V, B, T)
   return require('luacap').tensor(rows)
 end
 
+-- A model's backward with and without model.no_input_grad (fit sets it for frozen
+-- features), each after forward(feats, ids) and zero_grad: the first returns the features'
+-- gradient (shaped as feats), the second nil, and every weight gradient is the same (to
+-- 1e-6). Raises, naming the parameter, at the first difference.
+function M.check_no_input_grad(m, feats, ids, dlogits)
+  m:forward(feats, ids)
+  m:zero_grad()
+  luassert.same(feats:shape(), m:backward(dlogits):shape())
+  local want = {}
+  for i, p in ipairs(m:parameters()) do want[i] = p.grad:clone() end
+  m:forward(feats, ids)
+  m:zero_grad()
+  m.no_input_grad = true
+  local dfeats = m:backward(dlogits)
+  m.no_input_grad = nil
+  luassert.is_nil(dfeats)
+  for i, p in ipairs(m:parameters()) do
+    local ok, err = pcall(M.close, want[i], p.grad, 1e-6)
+    if not ok then error(p.name .. ': ' .. tostring(err), 2) end
+  end
+end
+
 -- The whitespace-separated words of s, as a list.
 function M.words(s)
   local t = {}

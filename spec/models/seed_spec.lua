@@ -11,7 +11,6 @@ local function tiny(V, T)
 end
 
 local prefixes = require('helpers.util').prefixes
-local close = require('helpers.util').close
 
 describe('seed model', function()
   it('has the parameter count Keras reports at the notebook sizes', function()
@@ -92,19 +91,8 @@ describe('seed model', function()
     luacap.seed(14)
     local m = tiny(9, 4)
     m:evaluate()
-    local feats, ids = luacap.randn(3, 6), prefixes(9, 3, 4)
-    local dlogits = luacap.randn(3, 9)
-    m:forward(feats, ids)
-    m:zero_grad()
-    assert.same({3, 6}, m:backward(dlogits):shape())
-    local want = {}
-    for i, p in ipairs(m:parameters()) do want[i] = p.grad:clone() end
-    m:forward(feats, ids)
-    m:zero_grad()
-    m.no_input_grad = true
-    assert.is_nil(m:backward(dlogits))
-    m.no_input_grad = nil
-    for i, p in ipairs(m:parameters()) do close(want[i], p.grad, 1e-6) end
+    require('helpers.util').check_no_input_grad(m, luacap.randn(3, 6), prefixes(9, 3, 4),
+      luacap.randn(3, 9))
   end)
 
   it('overfits a handful of pairs with Adam', function()

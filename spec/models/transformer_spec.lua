@@ -158,18 +158,8 @@ describe('transformer model', function()
     luacap.seed(15)
     local m = tiny(9, 4)
     m:evaluate()
-    local feats, ids, dlogits = luacap.randn(3, 6), prefixes(9, 3, 4), luacap.randn(3, 9)
-    m:forward(feats, ids)
-    m:zero_grad()
-    assert.same({3, 6}, m:backward(dlogits):shape())
-    local want = {}
-    for i, p in ipairs(m:parameters()) do want[i] = p.grad:flat() end
-    m:forward(feats, ids)
-    m:zero_grad()
-    m.no_input_grad = true
-    assert.is_nil(m:backward(dlogits))
-    m.no_input_grad = nil
-    for i, p in ipairs(m:parameters()) do near_list(want[i], p.grad:flat(), 1e-6, p.name) end
+    require('helpers.util').check_no_input_grad(m, luacap.randn(3, 6), prefixes(9, 3, 4),
+      luacap.randn(3, 9))
   end)
 
   it('overfits two captions with Adam, and greedy decoding reads them back', function()
