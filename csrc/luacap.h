@@ -262,7 +262,8 @@ void maxpool2d_backward(float *dx, const float *dout, const float *x, const lc_c
  *   x (B, T, C), or (B, C) with repeat (the same input at every step, as after a
  *   RepeatVector)  mask (B, T) 1/0 or NULL  kernel (C, 4H)  rkernel (H, 4H)  bias (4H)
  *   h0, c0 (B, H) or NULL   out (B, T, H) when return_sequences (processing order), else (B, H)
- *   forward (both) with kernel NULL: x is the input projection x @ kernel, C = 4H
+ *   kernel NULL (forward and backward): x is the input projection x @ kernel, C = 4H,
+ *   dx its gradient, dkernel unused
  *   caches by processing step: gates (T, B, 4H) post-activation, cs, hs (T, B, H)
  *   zx (B, T, 4H) forward scratch; dz (T, B, 4H), dzx (B, T, 4H) backward scratch
  *   (zx, dzx (B, 4H) with repeat)
@@ -335,7 +336,8 @@ void bidir_concat_forward(float *out, const float *fwd, const float *bwd, int B,
 void bidir_concat_backward(float *dfwd, float *dbwd, const float *dout, int B, int T, int H,
                            int reverse);
 /* attention.c: q (B, Tq, D), v (B, Tv, D); weights (B, Tq, Tv) = softmax_Tv(q v^T);
- * ctx (B, Tq, D) = weights @ v. backward writes dq, dv; dscores (B, Tq, Tv) scratch.
+ * ctx (B, Tq, D) = weights @ v. backward writes dq, dv; dscores (B, Tq, Tv) scratch, or
+ * with dctx NULL the weights' gradient on entry (a caller that read the weights itself).
  * qmask (B, Tq) or NULL: rows with 0 get ctx, weights, dq 0 and add nothing to dv. */
 void attention_forward(float *ctx, float *weights, const float *q, const float *v,
                        const float *qmask, int B, int Tq, int Tv, int D);

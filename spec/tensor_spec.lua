@@ -185,6 +185,21 @@ describe('tensor', function()
       'scatter_add: row 3 at position 1 out of range 1..2')
   end)
 
+  it('scatters rows: the inverse of gather on distinct rows, other rows untouched', function()
+    local src = luacap.tensor{{1, 2}, {3, 4}, {5, 6}, {7, 8}}
+    local picked = luacap.zeros(2, 2)
+    luacap.core.gather(picked, src, {4, 2})
+    local dst = luacap.full(-1, 4, 2)
+    luacap.core.scatter(dst, picked, {4, 2})
+    assert.same({{-1, -1}, {3, 4}, {-1, -1}, {7, 8}}, dst:totable())
+    luacap.core.scatter(dst, luacap.tensor{{0, 0}, {9, 9}}, {1, 1})   -- a later row wins
+    assert.same({9, 9}, dst:totable()[1])
+    assert.has_error(function() luacap.core.scatter(dst, luacap.zeros(1, 2), {5}) end,
+      'scatter: row 5 at position 1 out of range 1..4')
+    assert.has_error(function() luacap.core.scatter(dst, luacap.zeros(2, 3), {1, 2}) end,
+      'scatter: src has shape (2, 3), expected (2, 2)')
+  end)
+
   it('multiplies matrices through OpenBLAS sgemm', function()
     -- [1 2; 3 4] @ [5 6; 7 8] = [19 22; 43 50]
     local a, b = luacap.tensor{{1, 2}, {3, 4}}, luacap.tensor{{5, 6}, {7, 8}}

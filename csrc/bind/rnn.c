@@ -10,7 +10,8 @@ typedef struct {
 } lstm_dims;
 
 /* steps < 0: x is (B, T, C); else x is (B, C), repeated over T = steps. kernel NULL
- * (forward only): x is the input projection, C = 4H with H from rkernel (H, 4H). */
+ * (a forward or backward given the projection): x is the input projection, C = 4H with H
+ * from rkernel (H, 4H). */
 static lstm_dims lstm_check_weights(lua_State *L, const char *fn, const lc_tensor *x,
                                     const lc_tensor *kernel, const lc_tensor *rkernel,
                                     const lc_tensor *bias, int64_t steps) {
@@ -149,18 +150,20 @@ static int l_lstm_forward_pair(lua_State *L) {
   return 0;
 }
 
-/* lstm_backward(dx, dkernel, drecurrent_kernel, dbias, dh0|nil, dc0|nil, dz, dzx, dout,
- *               x, mask|nil, kernel, recurrent_kernel, gates, cs, hs, h0|nil, c0|nil,
- *               go_backwards, return_sequences, zero_output_for_mask, steps|nil)
+/* lstm_backward(dx, dkernel|nil, drecurrent_kernel, dbias, dh0|nil, dc0|nil, dz, dzx,
+ *               dout, x, mask|nil, kernel|nil, recurrent_kernel, gates, cs, hs, h0|nil,
+ *               c0|nil, go_backwards, return_sequences, zero_output_for_mask, steps|nil)
+ *               kernel nil (after a forward given the projection): x is the projection,
+ *               dx its gradient, dkernel not read
  * These 22 arguments, from stack index base on, checked into *a. */
 #define LSTM_BACKWARD_NARGS 22
 static void backward_args(lua_State *L, const char *fn, int base, lstm_backward_args *a) {
-  lc_tensor *dx = lcb_check(L, base), *dkernel = lcb_check(L, base + 1);
+  lc_tensor *dx = lcb_check(L, base), *dkernel = lcb_opt(L, base + 1);
   lc_tensor *drkernel = lcb_check(L, base + 2), *dbias = lcb_check(L, base + 3);
   lc_tensor *dh0 = lcb_opt(L, base + 4), *dc0 = lcb_opt(L, base + 5);
   lc_tensor *dz = lcb_check(L, base + 6), *dzx = lcb_check(L, base + 7);
   lc_tensor *dout = lcb_check(L, base + 8), *x = lcb_check(L, base + 9);
-  lc_tensor *mask = lcb_opt(L, base + 10), *kernel = lcb_check(L, base + 11);
+  lc_tensor *mask = lcb_opt(L, base + 10), *kernel = lcb_opt(L, base + 11);
   lc_tensor *rkernel = lcb_check(L, base + 12), *gates = lcb_check(L, base + 13);
   lc_tensor *cs = lcb_check(L, base + 14), *hs = lcb_check(L, base + 15);
   lc_tensor *h0 = lcb_opt(L, base + 16), *c0 = lcb_opt(L, base + 17);
@@ -172,13 +175,15 @@ static void backward_args(lua_State *L, const char *fn, int base, lstm_backward_
   lstm_check_caches(L, fn, &d, gates, cs, hs);
   lstm_check_out(L, fn, "dout", &d, dout, return_sequences);
   lcb_expect_same(L, fn, "dx", dx, "x", x);
-  lcb_expect_same(L, fn, "dkernel", dkernel, "kernel", kernel);
+  if (kernel && !dkernel) luaL_error(L, "%s: dkernel is nil but kernel is given", fn);
+  if (kernel) lcb_expect_same(L, fn, "dkernel", dkernel, "kernel", kernel);
   lcb_expect_same(L, fn, "drecurrent_kernel", drkernel, "recurrent_kernel", rkernel);
   int64_t wdz[3] = {d.T, d.B, 4 * d.H};
   lcb_expect_shape(L, fn, "dz", dz, 3, wdz, "(T, B, 4H)");
   lstm_check_scratch(L, fn, "dzx", &d, dzx, steps >= 0);
-  *a = (lstm_backward_args){dx->data, dkernel->data, drkernel->data, dbias->data, DATA(dh0),
-    DATA(dc0), dz->data, dzx->data, dout->data, x->data, DATA(mask), kernel->data,
+  *a = (lstm_backward_args){dx->data, kernel ? dkernel->data : NULL, drkernel->data,
+    dbias->data, DATA(dh0), DATA(dc0), dz->data, dzx->data, dout->data, x->data, DATA(mask),
+    DATA(kernel),
     rkernel->data, gates->data, cs->data, hs->data, DATA(h0), DATA(c0), (int)d.B, (int)d.T,
     (int)d.C, (int)d.H, lua_toboolean(L, base + 18), return_sequences,
     lua_toboolean(L, base + 20), steps >= 0};
@@ -344,20 +349,21 @@ static int l_attention_weights(lua_State *L) {
   return 0;
 }
 
-/* attention_backward(dq, dv, dscores, dctx, q, v, weights[, qmask]) */
+/* attention_backward(dq, dv, dscores, dctx|nil, q, v, weights[, qmask]); dctx nil:
+ * dscores holds the weights' gradient on entry */
 static int attention_backward_impl(lua_State *L, const char *fn, int ref) {
   lc_tensor *dq = lcb_check(L, 1), *dv = lcb_check(L, 2), *ds = lcb_check(L, 3);
-  lc_tensor *dctx = lcb_check(L, 4), *q = lcb_check(L, 5), *v = lcb_check(L, 6);
+  lc_tensor *dctx = lcb_opt(L, 4), *q = lcb_check(L, 5), *v = lcb_check(L, 6);
   lc_tensor *w = lcb_check(L, 7), *qm = lcb_opt(L, 8);
   int64_t d[4];
   attention_dims(L, fn, q, v, "weights", w, d);
   attention_check_qmask(L, fn, qm, d);
   lcb_expect_same(L, fn, "dscores", ds, "weights", w);
-  lcb_expect_same(L, fn, "dctx", dctx, "q", q);
+  if (dctx) lcb_expect_same(L, fn, "dctx", dctx, "q", q);
   lcb_expect_same(L, fn, "dq", dq, "q", q);
   lcb_expect_same(L, fn, "dv", dv, "v", v);
   (ref ? attention_backward_ref : attention_backward)(
-      dq->data, dv->data, ds->data, dctx->data, q->data, v->data, w->data,
+      dq->data, dv->data, ds->data, DATA(dctx), q->data, v->data, w->data,
       qm ? qm->data : NULL, (int)d[0], (int)d[1], (int)d[2], (int)d[3]);
   return 0;
 }

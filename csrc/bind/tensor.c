@@ -268,6 +268,23 @@ static int l_gather(lua_State *L) {
   return 0;
 }
 
+/* scatter(dst, src, rows): dst[rows[i]] = src[i] (a later i wins where rows repeat);
+ * dst (N, ...), src (#rows, ...). The inverse of gather on distinct rows. */
+static int l_scatter(lua_State *L) {
+  lc_tensor *dst = lcb_check(L, 1), *src = lcb_check(L, 2);
+  if (dst->ndim < 1) return luaL_error(L, "scatter: dst has no dims");
+  int n = check_rows(L, 3, "scatter", dst->shape[0]);
+  expect_rows_shape(L, "scatter", "src", src, dst, n);
+  size_t row = dst->shape[0] ? lc_numel(dst) / (size_t)dst->shape[0] : 0;
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, 3, i);
+    size_t r = (size_t)lua_tonumber(L, -1) - 1;
+    lua_pop(L, 1);
+    memcpy(dst->data + r * row, src->data + (size_t)(i - 1) * row, row * sizeof(float));
+  }
+  return 0;
+}
+
 /* scatter_add(dst, src, rows): dst[rows[i]] += src[i]; the gradient of gather.
  * dst (N, ...), src (#rows, ...). */
 static int l_scatter_add(lua_State *L) {
@@ -716,7 +733,7 @@ static const luaL_Reg methods[] = {
 static const luaL_Reg functions[] = {
   {"zeros", t_empty}, {"full", t_full}, {"from_flat", t_from_flat}, {"rand", t_rand},
   {"randn", t_randn}, {"arange", t_arange}, {"seed", l_seed}, {"random", l_random},
-  {"gather", l_gather}, {"scatter_add", l_scatter_add}, {"rng_state", l_rng_state}, {"set_rng_state", l_set_rng_state}, {"set_threads", l_set_threads}, {"get_threads", l_get_threads}, {"blas_core", l_blas_core}, {"sgemm", l_sgemm}, {"packed_gemm", l_packed_gemm}, {"pack_panels", l_pack_panels}, {"packed_gemm_batch", l_packed_gemm_batch},
+  {"gather", l_gather}, {"scatter", l_scatter}, {"scatter_add", l_scatter_add}, {"rng_state", l_rng_state}, {"set_rng_state", l_set_rng_state}, {"set_threads", l_set_threads}, {"get_threads", l_get_threads}, {"blas_core", l_blas_core}, {"sgemm", l_sgemm}, {"packed_gemm", l_packed_gemm}, {"pack_panels", l_pack_panels}, {"packed_gemm_batch", l_packed_gemm_batch},
   {NULL, NULL}
 };
 

@@ -172,11 +172,12 @@ static void backward_row(float *dq, float *dv, float *dscores, const float *dctx
   memset(dv_b, 0, (size_t)Tv * D * sizeof(float));
   for (int i = 0; i < Tq; i++) {
     const float *w_bi = weights + ((size_t)b * Tq + i) * Tv;
-    const float *dctx_bi = dctx + ((size_t)b * Tq + i) * D, *q_bi = q + ((size_t)b * Tq + i) * D;
+    const float *dctx_bi = dctx ? dctx + ((size_t)b * Tq + i) * D : NULL;
+    const float *q_bi = q + ((size_t)b * Tq + i) * D;
     float *ds_bi = dscores + ((size_t)b * Tq + i) * Tv, *dq_bi = dq + ((size_t)b * Tq + i) * D;
     memset(dq_bi, 0, (size_t)D * sizeof(float));
     if (!QREAL(b, i)) { memset(ds_bi, 0, (size_t)Tv * sizeof(float)); continue; }
-    for (int j = 0; j < Tv; j++) {
+    for (int j = 0; j < Tv && dctx_bi; j++) {
       const float *v_bj = v_b + (size_t)j * D;
       /* ctx_i = sum_j w_ij v_j  =>  dw_ij = dctx_i . v_j;  dv_j += w_ij dctx_i */
       ds_bi[j] = dot_d(dctx_bi, v_bj, D);
@@ -194,7 +195,9 @@ static void backward_row(float *dq, float *dv, float *dscores, const float *dctx
 
 /* writes dq (B, Tq, D), dv (B, Tv, D) from dctx (B, Tq, D), the inputs and the forward's
  * weights (B, Tq, Tv) (and its qmask: masked rows have zero weights, so they add nothing
- * and their dq is 0); dscores (B, Tq, Tv) is scratch. */
+ * and their dq is 0); dscores (B, Tq, Tv) is scratch. dctx NULL: dscores holds the
+ * gradient of the weights on entry (the seed model's shared training multiplies the
+ * weights by projected values, not by v: models/seed_shared.lua). */
 void attention_backward(float *dq, float *dv, float *dscores, const float *dctx,
                         const float *q, const float *v, const float *weights,
                         const float *qmask, int B, int Tq, int Tv, int D) {
@@ -212,12 +215,12 @@ void attention_backward_ref(float *dq, float *dv, float *dscores, const float *d
   for (int b = 0; b < B; b++)
     for (int i = 0; i < Tq; i++) {
       const float *w_bi = weights + ((size_t)b * Tq + i) * Tv;
-      const float *dctx_bi = dctx + ((size_t)b * Tq + i) * D;
+      const float *dctx_bi = dctx ? dctx + ((size_t)b * Tq + i) * D : NULL;
       const float *q_bi = q + ((size_t)b * Tq + i) * D;
       float *ds_bi = dscores + ((size_t)b * Tq + i) * Tv;
       float *dq_bi = dq + ((size_t)b * Tq + i) * D;
       if (!QREAL(b, i)) { memset(ds_bi, 0, (size_t)Tv * sizeof(float)); continue; }
-      for (int j = 0; j < Tv; j++) {
+      for (int j = 0; j < Tv && dctx_bi; j++) {
         const float *v_bj = v + ((size_t)b * Tv + j) * D;
         float *dv_bj = dv + ((size_t)b * Tv + j) * D;
         /* ctx_i = sum_j w_ij v_j  =>  dw_ij = dctx_i . v_j;  dv_j += w_ij dctx_i */

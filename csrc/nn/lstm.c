@@ -11,8 +11,9 @@
  *   output, whose input projection is then computed once per row, not once per step)
  *   mask (B, T) of 1/0 floats, or NULL (all real)
  *   kernel (C, 4H)   rkernel (H, 4H)   bias (4H)   h0, c0 (B, H), or NULL (zeros)
- *   forward with kernel NULL: x is already the input projection x @ kernel, so C = 4H
- *   (decoding builds it from cached parts; no backward follows such a forward)
+ *   kernel NULL: x is already the input projection x @ kernel, so C = 4H (decoding and
+ *   the seed model's shared training build it from parts); backward's dx is then the
+ *   projection's gradient and dkernel is not read
  * The processing step s reads time t = s, or t = T-1-s with go_backwards (Keras reverses
  * inputs and mask). Caches are time-major and indexed by s:
  *   gates (T, B, 4H) post-activation i, f, g, o   cs, hs (T, B, H) the state after step s
@@ -522,7 +523,9 @@ static void cell_backward_vec(float *restrict dz_b, float *restrict dc_b,
  * like out. Reads forward's compact gates. Scratch: dz (T, B, 4H) (a compact (n, 4H)
  * block is used), dzx (B, T, 4H), or (B, 4H) with repeat. writes dx (B, T, C), or (B, C)
  * with repeat (summed over the steps), and dh0, dc0 (B, H) when not NULL; ADDS into
- * dkernel (C, 4H), drkernel (H, 4H), dbias (4H). Returns LC_ENOMEM when a buffer fails. */
+ * dkernel (C, 4H), drkernel (H, 4H), dbias (4H). kernel NULL (after a forward given the
+ * projection): dx is the projection's gradient, C = 4H, 0 at masked steps, and dkernel
+ * is not read. Returns LC_ENOMEM when a buffer fails. */
 int lstm_backward(float *dx, float *dkernel, float *drkernel, float *dbias, float *dh0,
                   float *dc0, float *dz, float *dzx, const float *dout, const float *x,
                   const float *mask, const float *kernel, const float *rkernel,
@@ -608,7 +611,21 @@ int lstm_backward(float *dx, float *dkernel, float *drkernel, float *dbias, floa
     }
     lc_sgemm(1, 0, H, (int)G, (int)n, 1.0f, hp, dz, 1.0f, drkernel);
   }
-  if (repeat) {
+  if (!kernel) {
+    /* x is the projection (C = 4H): its gradient is dz, summed over the steps with repeat
+     * (dx (B, 4H)), else at each real (step, row) and 0 at masked ones (dx (B, T, 4H)) */
+    memset(dx, 0, (size_t)B * (repeat ? 1 : T) * G * sizeof(float));
+    if (repeat) {
+      scatter_rows_acc(dx, dz, p.rows, n, G);
+    } else {
+      LC_OMP_FOR_IF(n * G)
+      for (int s = 0; s < T; s++) {
+        int t = STEP_T(s);
+        for (int k = p.off[s]; k < p.off[s + 1]; k++)
+          memcpy(dx + ((size_t)p.rows[k] * T + t) * G, dz + (size_t)k * G, G * sizeof(float));
+      }
+    }
+  } else if (repeat) {
     /* x_t = x for every t  =>  dzx (B, 4H) = sum over the steps of each row's dz */
     memset(dzx, 0, (size_t)B * G * sizeof(float));
     scatter_rows_acc(dzx, dz, p.rows, n, G);
@@ -684,10 +701,12 @@ int lstm_backward_ref(float *dx, float *dkernel, float *drkernel, float *dbias, 
       for (size_t j = 0; j < G; j++) {
         /* z_j = sum_c x_c kernel[c, j] + sum_k h_prev_k rkernel[k, j] + bias_j */
         dbias[j] += dz_b[j];
-        for (int c = 0; c < C; c++) {
-          dkernel[(size_t)c * G + j] += x_bt[c] * dz_b[j];
-          dx_bt[c] += kernel[(size_t)c * G + j] * dz_b[j];
-        }
+        if (!kernel) dx_bt[j] += dz_b[j];   /* x is the projection */
+        else
+          for (int c = 0; c < C; c++) {
+            dkernel[(size_t)c * G + j] += x_bt[c] * dz_b[j];
+            dx_bt[c] += kernel[(size_t)c * G + j] * dz_b[j];
+          }
         if (h_prev_b)
           for (int k = 0; k < H; k++) drkernel[(size_t)k * G + j] += h_prev_b[k] * dz_b[j];
       }

@@ -1,8 +1,9 @@
 -- Specs of the seed model's incremental decoding (models/seed_decode.lua) and the kernels
--- it adds: LSTM:forward_projected against forward, attention_weights against
--- attention_forward, shift_append growing and sliding, reverse_steps_add; then decode_start / step / select against
--- forward_caption on the pre-padded prefixes, at sizes whose decoder gates (4D = 40)
--- take both the kernels' 32-column blocks and their tail, with an LSTM and a GRU decoder.
+-- it adds: LSTM:forward_projected and backward_projected against forward and backward,
+-- attention_weights against attention_forward, shift_append growing and sliding,
+-- reverse_steps_add; then decode_start / step / select against forward_caption on the
+-- pre-padded prefixes, at sizes whose decoder gates (4D = 40) take both the kernels'
+-- 32-column blocks and their tail, with an LSTM and a GRU decoder.
 local luacap = require 'luacap'
 local Seed = require 'luacap.models.seed'
 local decode = require 'luacap.eval.decode'
@@ -22,7 +23,7 @@ local function mid(V, T, decoder)
 end
 
 describe('seed model, incremental decoding', function()
-  it('LSTM:forward_projected equals forward given x @ kernel, fast and reference', function()
+  it('forward_projected, backward_projected: forward and backward given x @ kernel, fast and ref', function()
     luacap.seed(61)
     local B, Tn, C, H = 3, 5, 4, 6
     local x = luacap.randn(B, Tn, C)
@@ -34,11 +35,32 @@ describe('seed model, incremental decoding', function()
         l.bias:copy(luacap.randn(4 * H))
         l.use_ref = ref
         local want = l:forward(x, mask):clone()
+        local dout = luacap.randn(want:shape())
+        l:zero_grad()
+        local dx_want = l:backward(x, dout):clone()
+        local drk, db = l.drecurrent_kernel:clone(), l.dbias:clone()
         local zx = luacap.zeros(B * Tn, 4 * H)
         core.sgemm(zx, x:reshape(B * Tn, C), l.kernel)
         close(want, l:forward_projected(zx:reshape(B, Tn, 4 * H), mask), 1e-5)
         assert.has_error(function() l:backward(x, want) end,
-          'LSTM lstm: no backward after forward_projected')
+          'LSTM lstm: after forward_projected the backward is backward_projected(dout)')
+        -- zx = x @ kernel  =>  dx = dzx @ kernel^T; the kernel's gradient is the caller's
+        l:zero_grad()
+        local dzx = l:backward_projected(dout)
+        assert.same({B, Tn, 4 * H}, dzx:shape())
+        local dx = luacap.zeros(B * Tn, C)
+        core.sgemm(dx, dzx:reshape(B * Tn, 4 * H), l.kernel, false, true)
+        close(dx_want, dx:reshape(B, Tn, C), 1e-5)
+        close(drk, l.drecurrent_kernel, 1e-5)
+        close(db, l.dbias, 1e-5)
+        assert.equal(0, l.dkernel:norm())
+        for b = 1, B do
+          for t = 1, Tn do
+            if mask:get(b, t) == 0 then
+              for j = 1, 4 * H do assert.equal(0, dzx:get(b, t, j)) end
+            end
+          end
+        end
       end
     end
     local l = nn.LSTM(C, H)

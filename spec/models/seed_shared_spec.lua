@@ -1,16 +1,17 @@
 -- Specs of the seed model's shared-work mode (--share-image-branch: Seed:forward_shared,
 -- Bidirectional:forward_prefixes, csrc/nn/shift.c) and of the attention query mask the
 -- model passes: with dropout off the shared mode gives the exact mode's logits, loss and
--- every gradient; the shift kernels against plain loops and their adjoint identity.
+-- every gradient (with the LSTM decoder's factored input projection, models/seed_shared.lua,
+-- and with a GRU decoder); the shift kernels against plain loops and their adjoint identity.
 -- (Decoding's use of them: spec/models/seed_decode_spec.lua.)
 local luacap = require 'luacap'
 local Seed = require 'luacap.models.seed'
 local close = require('helpers.util').close
 local core = luacap.core
 
-local function tiny(V, T, dropout)
+local function tiny(V, T, dropout, decoder)
   return Seed{vocab_size = V, max_len = T, feat_dim = 6, img_dense = 5, embed_dim = 4,
-    units = 3, dec_dense = 5, dropout = dropout or 0.5}
+    units = 3, dec_dense = 5, dropout = dropout or 0.5, decoder = decoder}
 end
 
 -- Pre-padded (B, T) ids from lists of real tokens.
@@ -72,11 +73,14 @@ describe('seed model, shared work', function()
       'shift_gather: shift[3] = 7 is not in 0..6')
   end)
 
-  for _, mode in ipairs{'evaluate', 'dropout 0'} do
-    it('gives the exact mode\'s logits, loss and gradients with dropout off (' .. mode .. ')', function()
+  -- an LSTM decoder takes the factored path (models/seed_shared.lua), a GRU the plain one
+  for _, case in ipairs{{'evaluate', 'lstm'}, {'dropout 0', 'lstm'}, {'dropout 0', 'gru'}} do
+    local mode, decoder = case[1], case[2]
+    it('gives the exact mode\'s logits, loss and gradients with dropout off (' .. mode .. ', '
+      .. decoder .. ' decoder)', function()
       luacap.seed(42)
       local V, T = 9, 6
-      local m = tiny(V, T, mode == 'dropout 0' and 0 or 0.5)
+      local m = tiny(V, T, mode == 'dropout 0' and 0 or 0.5, decoder)
       if mode == 'evaluate' then m:evaluate() else m:train(true) end
       m.img_dense.bias:fill(0.5)
       m.dec_dense.bias:fill(0.5)

@@ -120,6 +120,35 @@ describe('nn.Attention', function()
     assert(ok, report)
   end)
 
+  it('backward from the weights\' gradient (dctx nil): dq and the q part of dv, fast = ref', function()
+    -- ctx = w @ v  =>  dw = dctx @ v^T; given that dw, dq is the full backward's and dv is
+    -- the full one less w^T @ dctx
+    luacap.seed(35)
+    local B, Tq, Tv, D = 3, 5, 7, 6
+    local q, v = luacap.randn(B, Tq, D), luacap.randn(B, Tv, D)
+    local m = luacap.tensor{{0, 0, 0, 1, 1}, {1, 1, 1, 1, 1}, {1, 0, 1, 1, 0}}
+    for _, ref in ipairs{false, true} do
+      local a = nn.Attention()
+      a.use_ref = ref
+      a:forward({q, v}, m)
+      local w = a.weights:clone()
+      local dctx = luacap.randn(B, Tq, D)
+      local full = a:backward({q, v}, dctx)
+      local dq_want, dv_want = full[1]:clone(), full[2]:clone()
+      local dw, dv_ctx = luacap.zeros(B, Tq, Tv), luacap.zeros(B, Tv, D)
+      for b = 1, B do
+        local dw_b, vb, db = dw:narrow(b, 1):reshape(Tq, Tv), v:narrow(b, 1):reshape(Tv, D),
+          dctx:narrow(b, 1):reshape(Tq, D)
+        core.sgemm(dw_b, db, vb, false, true)
+        core.sgemm(dv_ctx:narrow(b, 1):reshape(Tv, D), w:narrow(b, 1):reshape(Tq, Tv), db, true)
+      end
+      local got = a:backward_weights({q, v}, dw)
+      close(dq_want, got[1], 1e-4)
+      dv_want:add(dv_ctx:scale(-1))
+      close(dv_want, got[2], 1e-4)
+    end
+  end)
+
   it('names the argument and the shapes in its errors', function()
     local attn = nn.Attention()
     assert.has_error(function() attn:forward({luacap.zeros(2, 3, 4), luacap.zeros(2, 5, 3)}) end,

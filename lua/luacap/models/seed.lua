@@ -7,6 +7,7 @@ local Module = require 'luacap.nn.Module'
 local luacap_core = require 'luacap.core'
 local tensor = require 'luacap.tensor'
 local seed_decode = require 'luacap.models.seed_decode'
+local seed_shared = require 'luacap.models.seed_shared'
 
 local Seed = Module:extend('SeedCaptioner')
 
@@ -105,7 +106,12 @@ function Seed:forward_decoder(fe4)
   -- the decoder never reads a padded step: attention skips those query rows (context 0)
   self.ctx = self.attn:forward({self.se3, fe4}, self.mask)
   self.dec_in = self.concat:forward({self.ctx, self.se3})
-  self.h = self.dec_lstm:forward(self.dec_in, self.mask)
+  return self:forward_output(self.dec_lstm:forward(self.dec_in, self.mask))
+end
+
+-- The decoder's output h (B, D) -> logits (B, V): Dropout, Dense(relu), the output Dense.
+function Seed:forward_output(h)
+  self.h = h
   self.h2 = self.dec_drop:forward(self.h)
   self.d1 = self.dec_dense:forward(self.h2)
   self.logits = self.out:forward(self.d1)
@@ -163,6 +169,13 @@ function Seed:forward_shared(feats_u, img, ids)
   self.se2 = self.cap_drop:forward(self.se1)
   self.se3 = self.cap_lstm:forward_prefixes(self.se2, self.embed.mask, rep, shift)
   self.mask = self.cap_lstm.pair_mask
+  -- an LSTM decoder reads the context through each image's projected rows once per image
+  -- (models/seed_shared.lua); a GRU decoder runs as in the exact mode
+  self.factored = self.cfg.decoder == 'lstm'
+  if self.factored then
+    return self:forward_output(seed_shared.forward(self, self.se3, fe4u, self.fe4_pairs, img,
+      self.mask))
+  end
   return self:forward_decoder(self.fe4_pairs)
 end
 
@@ -174,22 +187,28 @@ function Seed:backward(dlogits)
   local dh2 = self.dec_dense:backward(self.h2, dd1)
   self:grads_final(self.dec_dense)
   local dh = self.dec_drop:backward(self.h, dh2)
-  local ddec_in = self.dec_lstm:backward(self.dec_in, dh)
-  self:grads_final(self.dec_lstm)
-  local dcat = self.concat:backward({self.ctx, self.se3}, ddec_in)
-  local dattn = self.attn:backward({self.se3, self.fe4_in}, dcat[1])
-  -- se3 feeds both the attention query and the concatenation: gradients add (into the
-  -- attention's dq buffer, which its next backward overwrites)
-  local dse3 = dattn[1]:add(dcat[2])
+  local dse3, dfe4, dfe4u
+  if self.shared and self.factored then
+    dse3, dfe4, dfe4u = seed_shared.backward(self, dh)
+    self:grads_final(self.dec_lstm)
+  else
+    local ddec_in = self.dec_lstm:backward(self.dec_in, dh)
+    self:grads_final(self.dec_lstm)
+    local dcat = self.concat:backward({self.ctx, self.se3}, ddec_in)
+    local dattn = self.attn:backward({self.se3, self.fe4_in}, dcat[1])
+    -- se3 feeds both the attention query and the concatenation: gradients add (into the
+    -- attention's dq buffer, which its next backward overwrites)
+    dse3, dfe4 = dattn[1]:add(dcat[2]), dattn[2]
+  end
   local dse2 = self.shared and self.cap_lstm:backward_prefixes(dse3)
     or self.cap_lstm:backward(self.se2, dse3)
   self:grads_final(self.cap_lstm)
   local dse1 = self.cap_drop:backward(self.se1, dse2)
   self.embed:backward(self.shared and self.ids_r or self.ids, dse1)
   self:grads_final(self.embed)
-  local dfe4 = dattn[2]
   if self.shared then   -- fe4 = fe4u[img]  =>  dfe4u = scatter-add of the pairs' gradients
-    self.dfe4u = tensor.ensure(self.dfe4u, self.fe2:size(1), dfe4:size(2), dfe4:size(3)):zero()
+    self.dfe4u = tensor.ensure(self.dfe4u, self.fe2:size(1), dfe4:size(2), dfe4:size(3))
+    if dfe4u then self.dfe4u:copy(dfe4u) else self.dfe4u:zero() end   -- (the decoder's part)
     luacap_core.scatter_add(self.dfe4u, dfe4, self.img)
     dfe4 = self.dfe4u
   end

@@ -38,6 +38,24 @@ function Attention:forward(qv, qmask)
   return self.out
 end
 
+-- The weights alone, {q, v} -> weights (B, Tq, Tv) as forward's (self.weights), for a
+-- caller that multiplies them by something else than v; backward_weights follows.
+function Attention:forward_weights(qv, qmask)
+  local q, v = inputs(self, qv)
+  if q:dim() ~= 3 or v:dim() ~= 3 then
+    error(string.format('%s %s: q and v must be (B, Tq, D) and (B, Tv, D)', self.__name, self.name), 2)
+  end
+  self.weights = T.ensure(self.weights, q:size(1), q:size(2), v:size(2))
+  self.qmask = qmask
+  if self.use_ref then
+    self.out = T.ensure(self.out, q:size(1), q:size(2), q:size(3))
+    core.attention_forward_ref(self.out, self.weights, q, v, qmask)
+  else
+    core.attention_weights(self.weights, q, v, qmask)
+  end
+  return self.weights
+end
+
 -- dcontext (B, Tq, D) -> {dq (B, Tq, D), dv (B, Tv, D)}, from the last forward's weights.
 function Attention:backward(qv, dctx)
   local q, v = inputs(self, qv)
@@ -46,6 +64,18 @@ function Attention:backward(qv, dctx)
   self.dscores = T.ensure(self.dscores, q:size(1), q:size(2), v:size(2))
   local fn = self.use_ref and core.attention_backward_ref or core.attention_backward
   fn(self.dq, self.dv, self.dscores, dctx, q, v, self.weights, self.qmask)
+  return {self.dq, self.dv}
+end
+
+-- The same from dweights (B, Tq, Tv), the gradient of the weights of the last forward,
+-- for a caller that multiplied them by something of its own instead of reading the
+-- context: {dq, dv}, dv without the context's w^T @ dctx term. dweights is overwritten.
+function Attention:backward_weights(qv, dweights)
+  local q, v = inputs(self, qv)
+  self.dq = T.ensure(self.dq, q:size(1), q:size(2), q:size(3))
+  self.dv = T.ensure(self.dv, v:size(1), v:size(2), v:size(3))
+  local fn = self.use_ref and core.attention_backward_ref or core.attention_backward
+  fn(self.dq, self.dv, dweights, nil, q, v, self.weights, self.qmask)
   return {self.dq, self.dv}
 end
 

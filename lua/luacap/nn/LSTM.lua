@@ -79,7 +79,7 @@ local function forward_args(self, x, mask, steps, initial_state, projected)
     self.zx = ensure(self.zx, B, Tn, 4 * H)
   end
   self.ran_ref = self.use_ref
-  self.projected = projected
+  self.projected = projected and x or nil
   return {self.out, self.gates, self.cs, self.hs, steps and self.zx1 or self.zx, x, mask,
     not projected and self.kernel or nil, self.recurrent_kernel, self.bias, self.h0, self.c0,
     self.go_backwards,
@@ -125,8 +125,8 @@ function LSTM:reserve(B, Tn)
 end
 
 -- The same as forward(x, mask, initial_state) given zx = x @ kernel (B, T, 4H) instead of
--- x (the bias is still added here): decoding assembles zx from parts it keeps between
--- steps. No backward may follow (the layer holds no x).
+-- x (the bias is still added here): decoding and the seed model's shared training
+-- assemble zx from parts. backward_projected(dout) may follow.
 function LSTM:forward_projected(zx, mask, initial_state)
   return run_forward(self, forward_args(self, zx, mask, nil, initial_state, true))
 end
@@ -145,9 +145,11 @@ end
 -- The 22 arguments of core.lstm_backward after the last forward, and the dx they fill.
 local BNARGS = 22
 local function backward_args(self, x, dout)
-  assert(not self.projected, 'LSTM ' .. self.name .. ': no backward after forward_projected')
   local steps = self.steps
-  if steps then
+  if self.projected then
+    assert(rawequal(x, self.projected), 'LSTM ' .. self.name
+      .. ': after forward_projected the backward is backward_projected(dout)')
+  elseif steps then
     assert(T.is_tensor(x) and x:dim() == 2 and x:size(2) == self.C, 'LSTM ' .. self.name
       .. ': backward after forward_repeated expects x (B, ' .. self.C .. ')')
   else
@@ -156,12 +158,13 @@ local function backward_args(self, x, dout)
   local B, Tn, H = x:size(1), steps or x:size(2), self.H
   assert(self.gates and self.gates:size(1) == Tn and self.gates:size(2) == B,
     'LSTM ' .. self.name .. ': backward before forward on this x')
+  local C = self.projected and 4 * H or self.C
   assert(self.ran_ref == self.use_ref,
     'LSTM ' .. self.name .. ': use_ref changed between forward and backward')
   if steps then
-    self.dx1 = T.ensure(self.dx1, B, self.C)
+    self.dx1 = T.ensure(self.dx1, B, C)
   else
-    self.dx = T.ensure(self.dx, B, Tn, self.C)
+    self.dx = T.ensure(self.dx, B, Tn, C)
   end
   self.dz = T.ensure(self.dz, Tn, B, 4 * H)
   local dh0, dc0
@@ -171,8 +174,9 @@ local function backward_args(self, x, dout)
     dh0, dc0 = self.dstate.h, self.dstate.c
   end
   local dx = steps and self.dx1 or self.dx
-  return {dx, self.dkernel, self.drecurrent_kernel, self.dbias, dh0, dc0, self.dz,
-    steps and self.zx1 or self.zx, dout, x, self.mask, self.kernel, self.recurrent_kernel,
+  local kernel = not self.projected and self.kernel or nil
+  return {dx, kernel and self.dkernel, self.drecurrent_kernel, self.dbias, dh0, dc0, self.dz,
+    steps and self.zx1 or self.zx, dout, x, self.mask, kernel, self.recurrent_kernel,
     self.gates, self.cs, self.hs, self.h0, self.c0, self.go_backwards, self.return_sequences,
     self.zero_output_for_mask, steps}, dx
 end
@@ -187,6 +191,13 @@ function LSTM:backward(x, dout)
   local fn = self.use_ref and core.lstm_backward_ref or core.lstm_backward
   fn(unpack(args, 1, BNARGS))
   return dx
+end
+
+-- After forward_projected(zx, ...): dout -> dzx (B, T, 4H), the gradient of zx (0 at
+-- masked steps); adds into drecurrent_kernel and dbias (the kernel is the caller's).
+function LSTM:backward_projected(dout)
+  assert(self.projected, 'LSTM ' .. self.name .. ': backward_projected before forward_projected')
+  return self:backward(self.projected, dout)
 end
 
 -- Two LSTMs' backwards at once (core.lstm_backward_pair), each after its own forward:
