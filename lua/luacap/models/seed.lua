@@ -187,9 +187,9 @@ function Seed:backward(dlogits)
   local dh2 = self.dec_dense:backward(self.h2, dd1)
   self:grads_final(self.dec_dense)
   local dh = self.dec_drop:backward(self.h, dh2)
-  local dse3, dfe4, dfe4u
+  local dse3, dfe4, dfe4u, dcap
   if self.shared and self.factored then
-    dse3, dfe4, dfe4u = seed_shared.backward(self, dh)
+    dse3, dfe4, dfe4u, dcap = seed_shared.backward(self, dh)
     self:grads_final(self.dec_lstm)
   else
     local ddec_in = self.dec_lstm:backward(self.dec_in, dh)
@@ -200,7 +200,7 @@ function Seed:backward(dlogits)
     -- attention's dq buffer, which its next backward overwrites)
     dse3, dfe4 = dattn[1]:add(dcat[2]), dattn[2]
   end
-  local dse2 = self.shared and self.cap_lstm:backward_prefixes(dse3)
+  local dse2 = self.shared and self.cap_lstm:backward_prefixes(dse3, dcap)
     or self.cap_lstm:backward(self.se2, dse3)
   self:grads_final(self.cap_lstm)
   local dse1 = self.cap_drop:backward(self.se1, dse2)

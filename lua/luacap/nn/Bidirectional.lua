@@ -81,7 +81,10 @@ function Bidirectional:forward_prefixes(x_r, mask_r, rep, shift)
   return merge(self, self.yfp, yb, B, Tn)
 end
 
-function Bidirectional:backward_prefixes(dout)
+-- extra (or nil): {dyf_r = (R, T, H), dyb = (B, T, H)}, gradients of the
+-- representatives' forward outputs and of the pairs' backward outputs (in the backward
+-- LSTM's processing order) from a consumer that read them itself, added to dout's.
+function Bidirectional:backward_prefixes(dout, extra)
   local pr = assert(self.prefix, 'Bidirectional ' .. self.name .. ': backward_prefixes before forward_prefixes')
   local B, Tn, H = #pr.rep, pr.x_r:size(2), self.H
   local R = pr.x_r:size(1)
@@ -91,6 +94,10 @@ function Bidirectional:backward_prefixes(dout)
   -- yf = shift(yf_r)  =>  dyf_r = shift^T(dyf);  xp = shift(x_r)  =>  dx_r += shift^T(dxp)
   self.dyf_r = T.ensure(self.dyf_r, R, Tn, H):zero()
   core.shift_scatter_add(self.dyf_r, self.dyf, pr.rep, pr.shift)
+  if extra then
+    self.dyf_r:add(extra.dyf_r)
+    self.dyb:add(extra.dyb)
+  end
   self.dxr = T.ensure(self.dxr, R, Tn, self.C)
   local dxf, dxb = LSTM.backward_pair(self.forward_lstm, pr.x_r, self.dyf_r, self.backward_lstm,
     self.xp, self.dyb)
