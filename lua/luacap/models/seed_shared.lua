@@ -38,24 +38,20 @@ local function split(K, U)
   return K:narrow(1, 2 * U), K:narrow(2 * U + 1, U), K:narrow(3 * U + 1, U)
 end
 
--- The compact rows of a batch: the caption BiLSTM's shared prefixes (Bidirectional's
--- prefix = {rep, shift}) with rep_mask (R, T), the pairs' mask (B, T), img (B). Returns
+-- The compact rows of a batch, from the caption BiLSTM's shared prefixes (Bidirectional's
+-- prefix: rep, shift, and its representatives' real rows frows and their positions fpos),
+-- the pairs' mask (B, T) and img (B). Returns
 -- rows  the pairs' real (b, t) as 1-based rows of the (B T) flattening, grouped by image
 --       (image u's from off[u] + 1, n[u] of them)
 -- brows the same rows of the backward LSTM's output, which is in processing order
--- frows the representatives' real rows of the (R T) flattening
--- fidx  for each of rows, its position in frows
-local function compact_rows(prefix, rep_mask, mask, img, nimg)
-  local B, Tn, R = mask:size(1), mask:size(2), rep_mask:size(1)
-  local rm, frows, fpos = rep_mask:flat(), {}, {}
-  for r = 1, R * Tn do
-    if rm[r] ~= 0 then frows[#frows + 1] = r; fpos[r] = #frows end
-  end
+-- fidx  for each of rows, the position in frows of its representative's row
+local function compact_rows(prefix, mask, img, nimg)
+  local B, Tn = mask:size(1), mask:size(2)
   local m, by = mask:flat(), {}
   for u = 1, nimg do by[u] = {} end
   for b = 1, B do local l = by[img[b]]; l[#l + 1] = b end
-  local c = {rows = {}, brows = {}, fidx = {}, frows = frows, off = {}, n = {}}
-  local rep, shift = prefix.rep, prefix.shift
+  local c = {rows = {}, brows = {}, fidx = {}, off = {}, n = {}}
+  local rep, shift, fpos = prefix.rep, prefix.shift, prefix.fpos
   for u = 1, nimg do
     c.off[u] = #c.rows
     for _, b in ipairs(by[u]) do
@@ -84,7 +80,9 @@ function M.forward(model, se3, fe4u, fe4_pairs, img, mask)
   local K = model.dec_lstm.kernel
   local G = K:size(2)
   local Wc, Wf, Wb = split(K, U)
-  local c = compact_rows(model.cap_lstm.prefix, fl.mask, mask, img, nimg)
+  local prefix = model.cap_lstm.prefix
+  local c = compact_rows(prefix, mask, img, nimg)
+  c.frows = prefix.frows
   local N, Nr = #c.rows, #c.frows
   s.c, s.se3, s.fe4u, s.fe4_pairs, s.nimg = c, se3, fe4u, fe4_pairs, nimg
   local A = model.attn:forward_weights({se3, fe4_pairs}, mask)          -- (B, T, T)

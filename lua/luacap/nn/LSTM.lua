@@ -133,12 +133,13 @@ end
 
 -- Two LSTMs' forwards at once, e.g. a BiLSTM's directions (core.lstm_forward_pair: on two
 -- threads, one each): the same as la:forward(xa, ma) and lb:forward(xb, mb), or
--- forward_repeated(x, steps, mask) for both when steps is given. Returns both outputs.
-function LSTM.forward_pair(la, xa, ma, lb, xb, mb, steps)
-  if la.use_ref or lb.use_ref then
-    return run_forward(la, forward_args(la, xa, ma, steps)), run_forward(lb, forward_args(lb, xb, mb, steps))
-  end
-  core.lstm_forward_pair(two_calls(forward_args(la, xa, ma, steps), forward_args(lb, xb, mb, steps), NARGS))
+-- forward_repeated(x, steps, mask) for both when steps is given, or with b_projected
+-- lb:forward_projected(xb, mb) for the second. Returns both outputs.
+function LSTM.forward_pair(la, xa, ma, lb, xb, mb, steps, b_projected)
+  assert(not (steps and b_projected), 'LSTM.forward_pair: steps and b_projected exclude each other')
+  local a, b = forward_args(la, xa, ma, steps), forward_args(lb, xb, mb, steps, nil, b_projected)
+  if la.use_ref or lb.use_ref then return run_forward(la, a), run_forward(lb, b) end
+  core.lstm_forward_pair(two_calls(a, b, NARGS))
   return la.out, lb.out
 end
 
