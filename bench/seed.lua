@@ -8,6 +8,7 @@
 local luacap = require 'luacap'
 local util = require 'luacap.util'
 local Seed = require 'luacap.models.seed'
+local seed_shared = require 'luacap.models.seed_shared'
 local decode = require 'luacap.eval.decode'
 
 local M = {}
@@ -240,11 +241,24 @@ function M.profile(m, B, reps, shared)
   local function timed(key, fn)
     return function(...)
       local t0 = util.now()
-      local a, b2 = fn(...)
+      local a, b2, c3, d4 = fn(...)
       acc[key] = (acc[key] or 0) + util.now() - t0
-      return a, b2
+      return a, b2, c3, d4
     end
   end
+  -- the shared mode's factored decoder input (models/seed_shared.lua): its own row, less
+  -- the decoder LSTM's time inside it (which the dec_lstm row counts)
+  local function timed_outer(key, inner, fn)
+    return function(...)
+      local t0, i0 = util.now(), acc[inner] or 0
+      local a, b2, c3, d4 = fn(...)
+      acc[key] = (acc[key] or 0) + util.now() - t0 - ((acc[inner] or 0) - i0)
+      return a, b2, c3, d4
+    end
+  end
+  local plain_shared = {forward = seed_shared.forward, backward = seed_shared.backward}
+  seed_shared.forward = timed_outer('dec_proj', 'dec_lstm', plain_shared.forward)
+  seed_shared.backward = timed_outer('dec_proj', 'dec_lstm', plain_shared.backward)
   for _, n in ipairs(names) do
     local mod = m[n]
     mod.forward = timed(n, mod.forward)
@@ -252,6 +266,9 @@ function M.profile(m, B, reps, shared)
     if mod.forward_prefixes then
       mod.forward_prefixes = timed(n, mod.forward_prefixes)
       mod.backward_prefixes = timed(n, mod.backward_prefixes)
+    end
+    if mod.forward_projected and n == 'dec_lstm' then
+      mod.forward_projected = timed(n, mod.forward_projected)
     end
     mod.backward = timed(n, mod.backward)
   end
@@ -281,8 +298,9 @@ function M.profile(m, B, reps, shared)
   for _, n in ipairs(names) do
     local mod = m[n]
     mod.forward, mod.forward_repeated, mod.backward = nil, nil, nil
-    mod.forward_prefixes, mod.backward_prefixes = nil, nil
+    mod.forward_prefixes, mod.backward_prefixes, mod.forward_projected = nil, nil, nil
   end
+  seed_shared.forward, seed_shared.backward = plain_shared.forward, plain_shared.backward
   real = real / reps
   local flops = {   -- forward flops per step
     img_dense = 2 * B * F * c.img_dense,
@@ -293,9 +311,13 @@ function M.profile(m, B, reps, shared)
     dec_dense = 2 * B * D * c.dec_dense,
     out = 2 * B * c.dec_dense * V,
   }
+  if acc.dec_proj then   -- the factored decoder: dec_lstm is its recurrence alone
+    flops.dec_lstm, flops.dec_proj = 2 * real * D * 4 * D, 2 * real * 4 * U * 4 * D
+  end
   local rows, sum = {}, 0
   local keys = {}
   for _, n in ipairs(names) do keys[#keys + 1] = n end
+  if acc.dec_proj then keys[#keys + 1] = 'dec_proj' end
   keys[#keys + 1], keys[#keys + 2] = 'xent', 'adam'
   for _, n in ipairs(keys) do
     local s = (acc[n] or 0) / reps
