@@ -45,6 +45,12 @@ size_t lc_shape_numel(int ndim, const int64_t *shape);
 void lc_zero(float *x, size_t n);
 /* y (n) += a * x (n); on all threads when n is large. */
 void lc_axpy(float *y, float a, const float *x, size_t n);
+/* dst[i] = src[rows[i]] for i < n, rows of `row` floats, rows 0-based and in range. */
+void lc_gather_rows(float *dst, const float *src, const int *rows, size_t n, size_t row);
+/* dst[rows[i]] = src[i], or += with add; a repeated row: the later i wins, or the sums
+ * add in order of i. Both on all threads when large. */
+void lc_scatter_rows(float *dst, const float *src, const int *rows, size_t n, size_t row,
+                     int add);
 /* out (outer, inner) = 1-based index of the first maximum of x (outer, len, inner) along
  * len; NaN never wins, a NaN first element does (as a loop of '>' tests gives). */
 void lc_argmax(float *out, const float *x, size_t outer, size_t len, size_t inner);

@@ -57,6 +57,43 @@ void lc_axpy(float *y, float a, const float *x, size_t n) {
   }
 }
 
+/* Rows by index (rows 0-based, in range: the binding checks them). Copies of whole rows
+ * on the threads from ZERO_PAR_MIN floats; a scatter splits the columns instead, so that
+ * a repeated row is written by one thread in order (the later wins, or the sums add in
+ * order: the same bits at any thread count). Shared training moves its compact blocks of
+ * real rows this way (models/seed_shared.lua). */
+void lc_gather_rows(float *dst, const float *src, const int *rows, size_t n, size_t row) {
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (n * row >= ZERO_PAR_MIN)
+#endif
+  for (long long i = 0; i < (long long)n; i++)
+    memcpy(dst + (size_t)i * row, src + (size_t)rows[i] * row, row * sizeof(float));
+}
+
+/* Column blocks of a scatter: 64 floats, four cache lines. */
+#define COL_BLOCK 64
+
+static inline void add_span(float *restrict d, const float *restrict s, size_t n) {
+  for (size_t j = 0; j < n; j++) d[j] += s[j];
+}
+
+void lc_scatter_rows(float *dst, const float *src, const int *rows, size_t n, size_t row,
+                     int add) {
+  long long nb = (long long)((row + COL_BLOCK - 1) / COL_BLOCK);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (n * row >= ZERO_PAR_MIN)
+#endif
+  for (long long jb = 0; jb < nb; jb++) {
+    size_t j0 = (size_t)jb * COL_BLOCK, j1 = j0 + COL_BLOCK < row ? j0 + COL_BLOCK : row;
+    for (size_t i = 0; i < n; i++) {
+      float *d = dst + (size_t)rows[i] * row;
+      const float *s_i = src + i * row;
+      if (add) add_span(d + j0, s_i + j0, j1 - j0);   /* src and dst never overlap */
+      else memcpy(d + j0, s_i + j0, (j1 - j0) * sizeof(float));
+    }
+  }
+}
+
 /* The best value stays in a register and the branch is rarely taken: the former loop's
  * reload of x[best] made greedy decoding's argmax over (64, 8485) logits cost 2 ms. */
 void lc_argmax(float *out, const float *x, size_t outer, size_t len, size_t inner) {

@@ -200,6 +200,41 @@ describe('tensor', function()
       'scatter: src has shape (2, 3), expected (2, 2)')
   end)
 
+  it('gathers, scatters and scatter-adds large blocks on the threads as plain loops do', function()
+    -- 400 rows of 1000 floats: past the size from which the copies run on the threads;
+    -- rows repeat, so the scatter's later row must win and the sums add in order
+    luacap.seed(19)
+    local n, W, N = 400, 1000, 150
+    local f32 = require('ffi').new('float[1]')
+    local src, rows = luacap.randn(n, W), {}
+    for i = 1, n do rows[i] = (i * 37) % N + 1 end
+    local threads = luacap.get_threads()
+    for _, th in ipairs{1, 2} do
+      luacap.set_threads(th)
+      local g = luacap.zeros(n, W)
+      local big = luacap.randn(N, W)
+      luacap.core.gather(g, big, rows)
+      local sc, sa = big:clone(), big:clone()
+      luacap.core.scatter(sc, src, rows)
+      luacap.core.scatter_add(sa, src, rows)
+      local bf, sf, gf, scf, saf = big:flat(), src:flat(), g:flat(), sc:flat(), sa:flat()
+      local want_sc, want_sa = {}, {}
+      for k = 1, #bf do want_sc[k], want_sa[k] = bf[k], bf[k] end
+      for i = 1, n do
+        local r = rows[i]
+        for j = 1, W do
+          assert(gf[(i - 1) * W + j] == bf[(r - 1) * W + j], 'gather row ' .. i)
+          want_sc[(r - 1) * W + j] = sf[(i - 1) * W + j]
+          f32[0] = want_sa[(r - 1) * W + j] + sf[(i - 1) * W + j]   -- float sums, in order
+          want_sa[(r - 1) * W + j] = f32[0]
+        end
+      end
+      assert.same(want_sc, scf)
+      assert.same(want_sa, saf)
+    end
+    luacap.set_threads(threads)
+  end)
+
   it('multiplies matrices through OpenBLAS sgemm', function()
     -- [1 2; 3 4] @ [5 6; 7 8] = [19 22; 43 50]
     local a, b = luacap.tensor{{1, 2}, {3, 4}}, luacap.tensor{{5, 6}, {7, 8}}

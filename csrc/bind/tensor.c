@@ -228,18 +228,22 @@ static int l_packed_gemm_batch(lua_State *L) {
   return 0;
 }
 
-/* Checks rows (a Lua array at idx) against n rows and returns its length. */
-static int check_rows(lua_State *L, int idx, const char *fn, int64_t nrows) {
+/* Reads rows (a Lua array at idx of 1-based numbers, each in 1..nrows) into 0-based ints
+ * in a userdata pushed on the stack (the GC frees it, also when an error is raised);
+ * *n is the array's length. */
+static const int *read_rows(lua_State *L, int idx, const char *fn, int64_t nrows, int *n) {
   luaL_checktype(L, idx, LUA_TTABLE);
-  int n = (int)lua_objlen(L, idx);
-  for (int i = 1; i <= n; i++) {
+  *n = (int)lua_objlen(L, idx);
+  int *rows = lua_newuserdata(L, (size_t)*n * sizeof(int) + 1);
+  for (int i = 1; i <= *n; i++) {
     lua_rawgeti(L, idx, i);
     lua_Number r = lua_tonumber(L, -1);
     lua_pop(L, 1);
     if (r != floor(r) || r < 1 || r > (lua_Number)nrows)
       luaL_error(L, "%s: row %g at position %d out of range 1..%d", fn, r, i, (int)nrows);
+    rows[i - 1] = (int)r - 1;
   }
-  return n;
+  return rows;
 }
 
 /* Raises unless many has shape (n, rest of one's shape). */
@@ -251,58 +255,38 @@ static void expect_rows_shape(lua_State *L, const char *fn, const char *name, co
   lcb_expect_shape(L, fn, name, many, one->ndim, want, NULL);
 }
 
+/* Floats per row along dim 1 of t. */
+static size_t row_size(const lc_tensor *t) {
+  return t->shape[0] ? lc_numel(t) / (size_t)t->shape[0] : 0;
+}
+
 /* gather(dst, src, rows): dst[i] = src[rows[i]] for 1-based row numbers along dim 1.
  * src (N, ...), dst (#rows, ...): a batch assembled from a dataset matrix. */
 static int l_gather(lua_State *L) {
   lc_tensor *dst = lcb_check(L, 1), *src = lcb_check(L, 2);
   if (src->ndim < 1) return luaL_error(L, "gather: src has no dims");
-  int n = check_rows(L, 3, "gather", src->shape[0]);
+  int n;
+  const int *rows = read_rows(L, 3, "gather", src->shape[0], &n);
   expect_rows_shape(L, "gather", "dst", dst, src, n);
-  size_t row = src->shape[0] ? lc_numel(src) / (size_t)src->shape[0] : 0;
-  for (int i = 1; i <= n; i++) {
-    lua_rawgeti(L, 3, i);
-    size_t r = (size_t)lua_tonumber(L, -1) - 1;
-    lua_pop(L, 1);
-    memcpy(dst->data + (size_t)(i - 1) * row, src->data + r * row, row * sizeof(float));
-  }
+  lc_gather_rows(dst->data, src->data, rows, (size_t)n, row_size(src));
   return 0;
 }
 
-/* scatter(dst, src, rows): dst[rows[i]] = src[i] (a later i wins where rows repeat);
- * dst (N, ...), src (#rows, ...). The inverse of gather on distinct rows. */
-static int l_scatter(lua_State *L) {
-  lc_tensor *dst = lcb_check(L, 1), *src = lcb_check(L, 2);
-  if (dst->ndim < 1) return luaL_error(L, "scatter: dst has no dims");
-  int n = check_rows(L, 3, "scatter", dst->shape[0]);
-  expect_rows_shape(L, "scatter", "src", src, dst, n);
-  size_t row = dst->shape[0] ? lc_numel(dst) / (size_t)dst->shape[0] : 0;
-  for (int i = 1; i <= n; i++) {
-    lua_rawgeti(L, 3, i);
-    size_t r = (size_t)lua_tonumber(L, -1) - 1;
-    lua_pop(L, 1);
-    memcpy(dst->data + r * row, src->data + (size_t)(i - 1) * row, row * sizeof(float));
-  }
-  return 0;
-}
-
-/* scatter_add(dst, src, rows): dst[rows[i]] += src[i]; the gradient of gather.
+/* scatter(dst, src, rows) and scatter_add: dst[rows[i]] = src[i] (a later i wins where
+ * rows repeat: the inverse of gather on distinct rows), or += (the gradient of gather).
  * dst (N, ...), src (#rows, ...). */
-static int l_scatter_add(lua_State *L) {
+static int scatter_impl(lua_State *L, const char *fn, int add) {
   lc_tensor *dst = lcb_check(L, 1), *src = lcb_check(L, 2);
-  if (dst->ndim < 1) return luaL_error(L, "scatter_add: dst has no dims");
-  int n = check_rows(L, 3, "scatter_add", dst->shape[0]);
-  expect_rows_shape(L, "scatter_add", "src", src, dst, n);
-  size_t row = dst->shape[0] ? lc_numel(dst) / (size_t)dst->shape[0] : 0;
-  for (int i = 1; i <= n; i++) {
-    lua_rawgeti(L, 3, i);
-    size_t r = (size_t)lua_tonumber(L, -1) - 1;
-    lua_pop(L, 1);
-    float *d = dst->data + r * row;
-    const float *s = src->data + (size_t)(i - 1) * row;
-    for (size_t k = 0; k < row; k++) d[k] += s[k];
-  }
+  if (dst->ndim < 1) return luaL_error(L, "%s: dst has no dims", fn);
+  int n;
+  const int *rows = read_rows(L, 3, fn, dst->shape[0], &n);
+  expect_rows_shape(L, fn, "src", src, dst, n);
+  lc_scatter_rows(dst->data, src->data, rows, (size_t)n, row_size(dst), add);
   return 0;
 }
+
+static int l_scatter(lua_State *L) { return scatter_impl(L, "scatter", 0); }
+static int l_scatter_add(lua_State *L) { return scatter_impl(L, "scatter_add", 1); }
 
 /* ------------------------------------------------------------ methods */
 

@@ -257,20 +257,6 @@ static void column_sums_acc(float *acc, const float *a, size_t n, size_t G) {
   }
 }
 
-/* dst[rows[k]] (G) += src[k] (G) for k < n; threads split the columns. */
-static void scatter_rows_acc(float *dst, const float *src, const int *rows, size_t n, size_t G) {
-  int nb = (int)((G + 63) / 64);
-  LC_OMP_FOR_IF(n * G)
-  for (int jb = 0; jb < nb; jb++) {
-    size_t j0 = (size_t)jb * 64, j1 = j0 + 64 < G ? j0 + 64 : G;
-    for (size_t k = 0; k < n; k++) {
-      float *d = dst + (size_t)rows[k] * G;
-      const float *s_k = src + k * G;
-      for (size_t j = j0; j < j1; j++) d[j] += s_k[j];
-    }
-  }
-}
-
 /* ------------------------------------------------------------------ forward */
 
 /* Fast forward: work only on the plan's real (step, row) pairs.
@@ -616,7 +602,7 @@ int lstm_backward(float *dx, float *dkernel, float *drkernel, float *dbias, floa
      * (dx (B, 4H)), else at each real (step, row) and 0 at masked ones (dx (B, T, 4H)) */
     memset(dx, 0, (size_t)B * (repeat ? 1 : T) * G * sizeof(float));
     if (repeat) {
-      scatter_rows_acc(dx, dz, p.rows, n, G);
+      lc_scatter_rows(dx, dz, p.rows, n, G, 1);
     } else {
       LC_OMP_FOR_IF(n * G)
       for (int s = 0; s < T; s++) {
@@ -628,7 +614,7 @@ int lstm_backward(float *dx, float *dkernel, float *drkernel, float *dbias, floa
   } else if (repeat) {
     /* x_t = x for every t  =>  dzx (B, 4H) = sum over the steps of each row's dz */
     memset(dzx, 0, (size_t)B * G * sizeof(float));
-    scatter_rows_acc(dzx, dz, p.rows, n, G);
+    lc_scatter_rows(dzx, dz, p.rows, n, G, 1);
     /* zx = x @ kernel  =>  dx (B, C) = dzx (B, 4H) @ kernel^T (4H, C) */
     lc_sgemm(0, 1, B, C, (int)G, 1.0f, dzx, kernel, 0.0f, dx);
     /* dkernel (C, 4H) += x^T (C, B) @ dzx (B, 4H) */
