@@ -244,6 +244,11 @@ static void gather_steps(float *xr, const float *x, const lstm_plan *p, int B, i
   }
 }
 
+/* d (G) += s (G); the two never overlap. */
+static inline void add_row(float *restrict d, const float *restrict s, size_t G) {
+  for (size_t j = 0; j < G; j++) d[j] += s[j];
+}
+
 /* acc (G) += column sums of a (n, G); threads split the columns (no two write one). */
 static void column_sums_acc(float *acc, const float *a, size_t n, size_t G) {
   int nb = (int)((G + 63) / 64);
@@ -542,6 +547,10 @@ int lstm_backward(float *dx, float *dkernel, float *drkernel, float *dbias, floa
   float *dh = work, *dc = work + BH, *dcarry = work + 2 * BH, *dhc = work + 3 * BH;
   const float *zeros = work + 4 * BH;
   if (!return_sequences) memcpy(dcarry, dout, BH * sizeof(float));
+  /* with repeat, each row's dz summed over the steps (B, 4H), added while the step's dz is
+   * hot: the gradient of the one projection (dzx, or dx itself without a kernel) */
+  float *rsum = repeat ? (kernel ? dzx : dx) : NULL;
+  if (rsum) memset(rsum, 0, (size_t)B * G * sizeof(float));
   for (int s = T - 1; s >= 0; s--) {
     int t = STEP_T(s), o = p.off[s], na = p.off[s + 1] - o;
     const int *rows = p.rows + o;
@@ -552,11 +561,12 @@ int lstm_backward(float *dx, float *dkernel, float *drkernel, float *dbias, floa
       route_dout(dh + (size_t)b * H, dcarry + (size_t)b * H, dout, IS_REAL(b, t), s, b, T, H,
                  return_sequences, zero_output_for_mask);
     LC_OMP_FOR_IF((size_t)na * G)
-    for (int k = 0; k < na; k++) {
+    for (int k = 0; k < na; k++) {   /* a step's rows are distinct: no two k write one row */
       int b = rows[k];
       cell_backward_vec(dz_s + (size_t)k * G, dc + (size_t)b * H, dh + (size_t)b * H,
                         gates + ((size_t)o + k) * G, c_s + (size_t)b * H,
                         c_prev ? c_prev + (size_t)b * H : zeros, H);
+      if (rsum) add_row(rsum + (size_t)b * G, dz_s + (size_t)k * G, G);
     }
     /* real rows: dh is consumed and replaced by the gradient of h_prev; masked rows keep
      * their pass-through dh. Rows whose h_prev is the zero initial state need it only
@@ -581,8 +591,10 @@ int lstm_backward(float *dx, float *dkernel, float *drkernel, float *dbias, floa
   if (dh0) memcpy(dh0, dh, BH * sizeof(float));
   if (dc0) memcpy(dc0, dc, BH * sizeof(float));
   if (n > 0) {
-    /* z = ... + bias  =>  dbias (4H) += column sums of dz (n, 4H) */
-    column_sums_acc(dbias, dz, n, G);
+    /* z = ... + bias  =>  dbias (4H) += column sums of dz (n, 4H), or of its per-row sums
+     * (B, 4H) with repeat */
+    if (rsum) column_sums_acc(dbias, rsum, (size_t)B, G);
+    else column_sums_acc(dbias, dz, n, G);
     /* z = h_prev @ rkernel  =>  drkernel (H, 4H) += hp^T (H, n) @ dz (n, 4H), hp (n, H)
      * each pair's h_prev (rows past nrec: zero) */
     LC_OMP_FOR_IF(n * H)
@@ -600,10 +612,8 @@ int lstm_backward(float *dx, float *dkernel, float *drkernel, float *dbias, floa
   if (!kernel) {
     /* x is the projection (C = 4H): its gradient is dz, summed over the steps with repeat
      * (dx (B, 4H)), else at each real (step, row) and 0 at masked ones (dx (B, T, 4H)) */
-    memset(dx, 0, (size_t)B * (repeat ? 1 : T) * G * sizeof(float));
-    if (repeat) {
-      lc_scatter_rows(dx, dz, p.rows, n, G, 1);
-    } else {
+    if (!repeat) {   /* with repeat dx is rsum, summed in the step loop */
+      memset(dx, 0, (size_t)B * T * G * sizeof(float));
       LC_OMP_FOR_IF(n * G)
       for (int s = 0; s < T; s++) {
         int t = STEP_T(s);
@@ -612,9 +622,8 @@ int lstm_backward(float *dx, float *dkernel, float *drkernel, float *dbias, floa
       }
     }
   } else if (repeat) {
-    /* x_t = x for every t  =>  dzx (B, 4H) = sum over the steps of each row's dz */
-    memset(dzx, 0, (size_t)B * G * sizeof(float));
-    lc_scatter_rows(dzx, dz, p.rows, n, G, 1);
+    /* x_t = x for every t  =>  dzx (B, 4H) = sum over the steps of each row's dz (rsum,
+     * summed in the step loop) */
     /* zx = x @ kernel  =>  dx (B, C) = dzx (B, 4H) @ kernel^T (4H, C) */
     lc_sgemm(0, 1, B, C, (int)G, 1.0f, dzx, kernel, 0.0f, dx);
     /* dkernel (C, 4H) += x^T (C, B) @ dzx (B, 4H) */
