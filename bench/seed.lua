@@ -320,9 +320,11 @@ function M.profile(m, B, reps, shared)
   if acc.dec_proj then keys[#keys + 1] = 'dec_proj' end
   keys[#keys + 1], keys[#keys + 2] = 'xent', 'adam'
   for _, n in ipairs(keys) do
-    local s = (acc[n] or 0) / reps
+    if acc[n] == nil then goto continue end   -- a layer this mode never runs (shared: attn)
+    local s = acc[n] / reps
     sum = sum + s
     rows[#rows + 1] = {n, s, s / (total / reps), flops[n] and 3 * flops[n] / s / 1e9}
+    ::continue::
   end
   rows[#rows + 1] = {'other (Lua glue, zero_grad, clones)', total / reps - sum, 1 - sum / (total / reps)}
   return rows, total / reps
