@@ -131,6 +131,11 @@ describe('pipeline', function()
     local rows = 0
     for _ in csv:gmatch('\n') do rows = rows + 1 end
     assert.equal(4, rows)              -- the header and epochs 0, 1, 2
+    -- resuming with another encoder setting names both counts instead of copying wrong tensors
+    local ok, err = pcall(pipeline.run, opts(out2, {epochs = 4, resume = true, freeze_encoder = true}))
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find('cannot resume: .*last%.h5 holds %d+ trained tensors, this run trains %d+'),
+      tostring(err))
   end)
 
   it('leaves a loadable best.h5 when the process is killed in the middle of training #nosan', function()

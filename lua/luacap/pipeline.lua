@@ -555,12 +555,18 @@ function M.run(opt)
   local function trained_params() return fit_mod.trained_params(model, M.row_encoder(enc)) end
   local function weights_of(b)
     local w = {}
-    for i, p in ipairs(fit_mod.trained_params(b.model, enc.trainable and b.encoder or nil)) do w[i] = p.value end
+    local b_enc = b.encoder and M.row_encoder(b.encoder) or nil
+    for i, p in ipairs(fit_mod.trained_params(b.model, b_enc)) do w[i] = p.value end
     return w
   end
-  local function load_weights(b)
-    local w = weights_of(b)
-    for i, p in ipairs(trained_params()) do p.value:copy(w[i]) end
+  -- b, a bundle loaded from path, into the trained parameters; what: the error's start
+  local function load_weights(b, path, what)
+    local w, params = weights_of(b), trained_params()
+    if #w ~= #params then
+      error(string.format('%s: %s holds %d trained tensors, this run trains %d (another model ' ..
+        'or encoder setting)', what, path, #w, #params), 0)
+    end
+    for i, p in ipairs(params) do p.value:copy(w[i]) end
   end
   local function bundle(extra)
     local b = {model = model, encoder = enc, tokenizer = data.tok,
@@ -591,7 +597,7 @@ function M.run(opt)
       error(string.format('cannot resume: %s was trained with --seed %s, this run has --seed %s ' ..
         '(resume with the same command plus --resume)', last_path, tostring(ts.seed), tostring(opt.seed)), 0)
     end
-    load_weights(b)
+    load_weights(b, last_path, 'cannot resume')
     assert(ckpt.restore_optimizer(b, optimizer, trained_params()))
     for i, cb in ipairs(list) do
       if cb.set_state and ts.callbacks[i] then cb.set_state(ts.callbacks[i]) end
@@ -667,7 +673,7 @@ function M.run(opt)
   -- Captions of the test split, with the best checkpoint's weights (as best.h5 holds them).
   if opt.decode_with ~= 'final' and paths.is_file(best_path) then
     local b = ckpt.load(best_path)
-    if b then load_weights(b) end
+    if b then load_weights(b, best_path, 'cannot decode with the best weights') end
   end
   local test_ids = data.test
   if opt.max_test and #test_ids > opt.max_test then
