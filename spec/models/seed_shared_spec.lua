@@ -109,9 +109,33 @@ describe('seed model, shared work', function()
       for name, g in pairs(ge) do
         local ok, err = pcall(close, g, gs[name], 1e-5)
         assert(ok, name .. ': ' .. tostring(err))
+        -- and relative to the tensor's largest gradient (these are far below 1, where
+        -- close's tolerance is absolute): a product off by 1% fails here
+        local a, b, big = g:flat(), gs[name]:flat(), 0
+        for i = 1, #a do big = math.max(big, math.abs(a[i])) end
+        for i = 1, #a do
+          assert(math.abs(a[i] - b[i]) <= 1e-4 * big, string.format('%s: element %d: %.7g against %.7g '
+            .. '(largest %.3g)', name, i, a[i], b[i], big))
+        end
       end
     end)
   end
+
+  it('passes a finite-difference check of every parameter and the image rows (LSTM decoder, factored)', function()
+    local gradcheck = require 'helpers.gradcheck'
+    luacap.seed(45)
+    local m = tiny(9, 6)
+    m:evaluate()                -- dropout off: a deterministic function
+    m.img_dense.bias:fill(0.5)  -- relu biases off the kink (as seed_spec's check)
+    m.dec_dense.bias:fill(0.5)
+    local feats_u, ids = luacap.randn(2, 6), padded(pair_tokens, 6)
+    local ok, report = gradcheck.module_check(m, {
+      coords = 6, eps = 1e-2, tol = 2e-2, atol = 2e-4, input = feats_u, input_name = 'feats_u',
+      forward = function() return m:forward_shared(feats_u, pair_img, ids) end,
+      backward = function(R) return m:backward(R) end,
+    })
+    assert.is_true(ok, report)
+  end)
 
   it('draws one feature dropout mask per image in training', function()
     luacap.seed(43)
