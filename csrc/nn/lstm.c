@@ -244,6 +244,18 @@ static void gather_steps(float *xr, const float *x, const lstm_plan *p, int B, i
   }
 }
 
+/* The inverse: x[rows[k], t(s)] (C) = xr[k] for the plan's real pairs; x's other rows are
+ * left as they are. */
+static void scatter_steps(float *x, const float *xr, const lstm_plan *p, int T, int C,
+                          int go_backwards) {
+  LC_OMP_FOR_IF((size_t)p->n * C)
+  for (int s = 0; s < T; s++) {
+    int t = STEP_T(s);
+    for (int k = p->off[s]; k < p->off[s + 1]; k++)
+      memcpy(x + ((size_t)p->rows[k] * T + t) * C, xr + (size_t)k * C, (size_t)C * sizeof(float));
+  }
+}
+
 /* d (G) += s (G); the two never overlap. */
 static inline void add_row(float *restrict d, const float *restrict s, size_t G) {
   for (size_t j = 0; j < G; j++) d[j] += s[j];
@@ -614,12 +626,7 @@ int lstm_backward(float *dx, float *dkernel, float *drkernel, float *dbias, floa
      * (dx (B, 4H)), else at each real (step, row) and 0 at masked ones (dx (B, T, 4H)) */
     if (!repeat) {   /* with repeat dx is rsum, summed in the step loop */
       memset(dx, 0, (size_t)B * T * G * sizeof(float));
-      LC_OMP_FOR_IF(n * G)
-      for (int s = 0; s < T; s++) {
-        int t = STEP_T(s);
-        for (int k = p.off[s]; k < p.off[s + 1]; k++)
-          memcpy(dx + ((size_t)p.rows[k] * T + t) * G, dz + (size_t)k * G, G * sizeof(float));
-      }
+      scatter_steps(dx, dz, &p, T, (int)G, go_backwards);
     }
   } else if (repeat) {
     /* x_t = x for every t  =>  dzx (B, 4H) = sum over the steps of each row's dz (rsum,
@@ -636,12 +643,7 @@ int lstm_backward(float *dx, float *dkernel, float *drkernel, float *dbias, floa
       lc_sgemm(1, 0, C, (int)G, (int)n, 1.0f, xr, dz, 1.0f, dkernel);
       /* dxr (n, C) = dz (n, 4H) @ kernel^T (4H, C), into xr, then scattered to dx */
       lc_sgemm(0, 1, (int)n, C, (int)G, 1.0f, dz, kernel, 0.0f, xr);
-      LC_OMP_FOR_IF(n * C)
-      for (int s = 0; s < T; s++) {
-        int t = STEP_T(s);
-        for (int k = p.off[s]; k < p.off[s + 1]; k++)
-          memcpy(dx + ((size_t)p.rows[k] * T + t) * C, xr + (size_t)k * C, (size_t)C * sizeof(float));
-      }
+      scatter_steps(dx, xr, &p, T, C, go_backwards);
     }
   }
   free(work); free(hp); free(pk);
